@@ -1,0 +1,6 @@
+//! Wiring only: see the library for the handler.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lifeboat::serve(health_probe::handle).await
+}

@@ -1,0 +1,901 @@
+//! The deployment model: one workload's Regions, what runs in each, and the policy that
+//! governs failover. Stored as the `SPEC` item (DESIGN.md §3), read by every function.
+//!
+//! [`WorkloadSpec::validate`] returns every problem at once, so an operator fixes a spec
+//! in one pass; [`WorkloadSpec::check`] turns problems into [`Error::InvalidModel`].
+
+use std::collections::HashSet;
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::regions;
+
+/// One workload: the unit Lifeboat fails over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSpec {
+    /// Stable id; the table key is `WORKLOAD#<workload>`.
+    pub workload: String,
+    /// Free text for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The disaster-recovery pattern.
+    pub pattern: DrPattern,
+    /// Every Region the workload uses.
+    pub regions: Vec<RegionSpec>,
+    /// How failover is governed.
+    pub policy: Policy,
+    /// Optimistic-concurrency version; the store sets it, every write is conditional on it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// Disaster-recovery pattern, from cheapest to fastest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrPattern {
+    /// Data backed up to other Regions; infrastructure built on failover.
+    BackupRestore,
+    /// Data replicated; core infrastructure off or scaled to zero elsewhere.
+    PilotLight,
+    /// A scaled-down full copy running elsewhere.
+    WarmStandby,
+    /// Every Region serves traffic.
+    ActiveActive,
+}
+
+impl DrPattern {
+    /// Active/passive patterns have exactly one primary that serves writes.
+    pub fn is_active_passive(self) -> bool {
+        !matches!(self, DrPattern::ActiveActive)
+    }
+}
+
+/// A Region's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Holds the writer; at most one.
+    Primary,
+    /// Serves (reads or traffic share) and is first in line for failover.
+    Secondary,
+    /// Takes no traffic until promoted.
+    Standby,
+}
+
+/// One Region of a workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionSpec {
+    /// Region code, e.g. `eu-west-1`.
+    pub region: String,
+    /// Role in the workload.
+    pub role: Role,
+    /// Share of traffic in percent (0–100).
+    #[serde(default)]
+    pub weight: u32,
+    /// Endpoints the health probe checks.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    /// Route 53 records that send traffic here.
+    #[serde(default)]
+    pub dns: Vec<DnsRecord>,
+    /// The CloudWatch metric and alarm a Route 53 health check watches (DESIGN.md §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_switch: Option<RoutingSwitch>,
+    /// Databases of the workload in this Region.
+    #[serde(default)]
+    pub databases: Vec<DatabaseRef>,
+    /// S3 buckets of the workload in this Region.
+    #[serde(default)]
+    pub buckets: Vec<BucketRef>,
+    /// DynamoDB (global) tables of the workload in this Region.
+    #[serde(default)]
+    pub dynamodb_tables: Vec<String>,
+    /// CloudWatch alarms whose state counts toward this Region's health.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+/// An HTTP(S) endpoint to probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Absolute http or https URL.
+    pub url: String,
+    /// Status that means healthy.
+    #[serde(default = "default_status")]
+    pub expected_status: u16,
+    /// Text the body must contain, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Per-probe timeout.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// A Route 53 record that routes to a Region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// Hosted zone id.
+    pub hosted_zone_id: String,
+    /// Record name, e.g. `api.example.com`.
+    pub record_name: String,
+    /// Set identifier of the failover/weighted record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_identifier: Option<String>,
+    /// Health check attached to the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_id: Option<String>,
+}
+
+/// The data-plane switch of a Region: a metric whose alarm a Route 53 health check of
+/// type `CLOUDWATCH_METRIC` watches. Flipping the metric moves DNS with no Route 53 call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingSwitch {
+    /// Region where the metric and alarm live. For the primary it should be another
+    /// Region, so the switch can be flipped while the primary is down.
+    pub region: String,
+    /// Metric namespace.
+    #[serde(default = "default_switch_namespace")]
+    pub namespace: String,
+    /// Metric name.
+    pub metric_name: String,
+    /// Metric dimensions.
+    #[serde(default)]
+    pub dimensions: Vec<Dimension>,
+    /// Alarm on the metric that the health check watches.
+    pub alarm_name: String,
+}
+
+/// A CloudWatch dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimension {
+    /// Dimension name.
+    pub name: String,
+    /// Dimension value.
+    pub value: String,
+}
+
+/// A database of the workload in one Region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DatabaseRef {
+    /// An RDS DB instance: the primary, or a cross-Region read replica.
+    RdsInstance {
+        /// DB instance identifier in this Region.
+        instance_id: String,
+        /// Engine, e.g. `postgres`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<String>,
+    },
+    /// A member cluster of an Aurora global database.
+    AuroraGlobal {
+        /// Global cluster identifier (the same in every Region).
+        global_cluster_id: String,
+        /// This Region's DB cluster identifier.
+        cluster_id: String,
+    },
+}
+
+/// An S3 bucket of the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRef {
+    /// Bucket name.
+    pub name: String,
+    /// IAM role S3 replication assumes when this bucket is the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_role_arn: Option<String>,
+}
+
+/// How failover is governed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Whether an alarm may start a failover without an operator.
+    pub auto_failover: bool,
+    /// Consecutive failed probe rounds before a Region is unhealthy.
+    #[serde(default = "default_threshold")]
+    pub failure_threshold: u32,
+    /// Consecutive good rounds before it is healthy again.
+    #[serde(default = "default_threshold")]
+    pub recovery_threshold: u32,
+    /// Seconds between probe rounds.
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_seconds: u32,
+    /// Seconds after a failover during which another is refused.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: u64,
+    /// Recovery time objective.
+    pub rto_seconds: u64,
+    /// Recovery point objective.
+    pub rpo_seconds: u64,
+    /// Replication-lag grading.
+    #[serde(default)]
+    pub replication_lag: LagLevels,
+    /// EventBridge schedule expression for DR drills, e.g. `cron(0 3 ? 1/3 SUN#1 *)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_schedule: Option<String>,
+    /// What an hour of downtime costs, exact (never a float).
+    pub downtime_cost_per_hour: Decimal,
+    /// ISO 4217 currency of the money fields.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+/// Replication-lag levels in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LagLevels {
+    /// Lag at or above this is a warning.
+    pub warning_seconds: u64,
+    /// Lag at or above this is critical.
+    pub critical_seconds: u64,
+}
+
+impl Default for LagLevels {
+    fn default() -> Self {
+        LagLevels {
+            warning_seconds: 5,
+            critical_seconds: 30,
+        }
+    }
+}
+
+fn default_status() -> u16 {
+    200
+}
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+fn default_threshold() -> u32 {
+    3
+}
+fn default_probe_interval() -> u32 {
+    10
+}
+fn default_cooldown() -> u64 {
+    3_600
+}
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+fn default_switch_namespace() -> String {
+    "Lifeboat/RoutingSwitch".to_owned()
+}
+
+/// One reason a spec is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// The workload id is empty or has characters that break the key layout.
+    BadWorkloadId {
+        /// The id given.
+        workload: String,
+    },
+    /// No Regions at all.
+    NoRegions,
+    /// A Region code that is not an AWS Region.
+    UnknownRegion {
+        /// Where, e.g. `regions[2].region`.
+        path: String,
+        /// The code given.
+        region: String,
+    },
+    /// A Region listed twice.
+    DuplicateRegion {
+        /// The code.
+        region: String,
+    },
+    /// Weights of serving Regions do not add up to 100.
+    WeightsDoNotSumTo100 {
+        /// The sum found.
+        sum: u64,
+    },
+    /// A standby Region carries traffic.
+    StandbyCarriesTraffic {
+        /// The Region.
+        region: String,
+        /// Its weight.
+        weight: u32,
+    },
+    /// Active/passive pattern without exactly one primary.
+    PrimaryCount {
+        /// The pattern.
+        pattern: DrPattern,
+        /// Primaries found.
+        primaries: Vec<String>,
+    },
+    /// A threshold or interval below 1.
+    BelowOne {
+        /// Field path.
+        field: String,
+    },
+    /// An objective that is not positive.
+    NotPositive {
+        /// Field path.
+        field: String,
+    },
+    /// Warning level above the critical level.
+    LagLevelsOutOfOrder {
+        /// Warning level.
+        warning_seconds: u64,
+        /// Critical level.
+        critical_seconds: u64,
+    },
+    /// Endpoint URL not an absolute http(s) URL.
+    BadEndpointUrl {
+        /// Where.
+        path: String,
+        /// The URL given.
+        url: String,
+    },
+    /// Expected status outside 100–599.
+    BadExpectedStatus {
+        /// Where.
+        path: String,
+        /// The status given.
+        status: u16,
+    },
+    /// A negative money amount.
+    NegativeMoney {
+        /// Field path.
+        field: String,
+    },
+    /// Drill schedule is not an EventBridge `cron(...)` or `rate(...)` expression.
+    BadSchedule {
+        /// The expression given.
+        expression: String,
+    },
+    /// A name that must not be empty is empty.
+    Empty {
+        /// Field path.
+        field: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::BadWorkloadId { workload } => write!(
+                f,
+                "workload id `{workload}` must be 1-128 characters of letters, digits, '-', '_' or '.'"
+            ),
+            Problem::NoRegions => f.write_str("no regions"),
+            Problem::UnknownRegion { path, region } => {
+                write!(f, "{path}: `{region}` is not an AWS Region code")
+            }
+            Problem::DuplicateRegion { region } => write!(f, "region {region} is listed twice"),
+            Problem::WeightsDoNotSumTo100 { sum } => {
+                write!(f, "weights of serving regions sum to {sum}, not 100")
+            }
+            Problem::StandbyCarriesTraffic { region, weight } => {
+                write!(
+                    f,
+                    "standby region {region} has weight {weight}; a standby takes no traffic"
+                )
+            }
+            Problem::PrimaryCount { pattern, primaries } => write!(
+                f,
+                "pattern {pattern:?} needs exactly one primary, found {}: [{}]",
+                primaries.len(),
+                primaries.join(", ")
+            ),
+            Problem::BelowOne { field } => write!(f, "{field} must be at least 1"),
+            Problem::NotPositive { field } => write!(f, "{field} must be greater than 0"),
+            Problem::LagLevelsOutOfOrder {
+                warning_seconds,
+                critical_seconds,
+            } => write!(
+                f,
+                "replication_lag.warning_seconds ({warning_seconds}) is above critical_seconds ({critical_seconds})"
+            ),
+            Problem::BadEndpointUrl { path, url } => {
+                write!(f, "{path}: `{url}` is not an absolute http(s) URL")
+            }
+            Problem::BadExpectedStatus { path, status } => {
+                write!(f, "{path}: expected_status {status} is not an HTTP status")
+            }
+            Problem::NegativeMoney { field } => write!(f, "{field} must not be negative"),
+            Problem::BadSchedule { expression } => write!(
+                f,
+                "drill_schedule `{expression}` is not an EventBridge cron(...) or rate(...) expression"
+            ),
+            Problem::Empty { field } => write!(f, "{field} must not be empty"),
+        }
+    }
+}
+
+/// A weaker guarantee worth telling the operator, that does not make the spec invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "warning", rename_all = "snake_case")]
+pub enum Warning {
+    /// The Regions span MRSC Region sets: the global table replicates eventually,
+    /// last writer wins, and the lease relies on the arbitration rule in the README.
+    EventualConsistency {
+        /// The Regions.
+        regions: Vec<String>,
+    },
+    /// The primary's routing switch lives in the primary's own Region, so it cannot be
+    /// flipped while that Region is down.
+    SwitchInOwnRegion {
+        /// The Region.
+        region: String,
+    },
+}
+
+/// The outcome of validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validation {
+    /// Problems that make the spec unusable.
+    pub problems: Vec<Problem>,
+    /// Weaker guarantees to report.
+    pub warnings: Vec<Warning>,
+}
+
+impl WorkloadSpec {
+    /// Checks the whole spec and reports every problem at once.
+    pub fn validate(&self) -> Validation {
+        let mut v = Validation::default();
+        let p = &mut v.problems;
+
+        let id_ok = !self.workload.is_empty()
+            && self.workload.len() <= 128
+            && self
+                .workload
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !id_ok {
+            p.push(Problem::BadWorkloadId {
+                workload: self.workload.clone(),
+            });
+        }
+
+        if self.regions.is_empty() {
+            p.push(Problem::NoRegions);
+        }
+        let mut seen = HashSet::new();
+        let mut sum: u64 = 0;
+        for (i, r) in self.regions.iter().enumerate() {
+            if !regions::is_known(&r.region) {
+                p.push(Problem::UnknownRegion {
+                    path: format!("regions[{i}].region"),
+                    region: r.region.clone(),
+                });
+            }
+            if !seen.insert(r.region.as_str()) {
+                p.push(Problem::DuplicateRegion {
+                    region: r.region.clone(),
+                });
+            }
+            if r.role == Role::Standby {
+                if r.weight > 0 {
+                    p.push(Problem::StandbyCarriesTraffic {
+                        region: r.region.clone(),
+                        weight: r.weight,
+                    });
+                }
+            } else {
+                sum += u64::from(r.weight);
+            }
+            for (j, e) in r.endpoints.iter().enumerate() {
+                let path = format!("regions[{i}].endpoints[{j}]");
+                let url_ok = url::Url::parse(&e.url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+                if !url_ok {
+                    p.push(Problem::BadEndpointUrl {
+                        path: path.clone(),
+                        url: e.url.clone(),
+                    });
+                }
+                if !(100..=599).contains(&e.expected_status) {
+                    p.push(Problem::BadExpectedStatus {
+                        path: path.clone(),
+                        status: e.expected_status,
+                    });
+                }
+                if e.timeout_ms == 0 {
+                    p.push(Problem::BelowOne {
+                        field: format!("{path}.timeout_ms"),
+                    });
+                }
+            }
+            if let Some(s) = &r.routing_switch {
+                if !regions::is_known(&s.region) {
+                    p.push(Problem::UnknownRegion {
+                        path: format!("regions[{i}].routing_switch.region"),
+                        region: s.region.clone(),
+                    });
+                }
+                for (field, value) in [
+                    ("metric_name", &s.metric_name),
+                    ("alarm_name", &s.alarm_name),
+                ] {
+                    if value.is_empty() {
+                        p.push(Problem::Empty {
+                            field: format!("regions[{i}].routing_switch.{field}"),
+                        });
+                    }
+                }
+                if r.role == Role::Primary && s.region == r.region {
+                    v.warnings.push(Warning::SwitchInOwnRegion {
+                        region: r.region.clone(),
+                    });
+                }
+            }
+        }
+        if !self.regions.is_empty() && sum != 100 {
+            p.push(Problem::WeightsDoNotSumTo100 { sum });
+        }
+
+        let primaries: Vec<String> = self
+            .regions
+            .iter()
+            .filter(|r| r.role == Role::Primary)
+            .map(|r| r.region.clone())
+            .collect();
+        let primaries_ok = if self.pattern.is_active_passive() {
+            primaries.len() == 1
+        } else {
+            primaries.len() <= 1
+        };
+        if !primaries_ok {
+            p.push(Problem::PrimaryCount {
+                pattern: self.pattern,
+                primaries,
+            });
+        }
+
+        let pol = &self.policy;
+        for (field, value) in [
+            ("policy.failure_threshold", u64::from(pol.failure_threshold)),
+            (
+                "policy.recovery_threshold",
+                u64::from(pol.recovery_threshold),
+            ),
+            (
+                "policy.probe_interval_seconds",
+                u64::from(pol.probe_interval_seconds),
+            ),
+        ] {
+            if value < 1 {
+                p.push(Problem::BelowOne {
+                    field: field.to_owned(),
+                });
+            }
+        }
+        for (field, value) in [
+            ("policy.rto_seconds", pol.rto_seconds),
+            ("policy.rpo_seconds", pol.rpo_seconds),
+            (
+                "policy.replication_lag.warning_seconds",
+                pol.replication_lag.warning_seconds,
+            ),
+            (
+                "policy.replication_lag.critical_seconds",
+                pol.replication_lag.critical_seconds,
+            ),
+        ] {
+            if value == 0 {
+                p.push(Problem::NotPositive {
+                    field: field.to_owned(),
+                });
+            }
+        }
+        if pol.replication_lag.warning_seconds > pol.replication_lag.critical_seconds {
+            p.push(Problem::LagLevelsOutOfOrder {
+                warning_seconds: pol.replication_lag.warning_seconds,
+                critical_seconds: pol.replication_lag.critical_seconds,
+            });
+        }
+        if pol.downtime_cost_per_hour.is_sign_negative() && !pol.downtime_cost_per_hour.is_zero() {
+            p.push(Problem::NegativeMoney {
+                field: "policy.downtime_cost_per_hour".to_owned(),
+            });
+        }
+        if let Some(expr) = &pol.drill_schedule {
+            let ok =
+                (expr.starts_with("cron(") || expr.starts_with("rate(")) && expr.ends_with(')');
+            if !ok {
+                p.push(Problem::BadSchedule {
+                    expression: expr.clone(),
+                });
+            }
+        }
+
+        let codes: Vec<&str> = self.regions.iter().map(|r| r.region.as_str()).collect();
+        if codes.len() > 1 && regions::mrsc_set(codes.iter().copied()).is_none() {
+            v.warnings.push(Warning::EventualConsistency {
+                regions: codes.iter().map(|c| (*c).to_owned()).collect(),
+            });
+        }
+        v
+    }
+
+    /// Validates, turning problems into [`Error::InvalidModel`]; returns the warnings.
+    pub fn check(&self) -> Result<Vec<Warning>, Error> {
+        let v = self.validate();
+        if v.problems.is_empty() {
+            Ok(v.warnings)
+        } else {
+            Err(Error::InvalidModel {
+                workload: self.workload.clone(),
+                problems: v.problems,
+            })
+        }
+    }
+
+    /// The Region with this code.
+    pub fn region(&self, code: &str) -> Option<&RegionSpec> {
+        self.regions.iter().find(|r| r.region == code)
+    }
+
+    /// The primary Region, if any.
+    pub fn primary(&self) -> Option<&RegionSpec> {
+        self.regions.iter().find(|r| r.role == Role::Primary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../events/model/example-spec.json");
+
+    fn example() -> WorkloadSpec {
+        serde_json::from_str(EXAMPLE).unwrap()
+    }
+
+    fn problems(spec: &WorkloadSpec) -> Vec<Problem> {
+        spec.validate().problems
+    }
+
+    #[test]
+    fn the_example_is_valid_and_warns_about_eventual_consistency() {
+        let spec = example();
+        let v = spec.validate();
+        assert_eq!(v.problems, []);
+        assert_eq!(
+            v.warnings,
+            [Warning::EventualConsistency {
+                regions: vec![
+                    "us-east-1".into(),
+                    "eu-west-1".into(),
+                    "ap-southeast-1".into()
+                ]
+            }]
+        );
+        assert_eq!(spec.primary().map(|r| r.region.as_str()), Some("us-east-1"));
+        let weights: Vec<u32> = spec.regions.iter().map(|r| r.weight).collect();
+        assert_eq!(weights, [50, 30, 20]);
+        assert_eq!(spec.policy.rto_seconds, 300);
+        assert_eq!(spec.policy.rpo_seconds, 900);
+        assert!(spec.check().is_ok());
+    }
+
+    #[test]
+    fn json_round_trips_exactly() {
+        let spec = example();
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: WorkloadSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let spec: WorkloadSpec = serde_json::from_value(serde_json::json!({
+            "workload": "w",
+            "pattern": "warm_standby",
+            "regions": [{"region": "us-east-1", "role": "primary", "weight": 100,
+                          "endpoints": [{"url": "https://a.example/health"}]}],
+            "policy": {"auto_failover": true, "rto_seconds": 60, "rpo_seconds": 60,
+                       "downtime_cost_per_hour": "1000.50"}
+        }))
+        .unwrap();
+        assert_eq!(spec.policy.failure_threshold, 3);
+        assert_eq!(spec.policy.recovery_threshold, 3);
+        assert_eq!(
+            spec.policy.replication_lag,
+            LagLevels {
+                warning_seconds: 5,
+                critical_seconds: 30
+            }
+        );
+        assert_eq!(spec.policy.currency, "USD");
+        assert_eq!(spec.policy.downtime_cost_per_hour, Decimal::new(100_050, 2));
+        assert_eq!(spec.regions[0].endpoints[0].expected_status, 200);
+        assert_eq!(spec.regions[0].endpoints[0].timeout_ms, 2000);
+        assert_eq!(spec.version, 0);
+        assert_eq!(problems(&spec), []);
+    }
+
+    #[test]
+    fn weights_must_sum_to_100() {
+        let mut spec = example();
+        spec.regions[2].weight = 25;
+        assert_eq!(
+            problems(&spec),
+            [Problem::WeightsDoNotSumTo100 { sum: 105 }]
+        );
+    }
+
+    #[test]
+    fn a_standby_takes_no_traffic_and_is_not_counted() {
+        let mut spec = example();
+        spec.regions[2].role = Role::Standby;
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::StandbyCarriesTraffic {
+                    region: "ap-southeast-1".into(),
+                    weight: 20
+                },
+                Problem::WeightsDoNotSumTo100 { sum: 80 },
+            ]
+        );
+    }
+
+    #[test]
+    fn active_passive_needs_exactly_one_primary() {
+        let mut spec = example();
+        spec.pattern = DrPattern::WarmStandby;
+        spec.regions[1].role = Role::Primary;
+        assert_eq!(
+            problems(&spec),
+            [Problem::PrimaryCount {
+                pattern: DrPattern::WarmStandby,
+                primaries: vec!["us-east-1".into(), "eu-west-1".into()],
+            }]
+        );
+        for r in &mut spec.regions {
+            r.role = Role::Secondary;
+        }
+        assert_eq!(
+            problems(&spec),
+            [Problem::PrimaryCount {
+                pattern: DrPattern::WarmStandby,
+                primaries: vec![],
+            }]
+        );
+        spec.pattern = DrPattern::ActiveActive;
+        assert_eq!(
+            problems(&spec),
+            [],
+            "active/active may have no single primary"
+        );
+    }
+
+    #[test]
+    fn regions_must_be_real_and_unique() {
+        let mut spec = example();
+        spec.regions[1].region = "us-east-1".into();
+        spec.regions[2].region = "mars-north-1".into();
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::DuplicateRegion {
+                    region: "us-east-1".into()
+                },
+                Problem::UnknownRegion {
+                    path: "regions[2].region".into(),
+                    region: "mars-north-1".into()
+                },
+            ]
+        );
+        spec.regions.clear();
+        assert_eq!(problems(&spec), [Problem::NoRegions]);
+    }
+
+    #[test]
+    fn thresholds_at_least_one_and_objectives_positive() {
+        let mut spec = example();
+        spec.policy.failure_threshold = 0;
+        spec.policy.recovery_threshold = 0;
+        spec.policy.probe_interval_seconds = 0;
+        spec.policy.rto_seconds = 0;
+        spec.policy.rpo_seconds = 0;
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::BelowOne {
+                    field: "policy.failure_threshold".into()
+                },
+                Problem::BelowOne {
+                    field: "policy.recovery_threshold".into()
+                },
+                Problem::BelowOne {
+                    field: "policy.probe_interval_seconds".into()
+                },
+                Problem::NotPositive {
+                    field: "policy.rto_seconds".into()
+                },
+                Problem::NotPositive {
+                    field: "policy.rpo_seconds".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn lag_levels_money_schedule_and_endpoints_are_checked() {
+        let mut spec = example();
+        spec.policy.replication_lag = LagLevels {
+            warning_seconds: 60,
+            critical_seconds: 30,
+        };
+        spec.policy.downtime_cost_per_hour = Decimal::new(-1, 0);
+        spec.policy.drill_schedule = Some("every sunday".into());
+        spec.regions[0].endpoints[0].url = "ftp://x".into();
+        spec.regions[0].endpoints[0].expected_status = 42;
+        spec.regions[0].endpoints[0].timeout_ms = 0;
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::BadEndpointUrl {
+                    path: "regions[0].endpoints[0]".into(),
+                    url: "ftp://x".into()
+                },
+                Problem::BadExpectedStatus {
+                    path: "regions[0].endpoints[0]".into(),
+                    status: 42
+                },
+                Problem::BelowOne {
+                    field: "regions[0].endpoints[0].timeout_ms".into()
+                },
+                Problem::LagLevelsOutOfOrder {
+                    warning_seconds: 60,
+                    critical_seconds: 30
+                },
+                Problem::NegativeMoney {
+                    field: "policy.downtime_cost_per_hour".into()
+                },
+                Problem::BadSchedule {
+                    expression: "every sunday".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_and_check_names_the_error() {
+        let mut spec = example();
+        spec.workload = "has space".into();
+        spec.regions[0].weight = 0;
+        spec.regions[2].region = "nowhere".into();
+        spec.policy.rpo_seconds = 0;
+        let err = spec.check().unwrap_err();
+        assert_eq!(err.name(), crate::ErrorName::InvalidModel);
+        let Error::InvalidModel { problems, .. } = &err else {
+            unreachable!()
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("weights of serving regions sum to 50, not 100"),
+            "{msg}"
+        );
+        assert!(msg.contains("`nowhere` is not an AWS Region code"), "{msg}");
+    }
+
+    #[test]
+    fn a_primary_switch_in_its_own_region_is_a_warning() {
+        let mut spec = example();
+        if let Some(s) = spec.regions[0].routing_switch.as_mut() {
+            s.region = "us-east-1".into();
+        }
+        let v = spec.validate();
+        assert_eq!(v.problems, []);
+        assert!(v.warnings.contains(&Warning::SwitchInOwnRegion {
+            region: "us-east-1".into()
+        }));
+    }
+
+    #[test]
+    fn one_mrsc_set_gives_no_consistency_warning() {
+        let mut spec = example();
+        spec.regions[1].region = "us-east-2".into();
+        spec.regions[2].region = "us-west-2".into();
+        for r in &mut spec.regions {
+            r.routing_switch = None;
+        }
+        assert_eq!(spec.validate(), Validation::default());
+    }
+}

@@ -1,0 +1,9 @@
+//! # lifeboat-tests
+//!
+//! The local harness and the cross-function tests. The harness runs our real code
+//! against real emulation on loopback: a moto server per test binary ([`moto`]), a table
+//! per test ([`table`]), and the example world the drill seeds ([`world`]).
+
+pub mod moto;
+pub mod table;
+pub mod world;

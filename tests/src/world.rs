@@ -1,0 +1,56 @@
+//! The example world: the three-Region `checkout` workload of `events/model/example-spec.json`
+//! seeded into the emulator.
+
+use anyhow::Context;
+use aws_types::SdkConfig;
+use lifeboat::{DynamoStore, Store, WorkloadSpec};
+
+use crate::moto::MotoServer;
+
+/// The example spec as shipped in `events/`.
+pub const EXAMPLE_SPEC: &str = include_str!("../../events/model/example-spec.json");
+
+/// The Region the table's home stack lives in.
+pub const HOME_REGION: &str = "us-east-1";
+
+/// The example spec, parsed.
+pub fn example_spec() -> anyhow::Result<WorkloadSpec> {
+    serde_json::from_str(EXAMPLE_SPEC).context("parsing events/model/example-spec.json")
+}
+
+/// A seeded world: the table in every Region of the workload, the spec stored.
+#[derive(Debug)]
+pub struct World {
+    /// Configuration for the home Region, pointed at moto.
+    pub config: SdkConfig,
+    /// The table name.
+    pub table: String,
+    /// The store over the home Region's table.
+    pub store: DynamoStore,
+    /// The spec as stored (version 1).
+    pub spec: WorkloadSpec,
+}
+
+/// Creates the table in the spec's Regions and stores the example spec.
+pub async fn seed(moto: &MotoServer, table: &str) -> anyhow::Result<World> {
+    let config = moto.sdk_config(HOME_REGION).await;
+    let spec = example_spec()?;
+    let replicas: Vec<&str> = spec
+        .regions
+        .iter()
+        .map(|r| r.region.as_str())
+        .filter(|r| *r != HOME_REGION)
+        .collect();
+    crate::table::create(&config, table, &replicas).await?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let spec = store
+        .create_spec(&spec)
+        .await
+        .context("storing the example spec")?;
+    Ok(World {
+        config,
+        table: table.to_owned(),
+        store,
+        spec,
+    })
+}
