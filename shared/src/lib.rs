@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod error;
+pub mod input;
 pub mod model;
 pub mod regions;
 pub mod store;
