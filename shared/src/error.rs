@@ -49,6 +49,12 @@ pub enum ErrorName {
     CooldownActive,
     /// Deploys are frozen while a failover or drill holds the lease.
     DeployFrozen,
+    /// An AWS resource named by the spec or the request does not exist (e.g. a DB
+    /// instance, bucket, hosted zone or alarm).
+    ResourceNotFound,
+    /// A step ran but its result could not be verified (e.g. DNS does not answer as
+    /// the shift intended within the bound).
+    VerificationFailed,
     /// An AWS dependency failed in a way that may pass (throttling, 5xx, timeout).
     TransientDependency,
     /// An AWS dependency refused the call in a way retrying will not fix.
@@ -68,7 +74,7 @@ pub enum Retry {
 
 impl ErrorName {
     /// Every name, for tests that check state machines name only real errors.
-    pub const ALL: [ErrorName; 14] = [
+    pub const ALL: [ErrorName; 16] = [
         ErrorName::InvalidInput,
         ErrorName::WorkloadNotFound,
         ErrorName::InvalidModel,
@@ -80,6 +86,8 @@ impl ErrorName {
         ErrorName::TargetUnhealthy,
         ErrorName::CooldownActive,
         ErrorName::DeployFrozen,
+        ErrorName::ResourceNotFound,
+        ErrorName::VerificationFailed,
         ErrorName::TransientDependency,
         ErrorName::DependencyFailure,
         ErrorName::NotImplemented,
@@ -99,6 +107,8 @@ impl ErrorName {
             ErrorName::TargetUnhealthy => "TargetUnhealthy",
             ErrorName::CooldownActive => "CooldownActive",
             ErrorName::DeployFrozen => "DeployFrozen",
+            ErrorName::ResourceNotFound => "ResourceNotFound",
+            ErrorName::VerificationFailed => "VerificationFailed",
             ErrorName::TransientDependency => "TransientDependency",
             ErrorName::DependencyFailure => "DependencyFailure",
             ErrorName::NotImplemented => "NotImplemented",
@@ -241,6 +251,21 @@ pub enum Error {
         purpose: String,
     },
 
+    /// An AWS resource does not exist.
+    #[error("{kind} `{id}` not found in {region}")]
+    ResourceNotFound {
+        /// What, e.g. `DB instance`.
+        kind: &'static str,
+        /// Its identifier.
+        id: String,
+        /// Where we looked.
+        region: String,
+    },
+
+    /// A result could not be verified.
+    #[error("verification failed: {0}")]
+    VerificationFailed(String),
+
     /// An AWS call failed in a way that may pass.
     #[error("{service}.{operation} failed transiently")]
     TransientDependency {
@@ -296,6 +321,8 @@ impl Error {
             Error::TargetUnhealthy { .. } => ErrorName::TargetUnhealthy,
             Error::CooldownActive { .. } => ErrorName::CooldownActive,
             Error::DeployFrozen { .. } => ErrorName::DeployFrozen,
+            Error::ResourceNotFound { .. } => ErrorName::ResourceNotFound,
+            Error::VerificationFailed(_) => ErrorName::VerificationFailed,
             Error::TransientDependency { .. } => ErrorName::TransientDependency,
             Error::DependencyFailure { .. } => ErrorName::DependencyFailure,
             Error::NotImplemented { .. } => ErrorName::NotImplemented,
