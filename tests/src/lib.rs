@@ -4,6 +4,10 @@
 //! against real emulation on loopback: a moto server per test binary ([`moto`]), a table
 //! per test ([`table`]), and the example world the drill seeds ([`world`]).
 
+pub mod cur;
+pub mod lambda;
+pub mod machines;
 pub mod moto;
+pub mod route53;
 pub mod table;
 pub mod world;

@@ -42,33 +42,8 @@ where
 }
 
 #[tokio::test]
-async fn health_probe_is_a_skeleton() {
-    assert_skeleton(health_probe::NAME, health_probe::handle).await;
-}
-
-#[tokio::test]
-async fn failover_executor_is_a_skeleton() {
-    assert_skeleton(failover_executor::NAME, failover_executor::handle).await;
-}
-
-#[tokio::test]
-async fn replica_promoter_is_a_skeleton() {
-    assert_skeleton(replica_promoter::NAME, replica_promoter::handle).await;
-}
-
-#[tokio::test]
-async fn traffic_shifter_is_a_skeleton() {
-    assert_skeleton(traffic_shifter::NAME, traffic_shifter::handle).await;
-}
-
-#[tokio::test]
 async fn deploy_wave_is_a_skeleton() {
     assert_skeleton(deploy_wave::NAME, deploy_wave::handle).await;
-}
-
-#[tokio::test]
-async fn cost_reporter_is_a_skeleton() {
-    assert_skeleton(cost_reporter::NAME, cost_reporter::handle).await;
 }
 
 /// Every fixture under `events/` belongs somewhere: `events/model/` holds specs, parsed

@@ -1,18 +1,351 @@
 //! # failover-executor
 //!
-//! The Lifeboat Lambda that decides on, starts and finalizes failovers.
+//! The Lifeboat Lambda that turns alarms and operator requests into failovers, and runs
+//! the `failover` state machine's own steps:
 //!
-//! Not built yet (issue #3): until then it is an honest skeleton that answers
-//! every input with the named error `NotImplemented` and touches nothing.
+//! - [`request`]: every input and the dispatch that tells them apart;
+//! - [`alarm`]: alarm → workload Region → a deterministically named execution;
+//! - [`decide`]: the pure decision (target, roles and weights, arbiter, plan);
+//! - [`steps`]: `acquire`, `finalize` and `release` over the store, idempotent.
+//!
+//! [`Executor`] holds the clients built once in `main`; [`Executor::handle_at`] is the
+//! whole handler with the clock passed in.
 
+pub mod alarm;
+pub mod decide;
+pub mod request;
+pub mod steps;
+
+use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use aws_types::SdkConfig;
 use lambda_runtime::LambdaEvent;
-use lifeboat::Error;
-use serde_json::Value;
+use lifeboat::aws::RegionalClients;
+use lifeboat::store::LeasePurpose;
+use lifeboat::{DynamoStore, Error, ErrorName, Result, Store, UnixMillis, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::alarm::{AlarmKind, Ignored};
+use crate::request::{AlarmSignal, FailoverRequest, Input, Step};
 
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "failover-executor";
 
-/// The handler.
-pub async fn handle(_event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Err(Error::NotImplemented { function: NAME })
+/// Environment variable naming the Lifeboat table.
+pub const ENV_TABLE: &str = "LIFEBOAT_TABLE";
+/// Environment variable with the `failover` state machine's ARN.
+pub const ENV_STATE_MACHINE: &str = "FAILOVER_STATE_MACHINE_ARN";
+
+/// What happened to one workload Region an alarm names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmAction {
+    /// Workload id.
+    pub workload: String,
+    /// The Region the alarm is about.
+    pub region: String,
+    /// How the spec names the alarm.
+    pub alarm_kind: AlarmKind,
+    /// `started` (this call started the execution, or joined the running one with the
+    /// same name and input), `already_exists` (an execution of that name exists) or
+    /// `ignored`.
+    pub outcome: String,
+    /// Why it was ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<Ignored>,
+    /// The execution's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_name: Option<String>,
+    /// The execution's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+}
+
+/// The handler's clients and configuration, built once in `main`.
+pub struct Executor {
+    home_region: String,
+    table: String,
+    dynamo: RegionalClients<aws_sdk_dynamodb::Client>,
+    sfn: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("home_region", &self.home_region)
+            .field("table", &self.table)
+            .field("state_machine_arn", &self.state_machine_arn)
+            .finish()
+    }
+}
+
+impl Executor {
+    /// Builds the clients from the one shared configuration. `config` must carry a
+    /// Region (the executor's home: where it reads the spec and health).
+    pub fn new(
+        config: &SdkConfig,
+        table: impl Into<String>,
+        state_machine_arn: impl Into<String>,
+    ) -> Result<Executor> {
+        let home_region = config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or_else(|| Error::InvalidInput("the SDK configuration has no Region".into()))?;
+        Ok(Executor {
+            home_region,
+            table: table.into(),
+            dynamo: RegionalClients::new(config, aws_sdk_dynamodb::Client::new),
+            sfn: aws_sdk_sfn::Client::new(config),
+            state_machine_arn: state_machine_arn.into(),
+        })
+    }
+
+    /// The store over `region`'s replica of the table.
+    pub fn store(&self, region: &str) -> DynamoStore {
+        DynamoStore::new(self.dynamo.get(region), &self.table)
+    }
+
+    fn home(&self) -> DynamoStore {
+        self.store(&self.home_region)
+    }
+
+    /// The Lambda handler.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value> {
+        let (payload, context) = event.into_parts();
+        self.handle_at(payload, &context.request_id, UnixMillis::now())
+            .await
+    }
+
+    /// The handler with the Lambda request id and the clock passed in.
+    pub async fn handle_at(
+        &self,
+        payload: Value,
+        request_id: &str,
+        now: UnixMillis,
+    ) -> Result<Value> {
+        let result = match Input::parse(payload)? {
+            Input::Alarm(alarm) => self.on_alarm(&alarm, now).await,
+            Input::Operator(req) => self.on_operator(&req, request_id, now).await,
+            Input::Step(step) => self.on_step(step, now).await,
+        };
+        if let Err(e) = &result {
+            tracing::warn!(error = %e.chain(), error_type = %e.name(), "Request refused");
+        }
+        result
+    }
+
+    async fn specs(&self) -> Result<Vec<WorkloadSpec>> {
+        let home = self.home();
+        let mut specs = Vec::new();
+        for id in home.list_workloads().await? {
+            match home.get_spec(&id).await {
+                Ok(spec) => specs.push(spec),
+                // Deleted meanwhile, or one corrupt spec: it must not stop the
+                // failover of every other workload.
+                Err(e)
+                    if matches!(
+                        e.name(),
+                        ErrorName::WorkloadNotFound | ErrorName::CorruptItem
+                    ) =>
+                {
+                    tracing::error!(workload = %id, error = %e.chain(), "Spec skipped");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(specs)
+    }
+
+    async fn on_alarm(&self, alarm: &AlarmSignal, now: UnixMillis) -> Result<Value> {
+        let mut out = json!({
+            "kind": "alarm",
+            "alarm": alarm.name,
+            "state": alarm.state,
+            "changed_at": alarm.changed_at,
+        });
+        if !alarm.in_alarm {
+            tracing::info!(alarm = %alarm.name, state = alarm.state, "Alarm acknowledged");
+            out["ignored"] = json!(Ignored::NotInAlarm);
+            out["actions"] = json!([]);
+            return Ok(out);
+        }
+        let specs = self.specs().await?;
+        let targets = alarm::map_alarm(&specs, &alarm.name);
+        if targets.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "alarmName: alarm `{}` is not named by any workload's spec (regions[].alarms or a routing switch)",
+                alarm.name
+            )));
+        }
+        let mut actions = Vec::with_capacity(targets.len());
+        for t in &targets {
+            let mut action = AlarmAction {
+                workload: t.spec.workload.clone(),
+                region: t.region.to_owned(),
+                alarm_kind: t.kind,
+                outcome: "ignored".into(),
+                ignored: None,
+                execution_name: None,
+                execution_arn: None,
+            };
+            let admitted = match alarm::admit(t) {
+                Err(why) => Err(why),
+                Ok(()) => {
+                    let (arbiter, _) = decide::arbiter(t.spec, t.region, &self.home_region);
+                    match self.store(&arbiter).get_lease(&t.spec.workload).await? {
+                        Some(l) if l.purpose == LeasePurpose::Failover && !l.is_expired(now) => {
+                            Err(Ignored::FailoverInProgress)
+                        }
+                        _ => Ok(()),
+                    }
+                }
+            };
+            match admitted {
+                Err(why) => action.ignored = Some(why),
+                Ok(()) => {
+                    let name =
+                        alarm::execution_name(&t.spec.workload, &alarm.name, alarm.changed_at);
+                    let input = alarm::failover_request(t, alarm);
+                    let (arn, new) = self.start(&name, &input).await?;
+                    action.outcome = if new { "started" } else { "already_exists" }.into();
+                    action.execution_name = Some(name);
+                    action.execution_arn = Some(arn);
+                }
+            }
+            tracing::info!(
+                alarm = %alarm.name,
+                workload = %action.workload,
+                region = %action.region,
+                outcome = %action.outcome,
+                ignored = ?action.ignored,
+                execution = ?action.execution_name,
+                "Alarm handled"
+            );
+            actions.push(action);
+        }
+        out["actions"] = json!(actions);
+        Ok(out)
+    }
+
+    async fn on_operator(
+        &self,
+        req: &FailoverRequest,
+        request_id: &str,
+        now: UnixMillis,
+    ) -> Result<Value> {
+        let home = self.home();
+        let spec = home.get_spec(&req.workload).await?;
+        let health = home.get_health(&req.workload).await?;
+        let decision = decide::decide(&spec, &health, req, &self.home_region, now)?;
+        // Refuse now what `acquire` would refuse, so the operator hears it at once.
+        let arbiter = self.store(&decision.arbiter_region);
+        if let Some(l) = arbiter.get_lease(&req.workload).await?
+            && !l.is_expired(now)
+        {
+            return Err(Error::LeaseHeld {
+                workload: l.workload,
+                holder: l.holder,
+                purpose: l.purpose.to_string(),
+                epoch: l.epoch,
+                expires_at: l.expires_at,
+            });
+        }
+        let arbiter_spec = arbiter.get_spec(&req.workload).await?;
+        steps::check_cooldown(&arbiter_spec, &arbiter.list_runs(&req.workload).await?, now)?;
+        if req.dry_run {
+            return Ok(json!({"kind": "operator", "dry_run": true, "decision": decision}));
+        }
+        let key = match (&req.request_id, request_id) {
+            (Some(id), _) => id.clone(),
+            (None, id) if !id.is_empty() => id.to_owned(),
+            (None, _) => serde_json::to_string(req).unwrap_or_default(),
+        };
+        let name = alarm::operator_execution_name(req, &key);
+        let (arn, new) = self.start(&name, req).await?;
+        Ok(json!({
+            "kind": "operator",
+            "dry_run": false,
+            "outcome": if new { "started" } else { "already_exists" },
+            "execution_name": name,
+            "execution_arn": arn,
+            "decision": decision,
+        }))
+    }
+
+    async fn on_step(&self, step: Step, now: UnixMillis) -> Result<Value> {
+        match step {
+            Step::Decide(input) => {
+                input.request.check()?;
+                let home = self.home();
+                let spec = home.get_spec(&input.request.workload).await?;
+                let health = home.get_health(&input.request.workload).await?;
+                let d = decide::decide(&spec, &health, &input.request, &self.home_region, now)?;
+                to_value(&d)
+            }
+            Step::Acquire(input) => {
+                let store = self.arbiter_store(&input.decision)?;
+                to_value(&steps::acquire(&store, &input, now).await?)
+            }
+            Step::Finalize(input) => {
+                let store = self.arbiter_store(&input.decision)?;
+                to_value(&steps::finalize(&store, &input, now).await?)
+            }
+            Step::Release(input) => {
+                let store = self.arbiter_store(&input.decision)?;
+                to_value(&steps::release(&store, &input, now).await?)
+            }
+        }
+    }
+
+    fn arbiter_store(&self, d: &decide::Decision) -> Result<DynamoStore> {
+        if !lifeboat::regions::is_known(&d.arbiter_region) {
+            return Err(Error::InvalidInput(format!(
+                "decision.arbiter_region: `{}` is not an AWS Region code",
+                d.arbiter_region
+            )));
+        }
+        Ok(self.store(&d.arbiter_region))
+    }
+
+    /// Starts the `failover` execution `name`; `(arn, false)` when one of that name
+    /// already exists (`ExecutionAlreadyExists` counts as success).
+    async fn start(&self, name: &str, input: &FailoverRequest) -> Result<(String, bool)> {
+        let body = serde_json::to_string(input)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode execution input: {e}")))?;
+        let res = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(body)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok((out.execution_arn().to_owned(), true)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(StartExecutionError::is_execution_already_exists) =>
+            {
+                Ok((alarm::execution_arn(&self.state_machine_arn, name), false))
+            }
+            Err(e)
+                if e.as_service_error().is_some_and(|se| {
+                    se.is_state_machine_does_not_exist() || se.is_state_machine_deleting()
+                }) =>
+            {
+                Err(Error::ResourceNotFound {
+                    kind: "state machine",
+                    id: self.state_machine_arn.clone(),
+                    region: self.home_region.clone(),
+                })
+            }
+            Err(e) => Err(Error::from_sdk("sfn", "StartExecution", e)),
+        }
+    }
+}
+
+/// Serializes a step's output (infallible for these types: string keys, finite numbers).
+fn to_value<T: Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v)
+        .map_err(|e| Error::InvalidInput(format!("cannot encode the output: {e}")))
 }

@@ -1,6 +1,15 @@
 //! Wiring only: see the library for the handler.
 
+use failover_executor::{ENV_STATE_MACHINE, ENV_TABLE, Executor};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lifeboat::serve(failover_executor::handle).await
+    let table = std::env::var(ENV_TABLE).map_err(|_| format!("{ENV_TABLE} is not set"))?;
+    let machine =
+        std::env::var(ENV_STATE_MACHINE).map_err(|_| format!("{ENV_STATE_MACHINE} is not set"))?;
+    let config = lifeboat::aws::load().await;
+    let executor: &'static Executor = Box::leak(Box::new(Executor::new(&config, table, machine)?));
+    // Boxed: the handler's future is deep enough to overflow the layout query limit of
+    // `main`'s own future; one allocation per invocation is nothing.
+    lifeboat::serve(move |event| Box::pin(executor.handle(event))).await
 }

@@ -1,18 +1,369 @@
 //! # health-probe
 //!
-//! The Lifeboat Lambda that probes every Region of every workload and records health.
+//! The Lifeboat Lambda that watches every Region of every workload (DESIGN.md §2):
 //!
-//! Not built yet (issue #3): until then it is an honest skeleton that answers
-//! every input with the named error `NotImplemented` and touches nothing.
+//! 1. probes every endpoint of every Region concurrently over HTTP(S) ([`http`]), and
+//!    reads Route 53 health-check status, the Region's CloudWatch alarms and the
+//!    replication lag into it ([`signals`]);
+//! 2. turns the round into a verdict with hysteresis ([`hysteresis`], pure);
+//! 3. writes the `HEALTH#<region>` items, an audit event for each verdict change, and
+//!    one PutMetricData per round with `RegionHealthy`, `ProbeLatencyMs` and
+//!    `ReplicationLagSeconds` ([`metrics`]) — what the failover alarms watch.
+//!
+//! Input: the EventBridge scheduled event (every workload) or `{"workload": "<id>"}`
+//! ([`request`]). With a probe window, one invocation runs several rounds at the
+//! policy's `probe_interval_seconds`, never past the Lambda deadline.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{join_all, try_join_all};
 use lambda_runtime::LambdaEvent;
-use lifeboat::Error;
+use lifeboat::aws::RegionalClients;
+use lifeboat::model::{RegionSpec, WorkloadSpec};
+use lifeboat::store::{HealthRecord, Verdict};
+use lifeboat::{Error, ErrorName, Store, UnixMillis};
+use serde::Serialize;
 use serde_json::Value;
+
+pub mod http;
+pub mod hysteresis;
+#[cfg(feature = "test-util")]
+pub mod loopback;
+pub mod metrics;
+pub mod request;
+pub mod signals;
+
+pub use http::{HttpProber, ProbeOutcome};
+pub use hysteresis::Observation;
+pub use request::Request;
 
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "health-probe";
 
-/// The handler.
-pub async fn handle(_event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Err(Error::NotImplemented { function: NAME })
+/// Time kept free before the Lambda deadline after the last round.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// What one invocation did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Output {
+    /// One report per workload probed.
+    pub workloads: Vec<WorkloadReport>,
+}
+
+/// What happened to one workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadReport {
+    /// Workload id.
+    pub workload: String,
+    /// Rounds run.
+    pub rounds: u32,
+    /// The health of each Region after the last round.
+    pub regions: Vec<HealthRecord>,
+    /// Verdict changes, in order.
+    pub changes: Vec<Change>,
+    /// Set when probing this workload failed (the schedule carries on with the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// A verdict change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// Region.
+    pub region: String,
+    /// Verdict before.
+    pub from: Verdict,
+    /// Verdict after.
+    pub to: Verdict,
+    /// When observed.
+    pub at: UnixMillis,
+}
+
+/// An error kept in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorReport {
+    /// Its stable name.
+    pub name: ErrorName,
+    /// Its message with the source chain.
+    pub message: String,
+}
+
+/// The prober: everything built once in `main` and reused by every invocation.
+#[derive(Debug)]
+pub struct Prober<S> {
+    store: S,
+    http: HttpProber,
+    route53: aws_sdk_route53::Client,
+    cloudwatch: RegionalClients<aws_sdk_cloudwatch::Client>,
+    home_region: String,
+    window: Duration,
+}
+
+impl<S: Store> Prober<S> {
+    /// A prober. `home_region` is where metrics are published (where the function
+    /// runs); `window` is how long one invocation keeps probing (zero: one round).
+    pub fn new(
+        store: S,
+        http: HttpProber,
+        route53: aws_sdk_route53::Client,
+        cloudwatch: RegionalClients<aws_sdk_cloudwatch::Client>,
+        home_region: impl Into<String>,
+        window: Duration,
+    ) -> Self {
+        Prober {
+            store,
+            http,
+            route53,
+            cloudwatch,
+            home_region: home_region.into(),
+            window,
+        }
+    }
+
+    /// The Lambda handler.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Output, Error> {
+        let request = Request::parse(event.payload)?;
+        let deadline = (event.context.deadline > 0).then_some(UnixMillis(event.context.deadline));
+        self.run(&request, deadline).await
+    }
+
+    /// Probes what the request names until the window closes or the deadline nears.
+    /// One workload: its error is the handler's error. Every workload: each error is
+    /// in its report, and the others are probed regardless.
+    pub async fn run(
+        &self,
+        request: &Request,
+        deadline: Option<UnixMillis>,
+    ) -> Result<Output, Error> {
+        match request {
+            Request::One { workload } => {
+                let spec = self.store.get_spec(workload).await?;
+                let report = self.probe_workload(&spec, deadline).await?;
+                Ok(Output {
+                    workloads: vec![report],
+                })
+            }
+            Request::All => {
+                let ids = self.store.list_workloads().await?;
+                let reports = join_all(ids.iter().map(|id| async move {
+                    let result = match self.store.get_spec(id).await {
+                        Ok(spec) => self.probe_workload(&spec, deadline).await,
+                        Err(e) => Err(e),
+                    };
+                    result.unwrap_or_else(|e| {
+                        tracing::error!(workload = %id, error = %e.chain(), "Probing failed");
+                        WorkloadReport {
+                            workload: id.clone(),
+                            rounds: 0,
+                            regions: vec![],
+                            changes: vec![],
+                            error: Some(ErrorReport {
+                                name: e.name(),
+                                message: e.chain(),
+                            }),
+                        }
+                    })
+                }))
+                .await;
+                Ok(Output { workloads: reports })
+            }
+        }
+    }
+
+    async fn probe_workload(
+        &self,
+        spec: &WorkloadSpec,
+        deadline: Option<UnixMillis>,
+    ) -> Result<WorkloadReport, Error> {
+        let interval = Duration::from_secs(u64::from(spec.policy.probe_interval_seconds.max(1)));
+        let longest_probe = spec
+            .regions
+            .iter()
+            .flat_map(|r| r.endpoints.iter().map(|e| e.timeout_ms))
+            .max()
+            .map_or(Duration::ZERO, Duration::from_millis);
+        let started = Instant::now();
+        let mut previous = self.load_health(&spec.workload).await?;
+        let mut report = WorkloadReport {
+            workload: spec.workload.clone(),
+            rounds: 0,
+            regions: vec![],
+            changes: vec![],
+            error: None,
+        };
+        loop {
+            let round_started = Instant::now();
+            let stale = self.round(spec, &mut previous, &mut report).await?;
+            if stale {
+                previous = self.load_health(&spec.workload).await?;
+            }
+            let next_round = round_started + interval;
+            if next_round.duration_since(started) >= self.window {
+                break;
+            }
+            if let Some(deadline) = deadline {
+                let until_next = next_round.saturating_duration_since(Instant::now());
+                let needed = until_next + longest_probe + DEADLINE_MARGIN;
+                let left = Duration::from_millis(deadline.since(UnixMillis::now()));
+                if left < needed {
+                    break;
+                }
+            }
+            tokio::time::sleep_until(next_round.into()).await;
+        }
+        report.regions = spec
+            .regions
+            .iter()
+            .filter_map(|r| previous.get(&r.region).cloned())
+            .collect();
+        Ok(report)
+    }
+
+    async fn load_health(&self, workload: &str) -> Result<HashMap<String, HealthRecord>, Error> {
+        Ok(self
+            .store
+            .get_health(workload)
+            .await?
+            .into_iter()
+            .map(|h| (h.region.clone(), h))
+            .collect())
+    }
+
+    /// One round over every Region of the workload. Returns whether the store held a
+    /// newer observation than ours for some Region (another prober ran meanwhile).
+    async fn round(
+        &self,
+        spec: &WorkloadSpec,
+        previous: &mut HashMap<String, HealthRecord>,
+        report: &mut WorkloadReport,
+    ) -> Result<bool, Error> {
+        let now = UnixMillis::now();
+        let observations = join_all(spec.regions.iter().map(|r| self.observe(spec, r, now))).await;
+        let steps: Vec<(Option<&HealthRecord>, hysteresis::Step)> = spec
+            .regions
+            .iter()
+            .zip(&observations)
+            .map(|(r, obs)| {
+                let prev = previous.get(&r.region);
+                (
+                    prev,
+                    hysteresis::next(prev, &r.region, obs, &spec.policy, now),
+                )
+            })
+            .collect();
+        let written = try_join_all(steps.iter().map(|(prev, step)| async move {
+            // The event first: if the health write then fails, the retry sees the same
+            // previous record, derives the same event id and records it once.
+            if let Some(event) = hysteresis::audit_event(NAME, *prev, step) {
+                self.store.append_event(&spec.workload, &event).await?;
+                tracing::info!(
+                    workload = %spec.workload,
+                    region = %step.record.region,
+                    from = ?event.before.as_ref().map(|b| b["verdict"].clone()),
+                    to = ?step.record.verdict,
+                    reason = %event.reason,
+                    "Verdict changed"
+                );
+            }
+            self.store.put_health(&spec.workload, &step.record).await
+        }))
+        .await?;
+        let records: Vec<HealthRecord> = steps.iter().map(|(_, s)| s.record.clone()).collect();
+        for (_, step) in &steps {
+            if let Some((from, to)) = step.change {
+                report.changes.push(Change {
+                    region: step.record.region.clone(),
+                    from,
+                    to,
+                    at: step.record.observed_at,
+                });
+            }
+        }
+        drop(steps);
+        let datums = metrics::datums(&spec.workload, &records);
+        for record in records {
+            previous.insert(record.region.clone(), record);
+        }
+        report.rounds += 1;
+        metrics::publish(&self.cloudwatch.get(&self.home_region), datums).await?;
+        Ok(written.iter().any(|w| !w))
+    }
+
+    /// Everything one round sees in one Region, read concurrently.
+    async fn observe(
+        &self,
+        spec: &WorkloadSpec,
+        region: &RegionSpec,
+        now: UnixMillis,
+    ) -> Observation {
+        let endpoints = join_all(region.endpoints.iter().map(|e| self.http.probe(e)));
+        let route53 = signals::route53(&self.route53, region);
+        let cloudwatch = self.cloudwatch.get(&region.region);
+        let alarms = async {
+            if region.alarms.is_empty() {
+                signals::Seen::default()
+            } else {
+                signals::alarms(&cloudwatch, region).await
+            }
+        };
+        let lag = self.lag(spec, region, now);
+        let (endpoints, route53, alarms, lag) = tokio::join!(endpoints, route53, alarms, lag);
+
+        let mut obs = Observation::default();
+        for outcome in &endpoints {
+            if let Some(why) = &outcome.failure {
+                obs.failures.push(why.clone());
+            }
+        }
+        obs.latency_ms = endpoints
+            .iter()
+            .map(|o| u64::try_from(o.latency.as_millis()).unwrap_or(u64::MAX))
+            .max();
+        for seen in [route53, alarms] {
+            obs.failures.extend(seen.failures);
+            obs.notes.extend(seen.notes);
+        }
+        match lag {
+            Ok(lag) => obs.lag_seconds = lag,
+            Err(e) => {
+                tracing::warn!(region = %region.region, error = %e.chain(), "Cannot read replication lag");
+                obs.notes.push(format!(
+                    "cannot read replication lag into {}",
+                    region.region
+                ));
+            }
+        }
+        obs
+    }
+
+    /// The worst replication lag into the Region: its databases' lag metrics (in the
+    /// Region) and S3 replication latency into its buckets (in the primary's Region).
+    async fn lag(
+        &self,
+        spec: &WorkloadSpec,
+        region: &RegionSpec,
+        now: UnixMillis,
+    ) -> Result<Option<f64>, Error> {
+        let db = async {
+            let metrics = signals::database_lag_metrics(region);
+            signals::read_lag(&self.cloudwatch.get(&region.region), &metrics, now).await
+        };
+        let s3 = async {
+            let Some(source) = signals::replication_source(spec) else {
+                return Ok(None);
+            };
+            if source.region == region.region || region.buckets.is_empty() {
+                return Ok(None);
+            }
+            let client = self.cloudwatch.get(&source.region);
+            let metrics = signals::s3_lag_metrics(&client, &source.region, region).await?;
+            signals::read_lag(&client, &metrics, now).await
+        };
+        let (db, s3) = tokio::join!(db, s3);
+        Ok(match (db?, s3?) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        })
+    }
 }

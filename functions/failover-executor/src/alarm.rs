@@ -1,0 +1,246 @@
+//! From an alarm to a failover execution: which workload and Region the alarm watches,
+//! whether it may start a failover, and the execution's deterministic name and input,
+//! so that any number of duplicate deliveries start one execution.
+
+use lifeboat::model::Role;
+use lifeboat::{UnixMillis, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::request::{AlarmSignal, FailoverRequest, Mode, Trigger};
+
+/// Where an alarm appears in a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// In `regions[].alarms`: counts toward the Region's health.
+    Health,
+    /// A Region's routing-switch alarm.
+    RoutingSwitch,
+}
+
+/// One workload Region an alarm belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlarmTarget<'a> {
+    /// The workload's spec.
+    pub spec: &'a WorkloadSpec,
+    /// The Region the alarm is about (for a routing switch, the Region it controls,
+    /// not the one the alarm lives in).
+    pub region: &'a str,
+    /// How the spec names it.
+    pub kind: AlarmKind,
+}
+
+/// Every workload Region that names `alarm`.
+pub fn map_alarm<'a>(specs: &'a [WorkloadSpec], alarm: &str) -> Vec<AlarmTarget<'a>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        for r in &spec.regions {
+            let kind = if r.alarms.iter().any(|a| a == alarm) {
+                AlarmKind::Health
+            } else if r
+                .routing_switch
+                .as_ref()
+                .is_some_and(|s| s.alarm_name == alarm)
+            {
+                AlarmKind::RoutingSwitch
+            } else {
+                continue;
+            };
+            out.push(AlarmTarget {
+                spec,
+                region: &r.region,
+                kind,
+            });
+        }
+    }
+    out
+}
+
+/// Why an alarm does not start a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ignored {
+    /// The new state is OK or INSUFFICIENT_DATA.
+    NotInAlarm,
+    /// The alarm's Region is not the primary.
+    RegionNotPrimary,
+    /// The policy does not allow automatic failover.
+    AutoFailoverDisabled,
+    /// A failover already holds the workload's lease.
+    FailoverInProgress,
+}
+
+/// The pure part of an alarm: whether this target may start a failover.
+pub fn admit(target: &AlarmTarget<'_>) -> Result<(), Ignored> {
+    let is_primary = target
+        .spec
+        .region(target.region)
+        .is_some_and(|r| r.role == Role::Primary);
+    if !is_primary {
+        return Err(Ignored::RegionNotPrimary);
+    }
+    if !target.spec.policy.auto_failover {
+        return Err(Ignored::AutoFailoverDisabled);
+    }
+    Ok(())
+}
+
+/// The execution input for an alarm: a function of the alarm payload only (never of
+/// the delivery time), so duplicates carry identical input.
+pub fn failover_request(target: &AlarmTarget<'_>, alarm: &AlarmSignal) -> FailoverRequest {
+    FailoverRequest {
+        workload: target.spec.workload.clone(),
+        failed_region: Some(target.region.to_owned()),
+        target_region: None,
+        mode: Mode::Unplanned,
+        dry_run: false,
+        accept_data_loss: false,
+        reason: format!(
+            "alarm {} entered ALARM at {}: {}",
+            alarm.name, alarm.changed_at, alarm.reason
+        ),
+        requested_by: format!("alarm:{}", alarm.name),
+        request_id: None,
+        trigger: Some(Trigger {
+            alarm_name: alarm.name.clone(),
+            alarm_arn: alarm.arn.clone(),
+            state_changed_at: alarm.changed_at,
+        }),
+        timing: None,
+    }
+}
+
+/// FNV-1a, 64 bits: stable across Rust releases and platforms (unlike `DefaultHasher`),
+/// so a redeployed function names a duplicate delivery's execution the same way.
+pub fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0x1f; // unit separator, so ("ab","c") differs from ("a","bc")
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        for b in part.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Keeps `[A-Za-z0-9-_]`, maps anything else to `-`, at most `max` characters.
+pub fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+/// A valid Step Functions execution name (at most 80 characters of `[A-Za-z0-9-_]`)
+/// derived from workload, alarm and state-change time only:
+/// `<workload (≤ 40)>-<yyyymmddThhmmss>-<16 hex of FNV-1a(workload, alarm, millis)>`.
+pub fn execution_name(workload: &str, alarm: &str, changed_at: UnixMillis) -> String {
+    let hash = fnv1a(&[workload, alarm, &changed_at.0.to_string()]);
+    let stamp: String = changed_at
+        .rfc3339()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(15)
+        .collect();
+    format!("{}-{stamp}-{hash:016x}", sanitize(workload, 40))
+}
+
+/// The execution name of an operator request: from its idempotency key (the request's
+/// `request_id`, else the Lambda request id, which an async retry keeps), else the
+/// request itself.
+pub fn operator_execution_name(req: &FailoverRequest, key: &str) -> String {
+    let hash = fnv1a(&[&req.workload, "operator", key]);
+    format!("{}-op-{hash:016x}", sanitize(&req.workload, 40))
+}
+
+/// The execution ARN Step Functions gives `name` on `state_machine_arn`.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../events/model/example-spec.json");
+
+    fn specs() -> Vec<WorkloadSpec> {
+        vec![serde_json::from_str(EXAMPLE).unwrap()]
+    }
+
+    #[test]
+    fn maps_health_and_switch_alarms_to_their_region() {
+        let specs = specs();
+        let t = map_alarm(&specs, "checkout-use1-5xx");
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].region, t[0].kind), ("us-east-1", AlarmKind::Health));
+        assert_eq!(admit(&t[0]), Ok(()));
+        // The primary's switch alarm lives in eu-west-1 but is about us-east-1.
+        let t = map_alarm(&specs, "lifeboat-checkout-us-east-1-switch");
+        assert_eq!(
+            (t[0].region, t[0].kind),
+            ("us-east-1", AlarmKind::RoutingSwitch)
+        );
+        let t = map_alarm(&specs, "checkout-euw1-5xx");
+        assert_eq!(admit(&t[0]), Err(Ignored::RegionNotPrimary));
+        assert!(map_alarm(&specs, "nobody-knows-me").is_empty());
+    }
+
+    #[test]
+    fn auto_failover_off_is_ignored() {
+        let mut specs = specs();
+        specs[0].policy.auto_failover = false;
+        let t = map_alarm(&specs, "checkout-use1-5xx");
+        assert_eq!(admit(&t[0]), Err(Ignored::AutoFailoverDisabled));
+    }
+
+    #[test]
+    fn execution_names_are_valid_deterministic_and_distinct() {
+        let t = UnixMillis(1_795_464_293_123);
+        let a = execution_name("checkout", "checkout-use1-5xx", t);
+        assert_eq!(a, execution_name("checkout", "checkout-use1-5xx", t));
+        assert!(a.starts_with("checkout-20261123T200453-"), "{a}");
+        assert_ne!(
+            a,
+            execution_name("checkout", "checkout-use1-5xx", UnixMillis(t.0 + 1))
+        );
+        assert_ne!(a, execution_name("checkout", "checkout-use1-5xy", t));
+        let long = execution_name(&"w.".repeat(64), &"a".repeat(255), t);
+        assert!(long.len() <= 80, "{}", long.len());
+        for name in [a, long] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{name}"
+            );
+        }
+        // Pinned: a different hash after an upgrade would start a second execution.
+        assert_eq!(fnv1a(&["a", "b"]), fnv1a(&["a", "b"]));
+        assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
+        assert_eq!(fnv1a(&[""]), 0xcbf2_9ce4_8422_2325);
+    }
+
+    #[test]
+    fn execution_arn_follows_the_state_machine() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:failover",
+                "x-1"
+            ),
+            "arn:aws:states:us-east-1:123456789012:execution:failover:x-1"
+        );
+    }
+}

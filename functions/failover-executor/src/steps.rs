@@ -1,0 +1,385 @@
+//! The lease-holding steps of the `failover` state machine, over the [`Store`] port of
+//! the arbiter Region's table. Each is idempotent: Step Functions may run it again
+//! with the same input and it ends in the same state.
+
+use std::time::Duration;
+
+use lifeboat::store::{
+    AuditEvent, Lease, LeasePurpose, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
+};
+use lifeboat::{Error, ErrorName, Result, Store, UnixMillis, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::decide::{Decision, apply_changes, is_applied};
+use crate::request::{AcquireInput, FinalizeInput, ReleaseInput};
+
+/// Lease time-to-live when the `acquire` input does not say.
+pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 900;
+
+/// The end of the cooldown after the last successful failover or failback, if any.
+pub fn cooldown_until(runs: &[RunRecord], cooldown_seconds: u64) -> Option<UnixMillis> {
+    runs.iter()
+        .filter(|r| matches!(r.kind, RunKind::Failover | RunKind::Failback))
+        .filter(|r| r.outcome == RunOutcome::Succeeded)
+        .map(|r| r.finished_at.unwrap_or(r.started_at))
+        .max()
+        .map(|t| t.plus(Duration::from_secs(cooldown_seconds)))
+}
+
+/// `CooldownActive` while inside the cooldown.
+pub fn check_cooldown(spec: &WorkloadSpec, runs: &[RunRecord], now: UnixMillis) -> Result<()> {
+    match cooldown_until(runs, spec.policy.cooldown_seconds) {
+        Some(until) if now < until => Err(Error::CooldownActive {
+            workload: spec.workload.clone(),
+            until,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A run's id: the execution name (the last `:` segment of the holder ARN).
+pub fn run_id(holder: &str) -> String {
+    holder.rsplit(':').next().unwrap_or(holder).to_owned()
+}
+
+fn refuse_dry_run(decision: &Decision, step: &str) -> Result<()> {
+    if decision.request.dry_run {
+        return Err(Error::InvalidInput(format!(
+            "decision.request.dry_run: a dry run changes nothing; `{step}` is not run for it"
+        )));
+    }
+    Ok(())
+}
+
+fn check_lease(decision: &Decision, lease: &Lease) -> Result<()> {
+    if lease.workload != decision.workload {
+        return Err(Error::InvalidInput(format!(
+            "lease.workload: `{}` but the decision is for `{}`",
+            lease.workload, decision.workload
+        )));
+    }
+    if lease.purpose != LeasePurpose::Failover {
+        return Err(Error::InvalidInput(format!(
+            "lease.purpose: `{}`, expected failover",
+            lease.purpose
+        )));
+    }
+    Ok(())
+}
+
+/// `acquire`: refuses inside the cooldown, then takes the failover lease with a new
+/// fencing epoch (`LeaseHeld` if another run holds it). A retry by the same holder
+/// gets its lease back unchanged.
+pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis) -> Result<Lease> {
+    let d = &input.decision;
+    refuse_dry_run(d, "acquire")?;
+    if input.holder.trim().is_empty() {
+        return Err(Error::InvalidInput("holder: must not be empty".into()));
+    }
+    let ttl = input.ttl_seconds.unwrap_or(DEFAULT_LEASE_TTL_SECONDS);
+    if ttl == 0 {
+        return Err(Error::InvalidInput(
+            "ttl_seconds: must be at least 1".into(),
+        ));
+    }
+    let req = LeaseRequest {
+        workload: d.workload.clone(),
+        holder: input.holder.clone(),
+        purpose: LeasePurpose::Failover,
+        ttl: Duration::from_secs(ttl),
+    };
+    // A retried step: we already hold it, so the cooldown was checked before.
+    if let Some(l) = store.get_lease(&d.workload).await?
+        && l.holder == input.holder
+        && !l.is_expired(now)
+    {
+        return Ok(l);
+    }
+    let spec = store.get_spec(&d.workload).await?;
+    let runs = store.list_runs(&d.workload).await?;
+    check_cooldown(&spec, &runs, now)?;
+    store.acquire_lease(&req, now).await
+}
+
+/// The `finalize` step's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalizeOutput {
+    /// The run as recorded.
+    pub run: RunRecord,
+    /// The spec's version after the failover.
+    pub spec_version: u64,
+    /// Whether this call released the lease (false: a retry found it released).
+    pub released: bool,
+}
+
+/// The `release` step's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseOutput {
+    /// The run as recorded.
+    pub run: RunRecord,
+    /// Whether this call released the lease.
+    pub released: bool,
+}
+
+fn timeline(
+    d: &Decision,
+    lease: &Lease,
+    extra: &[TimelineEntry],
+    last: TimelineEntry,
+) -> Vec<TimelineEntry> {
+    let mut t = vec![
+        TimelineEntry {
+            at: d.decided_at,
+            step: "decide".into(),
+            duration_ms: None,
+            detail: Some(format!("{} -> {}", d.from_region, d.to_region)),
+        },
+        TimelineEntry {
+            at: lease.acquired_at,
+            step: "acquire".into(),
+            duration_ms: None,
+            detail: Some(format!("epoch {} in {}", lease.epoch, d.arbiter_region)),
+        },
+    ];
+    t.extend(extra.iter().cloned());
+    t.push(last);
+    t.sort_by_key(|e| e.at);
+    t
+}
+
+fn details(d: &Decision, lease: &Lease, extra: serde_json::Value) -> serde_json::Value {
+    json!({
+        "from_region": d.from_region,
+        "to_region": d.to_region,
+        "mode": d.mode,
+        "arbiter_region": d.arbiter_region,
+        "lease_consistency": d.lease_consistency,
+        "epoch": lease.epoch,
+        "lag_seconds": d.lag_seconds,
+        "rpo_seconds": d.rpo_seconds,
+        "data_loss_accepted": d.data_loss_accepted,
+        "reason": d.request.reason,
+        "requested_by": d.request.requested_by,
+        "trigger": d.request.trigger,
+        "changes": d.changes,
+        "outcome": extra,
+    })
+}
+
+/// Releases, treating "already released at our epoch" and "superseded" as done: both
+/// mean the lease is no longer ours.
+async fn release_ours<S: Store>(store: &S, lease: &Lease, now: UnixMillis) -> Result<bool> {
+    match store
+        .release_lease(&lease.workload, &lease.holder, lease.epoch, now)
+        .await
+    {
+        Ok(released) => Ok(released),
+        Err(e) if e.name() == ErrorName::StaleEpoch => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `finalize`: writes the decided roles and weights fenced by the lease epoch, records
+/// the run with its timeline, appends the audit event and releases the lease. A retry
+/// after any of these finds them done and does the rest.
+pub async fn finalize<S: Store>(
+    store: &S,
+    input: &FinalizeInput,
+    now: UnixMillis,
+) -> Result<FinalizeOutput> {
+    let (d, lease) = (&input.decision, &input.lease);
+    refuse_dry_run(d, "finalize")?;
+    check_lease(d, lease)?;
+    let id = run_id(&lease.holder);
+    let existing = store
+        .list_runs(&d.workload)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id && r.outcome == RunOutcome::Succeeded);
+    let (run, spec_version) = match existing {
+        Some(run) => {
+            let version = store.get_spec(&d.workload).await?.version;
+            (run, version)
+        }
+        None => {
+            let spec = store.get_spec(&d.workload).await?;
+            let version = if is_applied(&spec, &d.changes) {
+                spec.version
+            } else {
+                let mut next = spec.clone();
+                apply_changes(&mut next, &d.changes)?;
+                store.put_spec(&next, Some(lease.fence())).await?.version
+            };
+            let detected = d
+                .request
+                .trigger
+                .as_ref()
+                .map_or(d.decided_at, |t| t.state_changed_at);
+            let run = RunRecord {
+                id: id.clone(),
+                kind: RunKind::Failover,
+                started_at: lease.acquired_at,
+                finished_at: Some(now),
+                outcome: RunOutcome::Succeeded,
+                timeline: timeline(
+                    d,
+                    lease,
+                    &input.timeline,
+                    TimelineEntry {
+                        at: now,
+                        step: "finalize".into(),
+                        duration_ms: None,
+                        detail: Some(format!("spec version {version}")),
+                    },
+                ),
+                measured_rto_ms: Some(now.since(detected)),
+                measured_rpo_ms: None,
+                rpo_simulated: false,
+                details: details(d, lease, json!({"spec_version": version})),
+            };
+            store
+                .put_run(&d.workload, &run, Some(lease.fence()))
+                .await?;
+            (run, version)
+        }
+    };
+    let event = AuditEvent {
+        at: run.finished_at.unwrap_or(now),
+        id: format!("{id}-finalized"),
+        actor: lease.holder.clone(),
+        action: "failover_finalized".into(),
+        reason: d.request.reason.clone(),
+        before: Some(json!(
+            d.changes
+                .iter()
+                .map(|c| json!({
+                    "region": c.region, "role": c.role_before, "weight": c.weight_before
+                }))
+                .collect::<Vec<_>>()
+        )),
+        after: Some(json!({
+            "regions": d.changes.iter().map(|c| json!({
+                "region": c.region, "role": c.role_after, "weight": c.weight_after
+            })).collect::<Vec<_>>(),
+            "spec_version": spec_version,
+            "data_loss_accepted": d.data_loss_accepted,
+            "lag_seconds": d.lag_seconds,
+        })),
+    };
+    store.append_event(&d.workload, &event).await?;
+    let released = release_ours(store, lease, now).await?;
+    Ok(FinalizeOutput {
+        run,
+        spec_version,
+        released,
+    })
+}
+
+/// `release`: the compensating path. Records the run as failed (unless it was
+/// recorded already), appends the audit event and releases the lease. The spec is
+/// not touched.
+pub async fn release<S: Store>(
+    store: &S,
+    input: &ReleaseInput,
+    now: UnixMillis,
+) -> Result<ReleaseOutput> {
+    let (d, lease) = (&input.decision, &input.lease);
+    check_lease(d, lease)?;
+    let id = run_id(&lease.holder);
+    let existing = store
+        .list_runs(&d.workload)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id);
+    let run = match existing {
+        Some(run) => run,
+        None => {
+            let run = RunRecord {
+                id: id.clone(),
+                kind: RunKind::Failover,
+                started_at: lease.acquired_at,
+                finished_at: Some(now),
+                outcome: RunOutcome::Failed,
+                timeline: timeline(
+                    d,
+                    lease,
+                    &input.timeline,
+                    TimelineEntry {
+                        at: now,
+                        step: "release".into(),
+                        duration_ms: None,
+                        detail: input.error.as_ref().map(ToString::to_string),
+                    },
+                ),
+                measured_rto_ms: None,
+                measured_rpo_ms: None,
+                rpo_simulated: false,
+                details: details(d, lease, json!({"error": input.error})),
+            };
+            match store.put_run(&d.workload, &run, Some(lease.fence())).await {
+                Ok(()) => {}
+                // The lease is gone already: record the failure anyway (its own item).
+                Err(e) if e.name() == ErrorName::StaleEpoch => {
+                    store.put_run(&d.workload, &run, None).await?;
+                }
+                Err(e) => return Err(e),
+            }
+            run
+        }
+    };
+    let event = AuditEvent {
+        at: run.finished_at.unwrap_or(now),
+        id: format!("{id}-released"),
+        actor: lease.holder.clone(),
+        action: "failover_failed".into(),
+        reason: d.request.reason.clone(),
+        before: None,
+        after: Some(json!({"outcome": run.outcome, "error": input.error})),
+    };
+    store.append_event(&d.workload, &event).await?;
+    let released = release_ours(store, lease, now).await?;
+    Ok(ReleaseOutput { run, released })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: RunKind, outcome: RunOutcome, finished: u64) -> RunRecord {
+        RunRecord {
+            id: format!("r{finished}"),
+            kind,
+            started_at: UnixMillis(finished - 10),
+            finished_at: Some(UnixMillis(finished)),
+            outcome,
+            timeline: vec![],
+            measured_rto_ms: None,
+            measured_rpo_ms: None,
+            rpo_simulated: false,
+            details: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn cooldown_runs_from_the_last_successful_failover_or_failback() {
+        let runs = [
+            run(RunKind::Failover, RunOutcome::Succeeded, 1_000),
+            run(RunKind::Failback, RunOutcome::Succeeded, 5_000),
+            run(RunKind::Failover, RunOutcome::Failed, 9_000),
+            run(RunKind::Drill, RunOutcome::Succeeded, 9_500),
+        ];
+        assert_eq!(cooldown_until(&runs, 10), Some(UnixMillis(15_000)));
+        assert_eq!(cooldown_until(&runs[2..], 10), None);
+        assert_eq!(cooldown_until(&[], 10), None);
+    }
+
+    #[test]
+    fn run_id_is_the_execution_name() {
+        assert_eq!(
+            run_id("arn:aws:states:eu-west-1:123456789012:execution:failover:checkout-x"),
+            "checkout-x"
+        );
+        assert_eq!(run_id("plain"), "plain");
+    }
+}
