@@ -1,18 +1,311 @@
 //! # replica-promoter
 //!
-//! The Lifeboat Lambda that promotes the data tier in the surviving Region.
+//! The Lifeboat Lambda that moves the data tier's writer to the surviving Region, one
+//! state-machine step at a time (issue #4):
 //!
-//! Not built yet (issue #4): until then it is an honest skeleton that answers
-//! every input with the named error `NotImplemented` and touches nothing.
+//! - RDS: `rds_promote` (PromoteReadReplica), `rds_status` (poll until a standalone
+//!   `available` writer), `rds_reprotect` (new cross-Region read replicas of the new
+//!   primary, recorded in the spec under the epoch fence);
+//! - Aurora global database: `aurora_switchover` (planned, RPO 0), `aurora_failover`
+//!   (unplanned, AllowDataLoss, stated in the output and the audit event),
+//!   `aurora_status` (poll until the target cluster is the writer);
+//! - S3: `s3_flip` mirrors the old primary bucket's replication rules onto the new one
+//!   and suspends the old rules when the old Region answers;
+//! - DynamoDB global tables: `dynamodb_verify` checks the target Region's replica is
+//!   ACTIVE (nothing to promote).
+//!
+//! Every step checks the caller's epoch against the lease (`StaleEpoch`), makes the new
+//! writer only through APIs in the target (surviving) Region — the old Region is touched
+//! best effort, to read and suspend its S3 rules and to place a reprotect replica there,
+//! and a failure there is reported, not fatal — and is idempotent: doing it again
+//! returns `already_done: true`.
+//! Decisions are pure functions in [`decide`]; this module does the I/O.
 
+pub mod decide;
+mod dynamodb;
+mod rds;
+pub mod request;
+mod s3;
+
+use aws_types::SdkConfig;
 use lambda_runtime::LambdaEvent;
-use lifeboat::Error;
+use lifeboat::aws::RegionalClients;
+use lifeboat::model::RegionSpec;
+use lifeboat::store::AuditEvent;
+use lifeboat::{Error, Store, UnixMillis, WorkloadSpec};
 use serde_json::Value;
+
+pub use request::{Outcome, Request, ResourceOutcome, Step};
 
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "replica-promoter";
 
-/// The handler.
-pub async fn handle(_event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Err(Error::NotImplemented { function: NAME })
+/// The environment variable naming the Lifeboat table.
+pub const TABLE_ENV: &str = "LIFEBOAT_TABLE";
+
+/// The AWS clients the steps use, one per Region on demand, all from one configuration.
+pub struct Clients {
+    /// RDS (instances, Aurora global clusters).
+    pub rds: RegionalClients<aws_sdk_rds::Client>,
+    /// S3 (replication configuration).
+    pub s3: RegionalClients<aws_sdk_s3::Client>,
+    /// DynamoDB (the workload's global tables, not Lifeboat's own table).
+    pub dynamodb: RegionalClients<aws_sdk_dynamodb::Client>,
+}
+
+impl Clients {
+    /// Clients built from the one shared configuration.
+    pub fn new(config: &SdkConfig) -> Clients {
+        Clients {
+            rds: RegionalClients::new(config, aws_sdk_rds::Client::new),
+            s3: RegionalClients::new(config, s3_client),
+            dynamodb: RegionalClients::new(config, aws_sdk_dynamodb::Client::new),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field("rds", &self.rds)
+            .field("s3", &self.s3)
+            .field("dynamodb", &self.dynamodb)
+            .finish()
+    }
+}
+
+/// An S3 client for `config`, with path-style addressing exactly when an endpoint URL
+/// is configured (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3`, as the SDK resolves
+/// them). Virtual-hosted addressing needs a wildcard DNS name per bucket
+/// (`<bucket>.s3.<region>.amazonaws.com`), which only AWS's own endpoints have; a
+/// custom endpoint (an emulator on loopback, a proxy, S3-compatible storage) answers
+/// at one host, so requests name the bucket in the path. No "is local" switch: the same
+/// rule holds for any endpoint override, and AWS's endpoints keep the default.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(has_custom_s3_endpoint(config))
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// Whether `config` points S3 at an endpoint of its own: the shared `endpoint_url`
+/// (`AWS_ENDPOINT_URL`) or the S3 one (`AWS_ENDPOINT_URL_S3` / profile
+/// `endpoint_url`), resolved the way the SDK resolves them.
+pub fn has_custom_s3_endpoint(config: &SdkConfig) -> bool {
+    config.endpoint_url().is_some()
+        || aws_types::service_config::ServiceConfigKey::builder()
+            .service_id("S3")
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()
+            .and_then(|key| config.service_config().and_then(|sc| sc.load_config(key)))
+            .is_some()
+}
+
+/// The handler: a store for the lease, spec and audit log, and the AWS clients.
+pub struct Promoter<S> {
+    store: S,
+    clients: Clients,
+}
+
+impl<S> std::fmt::Debug for Promoter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Promoter")
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a step needs, read once per invocation.
+pub(crate) struct Ctx<'a> {
+    pub req: &'a Request,
+    pub spec: &'a WorkloadSpec,
+    pub target: &'a RegionSpec,
+}
+
+impl<S: Store> Promoter<S> {
+    /// A promoter over `store` and `clients`.
+    pub fn new(store: S, clients: Clients) -> Self {
+        Promoter { store, clients }
+    }
+
+    /// The Lambda entry point: parses the event (`InvalidInput` naming the field), runs
+    /// the step and returns its [`Outcome`] as JSON.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let req: Request = lifeboat::input::parse(event.payload)?;
+        let outcome = self.run(&req).await?;
+        serde_json::to_value(&outcome)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode the outcome: {e}")))
+    }
+
+    /// Runs one step. Nothing is changed unless the spec, the target Region and the
+    /// epoch all check out.
+    pub async fn run(&self, req: &Request) -> Result<Outcome, Error> {
+        if req.workload.is_empty() {
+            return Err(Error::InvalidInput("workload: must not be empty".into()));
+        }
+        let spec = self.store.get_spec(&req.workload).await?;
+        let target = decide::target(&spec, req)?;
+        let lease = self.store.get_lease(&req.workload).await?;
+        decide::check_epoch(&req.workload, req.epoch, lease.as_ref())?;
+        if !decide::applies(target, req.step) {
+            tracing::info!(
+                workload = %req.workload,
+                step = req.step.as_str(),
+                target_region = %req.target_region,
+                "Nothing of this kind in the target Region"
+            );
+            return Ok(outcome(req, true, "nothing_to_do", true, Vec::new()));
+        }
+        let ctx = Ctx {
+            req,
+            spec: &spec,
+            target,
+        };
+        let outcome = match req.step {
+            Step::RdsPromote => self.rds_promote(&ctx).await?,
+            Step::RdsStatus => self.rds_status(&ctx).await?,
+            Step::RdsReprotect => self.rds_reprotect(&ctx).await?,
+            Step::AuroraSwitchover => self.aurora_move(&ctx, false).await?,
+            Step::AuroraFailover => self.aurora_move(&ctx, true).await?,
+            Step::AuroraStatus => self.aurora_status(&ctx).await?,
+            Step::S3Flip => self.s3_flip(&ctx).await?,
+            Step::DynamodbVerify => self.dynamodb_verify(&ctx).await?,
+        };
+        tracing::info!(
+            workload = %req.workload,
+            step = req.step.as_str(),
+            target_region = %req.target_region,
+            epoch = req.epoch,
+            done = outcome.done,
+            status = %outcome.status,
+            already_done = outcome.already_done,
+            "Step finished"
+        );
+        Ok(outcome)
+    }
+
+    /// Whether the audit log already holds the event `id` (a step's durable marker).
+    pub(crate) async fn recorded(&self, workload: &str, id: &str) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .list_events(workload)
+            .await?
+            .iter()
+            .any(|e| e.id == id))
+    }
+
+    /// Appends the audit event `id` unless it is there already.
+    pub(crate) async fn record(
+        &self,
+        ctx: &Ctx<'_>,
+        id: String,
+        action: &str,
+        reason: String,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Result<(), Error> {
+        if self.recorded(&ctx.req.workload, &id).await? {
+            return Ok(());
+        }
+        let event = AuditEvent {
+            at: UnixMillis::now(),
+            id,
+            actor: NAME.to_owned(),
+            action: action.to_owned(),
+            reason,
+            before,
+            after,
+        };
+        self.store.append_event(&ctx.req.workload, &event).await?;
+        Ok(())
+    }
+}
+
+/// The audit-event id that marks a step done for one resource at one epoch.
+pub(crate) fn marker(req: &Request, resource: &str) -> String {
+    format!(
+        "{NAME}:{}:{}:{resource}:e{}",
+        req.step.as_str(),
+        req.target_region,
+        req.epoch
+    )
+}
+
+/// The outcome skeleton of a request.
+pub(crate) fn outcome(
+    req: &Request,
+    done: bool,
+    status: impl Into<String>,
+    already_done: bool,
+    resources: Vec<ResourceOutcome>,
+) -> Outcome {
+    Outcome {
+        workload: req.workload.clone(),
+        step: req.step,
+        target_region: req.target_region.clone(),
+        epoch: req.epoch,
+        done,
+        status: status.into(),
+        already_done,
+        resources,
+        data_loss_allowed: None,
+        old_rules_suspended: None,
+        spec_version: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fixture in `events/replica-promoter/` parses into [`Request`], and every
+    /// step has one.
+    #[test]
+    fn every_fixture_parses_and_every_step_has_one() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/replica-promoter");
+        let mut steps = std::collections::HashSet::new();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let value: Value = serde_json::from_str(&text).unwrap();
+            let req: Request =
+                lifeboat::input::parse(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(req.workload, "checkout", "{}", path.display());
+            steps.insert(req.step);
+        }
+        for step in Step::ALL {
+            assert!(steps.contains(&step), "no fixture for {step:?}");
+        }
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let err = lifeboat::input::parse::<Request>(serde_json::json!({
+            "workload": "checkout", "step": "rds_explode", "target_region": "eu-west-1", "epoch": 1
+        }))
+        .unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(err.to_string().contains("step"), "{err}");
+        let err = lifeboat::input::parse::<Request>(serde_json::json!({
+            "workload": "checkout", "step": "rds_status", "target_region": "eu-west-1", "epoch": -1
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("epoch"), "{err}");
+    }
+
+    #[test]
+    fn s3_uses_path_style_only_with_a_custom_endpoint() {
+        let base = || {
+            SdkConfig::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_types::region::Region::new("eu-west-1"))
+        };
+        assert!(has_custom_s3_endpoint(
+            &base().endpoint_url("http://127.0.0.1:5000").build()
+        ));
+        assert!(!has_custom_s3_endpoint(&base().build()));
+    }
 }

@@ -1,6 +1,30 @@
-//! Wiring only: see the library for the handler.
+//! Wiring only: one SDK configuration, clients built once, env read once; see the
+//! library for the handler.
+
+use std::sync::Arc;
+
+use lifeboat::DynamoStore;
+use lifeboat::aws::{RegionalClients, for_region};
+use traffic_shifter::{
+    ENV_INSYNC_INTERVAL_MS, ENV_INSYNC_MAX_POLLS, ENV_TABLE, Shifter, insync_from_env,
+    plan::ROUTE53_REGION,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lifeboat::serve(traffic_shifter::handle).await
+    let config = lifeboat::aws::load().await;
+    let table = std::env::var(ENV_TABLE).map_err(|_| format!("{ENV_TABLE} is not set"))?;
+    let insync = insync_from_env(
+        std::env::var(ENV_INSYNC_INTERVAL_MS).ok(),
+        std::env::var(ENV_INSYNC_MAX_POLLS).ok(),
+    )?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let cloudwatch = RegionalClients::new(&config, aws_sdk_cloudwatch::Client::new);
+    let route53 = aws_sdk_route53::Client::new(&for_region(&config, ROUTE53_REGION));
+    let shifter = Arc::new(Shifter::new(store, cloudwatch, route53, insync));
+    lifeboat::serve(move |event| {
+        let shifter = Arc::clone(&shifter);
+        async move { shifter.handle(event).await }
+    })
+    .await
 }

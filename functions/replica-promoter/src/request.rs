@@ -1,0 +1,131 @@
+//! What a state machine sends and what it gets back.
+
+use serde::{Deserialize, Serialize};
+
+/// One step of the data-tier failover. The state machine names it in `step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// PromoteReadReplica on every RDS instance of the target Region.
+    RdsPromote,
+    /// Whether every RDS instance of the target Region is a standalone, available writer.
+    RdsStatus,
+    /// New cross-Region read replicas of the target Region's instances in every other
+    /// Region, recorded in the spec under the epoch fence.
+    RdsReprotect,
+    /// Planned Aurora global move: SwitchoverGlobalCluster (RPO 0).
+    AuroraSwitchover,
+    /// Unplanned Aurora global move: FailoverGlobalCluster with AllowDataLoss.
+    AuroraFailover,
+    /// Whether the target Region's cluster is the global cluster's writer.
+    AuroraStatus,
+    /// Mirror the old primary buckets' replication rules onto the target Region's buckets
+    /// and suspend the old rules when the old Region answers.
+    S3Flip,
+    /// Whether the target Region's DynamoDB (global) tables are ACTIVE there.
+    DynamodbVerify,
+}
+
+impl Step {
+    /// Every step, in the order a failover runs them.
+    pub const ALL: [Step; 8] = [
+        Step::RdsPromote,
+        Step::RdsStatus,
+        Step::RdsReprotect,
+        Step::AuroraSwitchover,
+        Step::AuroraFailover,
+        Step::AuroraStatus,
+        Step::S3Flip,
+        Step::DynamodbVerify,
+    ];
+
+    /// The step's name as it appears in `step`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Step::RdsPromote => "rds_promote",
+            Step::RdsStatus => "rds_status",
+            Step::RdsReprotect => "rds_reprotect",
+            Step::AuroraSwitchover => "aurora_switchover",
+            Step::AuroraFailover => "aurora_failover",
+            Step::AuroraStatus => "aurora_status",
+            Step::S3Flip => "s3_flip",
+            Step::DynamodbVerify => "dynamodb_verify",
+        }
+    }
+
+    /// Steps that move the writer away from the primary: their target must not be the
+    /// primary already.
+    pub const fn moves_the_writer(self) -> bool {
+        matches!(
+            self,
+            Step::RdsPromote | Step::AuroraSwitchover | Step::AuroraFailover | Step::S3Flip
+        )
+    }
+}
+
+/// The input of every step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Workload id.
+    pub workload: String,
+    /// Which step.
+    pub step: Step,
+    /// The Region that becomes (or became) the writer.
+    pub target_region: String,
+    /// The fencing epoch of the lease the caller holds.
+    pub epoch: u64,
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceOutcome {
+    /// `rds_instance`, `aurora_cluster`, `s3_bucket` or `dynamodb_table`.
+    pub kind: String,
+    /// Its identifier.
+    pub id: String,
+    /// Its Region.
+    pub region: String,
+    /// What the step did: e.g. `promotion_requested`, `already_standalone`,
+    /// `replica_created`, `replica_exists`, `unreachable`, `checked`.
+    pub action: String,
+    /// The state AWS reports (e.g. `available`, `modifying`, `ACTIVE`).
+    pub status: String,
+    /// Anything else worth routing on or reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The output of every step: a state machine routes on `done` (Wait and loop while
+/// false) and logs the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Workload id.
+    pub workload: String,
+    /// The step that ran.
+    pub step: Step,
+    /// Target Region.
+    pub target_region: String,
+    /// The epoch it ran under.
+    pub epoch: u64,
+    /// Whether the step's end state is reached (e.g. the promoted instance is available).
+    pub done: bool,
+    /// One word for the whole step (e.g. `promoting`, `available`, `flipped`).
+    pub status: String,
+    /// True when the step had nothing left to do: the same input ran before (or the
+    /// world was already so). Read-only steps (`rds_status`, `aurora_status`,
+    /// `dynamodb_verify`) change nothing and report `true`.
+    pub already_done: bool,
+    /// Per resource.
+    pub resources: Vec<ResourceOutcome>,
+    /// Aurora only: whether the move may lose data (FailoverGlobalCluster with
+    /// AllowDataLoss). Also stated in the audit event the step writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss_allowed: Option<bool>,
+    /// S3 only: whether the old primary's rules were suspended; `false` when the old
+    /// Region did not answer (then `resources[].detail` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_rules_suspended: Option<bool>,
+    /// RDS reprotect only: the spec version after recording the new replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_version: Option<u64>,
+}

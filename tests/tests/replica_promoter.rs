@@ -1,0 +1,1186 @@
+//! replica-promoter against real emulation.
+//!
+//! moto (DESIGN.md §5) answers what it emulates: RDS instances and cross-Region read
+//! replicas from a source ARN, S3 buckets and their replication *configuration*,
+//! DynamoDB tables, and our own table (spec, lease, audit log). What moto does not do is
+//! checked at the SDK level with `aws-smithy-mocks`, and each such test says so:
+//! PromoteReadReplica (moto accepts it but the instance does not visibly change),
+//! Aurora Switchover/FailoverGlobalCluster (not implemented), an Region that refuses,
+//! throttling and 5xx.
+
+// Test code: a panic here is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_rds::operation::describe_db_instances::{
+    DescribeDBInstancesError, DescribeDbInstancesOutput,
+};
+use aws_sdk_rds::operation::describe_global_clusters::{
+    DescribeGlobalClustersError, DescribeGlobalClustersOutput,
+};
+use aws_sdk_rds::operation::failover_global_cluster::FailoverGlobalClusterOutput;
+use aws_sdk_rds::operation::promote_read_replica::{
+    PromoteReadReplicaError, PromoteReadReplicaOutput,
+};
+use aws_sdk_rds::operation::switchover_global_cluster::SwitchoverGlobalClusterOutput;
+use aws_sdk_rds::types::error::{
+    DbInstanceNotFoundFault, GlobalClusterNotFoundFault, InvalidDbInstanceStateFault,
+};
+use aws_sdk_rds::types::{
+    DbInstance, FailoverState, FailoverStatus, GlobalCluster, GlobalClusterMember,
+};
+use aws_sdk_s3::operation::get_bucket_replication::{
+    GetBucketReplicationError, GetBucketReplicationOutput,
+};
+use aws_sdk_s3::operation::put_bucket_replication::PutBucketReplicationOutput;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, Metrics, MetricsStatus,
+    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
+    ReplicationTime, ReplicationTimeStatus, ReplicationTimeValue, StorageClass,
+    VersioningConfiguration,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_types::SdkConfig;
+use harness::moto::MotoServer;
+use harness::world::{World, seed};
+use lambda_runtime::{Context, LambdaEvent};
+use lifeboat::aws::{RegionalClients, for_region};
+use lifeboat::model::DatabaseRef;
+use lifeboat::store::{LeasePurpose, LeaseRequest};
+use lifeboat::{DynamoStore, ErrorName, Store, UnixMillis, WorkloadSpec};
+use replica_promoter::{Clients, Outcome, Promoter, Request, Step};
+use serde_json::json;
+
+const OLD: &str = "us-east-1";
+const NEW: &str = "eu-west-1";
+const THIRD: &str = "ap-southeast-1";
+
+/// A suffix no other test of this process uses: moto is shared by the whole binary, and
+/// RDS instance ids (per Region) and bucket names (global) would collide.
+fn tag() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The example world with this test's resource names, the lease taken: `(world, spec, epoch)`.
+async fn setup(edit: impl FnOnce(&mut WorkloadSpec, &str)) -> (World, WorkloadSpec, u64) {
+    let moto = MotoServer::shared();
+    let table = harness::table::unique_name("rp");
+    let world = seed(moto, &table).await.unwrap();
+    let mut spec = world.spec.clone();
+    let t = tag();
+    for r in &mut spec.regions {
+        for db in &mut r.databases {
+            if let DatabaseRef::RdsInstance { instance_id, .. } = db {
+                *instance_id = format!("{instance_id}-{t}");
+            }
+        }
+        for b in &mut r.buckets {
+            b.name = format!("{}-{t}", b.name);
+        }
+    }
+    edit(&mut spec, &t);
+    let spec = world.store.put_spec(&spec, None).await.unwrap();
+    let lease = world
+        .store
+        .acquire_lease(
+            &LeaseRequest {
+                workload: spec.workload.clone(),
+                holder: "arn:aws:states:eu-west-1:123456789012:execution:failover:test".into(),
+                purpose: LeasePurpose::Failover,
+                ttl: Duration::from_secs(600),
+            },
+            UnixMillis::now(),
+        )
+        .await
+        .unwrap();
+    (world, spec, lease.epoch)
+}
+
+fn store(world: &World) -> DynamoStore {
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&world.config), &world.table)
+}
+
+fn on_moto(world: &World) -> Promoter<DynamoStore> {
+    Promoter::new(store(world), Clients::new(&world.config))
+}
+
+/// Clients whose RDS calls go to `rds` (a mock), everything else to moto.
+fn with_rds(world: &World, rds: aws_sdk_rds::Client) -> Promoter<DynamoStore> {
+    let mut clients = Clients::new(&world.config);
+    clients.rds = RegionalClients::new(&world.config, move |_| rds.clone());
+    Promoter::new(store(world), clients)
+}
+
+/// Runs one step with RDS mocked by `client`.
+async fn run_rds(
+    world: &World,
+    client: aws_sdk_rds::Client,
+    step: Step,
+    target: &str,
+    epoch: u64,
+) -> Result<Outcome, lifeboat::Error> {
+    run(&with_rds(world, client), req(step, target, epoch)).await
+}
+
+fn req(step: Step, target: &str, epoch: u64) -> Request {
+    Request {
+        workload: "checkout".into(),
+        step,
+        target_region: target.into(),
+        epoch,
+    }
+}
+
+async fn run(p: &Promoter<DynamoStore>, r: Request) -> Result<Outcome, lifeboat::Error> {
+    let value = p
+        .handle(LambdaEvent::new(
+            serde_json::to_value(r).unwrap(),
+            Context::default(),
+        ))
+        .await?;
+    Ok(serde_json::from_value(value).unwrap())
+}
+
+fn instance_of<'a>(spec: &'a WorkloadSpec, region: &str) -> &'a str {
+    spec.region(region)
+        .unwrap()
+        .databases
+        .iter()
+        .find_map(|d| match d {
+            DatabaseRef::RdsInstance { instance_id, .. } => Some(instance_id.as_str()),
+            DatabaseRef::AuroraGlobal { .. } => None,
+        })
+        .unwrap()
+}
+
+fn rds(config: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::new(&for_region(config, region))
+}
+
+async fn create_instance(config: &SdkConfig, region: &str, id: &str) -> String {
+    rds(config, region)
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("lifeboat")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .unwrap()
+        .db_instance()
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_owned()
+}
+
+async fn create_replica(config: &SdkConfig, region: &str, id: &str, source_arn: &str) {
+    rds(config, region)
+        .create_db_instance_read_replica()
+        .db_instance_identifier(id)
+        .source_db_instance_identifier(source_arn)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn describe(config: &SdkConfig, region: &str, id: &str) -> Option<DbInstance> {
+    match rds(config, region)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_instances().first().cloned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+        {
+            None
+        }
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+/// The example's RDS tier in moto: the writer in us-east-1 and its cross-Region replicas.
+async fn rds_tier(world: &World, spec: &WorkloadSpec) -> String {
+    let arn = create_instance(&world.config, OLD, instance_of(spec, OLD)).await;
+    for region in [NEW, THIRD] {
+        create_replica(&world.config, region, instance_of(spec, region), &arn).await;
+    }
+    arn
+}
+
+/// What must hold after a refused request: same spec version, no audit event.
+async fn assert_nothing_changed(world: &World, spec: &WorkloadSpec) {
+    let now = world.store.get_spec("checkout").await.unwrap();
+    assert_eq!(now.version, spec.version, "the spec changed");
+    assert_eq!(&now, spec);
+    assert_eq!(world.store.list_events("checkout").await.unwrap(), []);
+}
+
+// ---------------------------------------------------------------- RDS (moto)
+
+/// moto accepts PromoteReadReplica but the instance keeps its replica source, so the
+/// repeat is recognised by the audit marker this epoch wrote; the request itself and
+/// RDS's answers are checked with mocks below.
+#[tokio::test]
+async fn promote_is_accepted_recorded_and_a_repeat_is_a_no_op() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    rds_tier(&world, &spec).await;
+    let p = on_moto(&world);
+    let first = run(&p, req(Step::RdsPromote, NEW, epoch)).await.unwrap();
+    assert!(!first.already_done);
+    assert!(!first.done);
+    assert_eq!(first.status, "promoting");
+    assert_eq!(first.resources.len(), 1);
+    assert_eq!(first.resources[0].id, instance_of(&spec, NEW));
+    assert_eq!(first.resources[0].region, NEW);
+    assert_eq!(first.resources[0].action, "promotion_requested");
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "rds_promotion_requested");
+    assert_eq!(events[0].actor, "replica-promoter");
+
+    let again = run(&p, req(Step::RdsPromote, NEW, epoch)).await.unwrap();
+    assert!(again.already_done);
+    assert_eq!(again.resources[0].action, "already_requested");
+    assert_eq!(world.store.list_events("checkout").await.unwrap().len(), 1);
+    assert_eq!(world.store.get_spec("checkout").await.unwrap(), spec);
+}
+
+#[tokio::test]
+async fn status_says_replicating_until_the_instance_is_a_standalone_writer() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    rds_tier(&world, &spec).await;
+    let p = on_moto(&world);
+    let replica = run(&p, req(Step::RdsStatus, NEW, epoch)).await.unwrap();
+    assert!(!replica.done);
+    assert!(replica.already_done, "a read-only step has nothing to do");
+    assert_eq!(replica.status, "replicating");
+
+    // After a promotion the instance stands alone: in moto, that is a plain instance.
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    create_instance(&world.config, NEW, instance_of(&spec, NEW)).await;
+    let p = on_moto(&world);
+    let promoted = run(&p, req(Step::RdsStatus, NEW, epoch)).await.unwrap();
+    assert!(promoted.done);
+    assert_eq!(promoted.status, "available");
+    let promote = run(&p, req(Step::RdsPromote, NEW, epoch)).await.unwrap();
+    assert!(promote.already_done && promote.done);
+    assert_eq!(promote.resources[0].action, "already_standalone");
+    assert_eq!(world.store.list_events("checkout").await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn reprotect_creates_replicas_of_the_new_primary_and_records_them_once() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let new_primary = instance_of(&spec, NEW).to_owned();
+    let source_arn = create_instance(&world.config, NEW, &new_primary).await;
+    let p = on_moto(&world);
+
+    let out = run(&p, req(Step::RdsReprotect, NEW, epoch)).await.unwrap();
+    assert!(out.done);
+    assert!(!out.already_done);
+    assert_eq!(out.status, "protected");
+    assert_eq!(out.spec_version, Some(spec.version + 1));
+    let stored = world.store.get_spec("checkout").await.unwrap();
+    assert_eq!(stored.version, spec.version + 1);
+    for region in [OLD, THIRD] {
+        let id = replica_promoter::decide::replica_id(&new_primary, region, epoch);
+        let replica = describe(&world.config, region, &id)
+            .await
+            .unwrap_or_else(|| panic!("no replica {id} in {region}"));
+        assert_eq!(
+            replica.read_replica_source_db_instance_identifier(),
+            Some(source_arn.as_str()),
+            "{region}"
+        );
+        assert_eq!(instance_of(&stored, region), id, "{region} not recorded");
+    }
+    assert_eq!(instance_of(&stored, NEW), new_primary);
+
+    let again = run(&p, req(Step::RdsReprotect, NEW, epoch)).await.unwrap();
+    assert!(again.done && again.already_done);
+    assert!(again.resources.iter().all(|r| r.action == "replica_exists"));
+    assert_eq!(again.spec_version, Some(spec.version + 1));
+    assert_eq!(world.store.get_spec("checkout").await.unwrap(), stored);
+}
+
+/// The old primary's Region does not answer (its endpoint refuses connections): the
+/// third Region is protected and recorded, the old one reported unreachable, and the
+/// step is not done, so a later run finishes it.
+#[tokio::test]
+async fn reprotect_protects_what_answers_and_reports_the_rest() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let new_primary = instance_of(&spec, NEW).to_owned();
+    let source_arn = create_instance(&world.config, NEW, &new_primary).await;
+    let mut clients = Clients::new(&world.config);
+    let base = world.config.clone();
+    clients.rds = RegionalClients::new(&world.config, move |c: &SdkConfig| {
+        if c.region().is_some_and(|r| r.as_ref() == OLD) {
+            // Nothing listens on port 1 of loopback: every call is refused.
+            let down = for_region(&base, OLD)
+                .to_builder()
+                .endpoint_url("http://127.0.0.1:1")
+                .build();
+            aws_sdk_rds::Client::new(&down)
+        } else {
+            aws_sdk_rds::Client::new(c)
+        }
+    });
+    let p = Promoter::new(store(&world), clients);
+    let out = run(&p, req(Step::RdsReprotect, NEW, epoch)).await.unwrap();
+    assert!(!out.done && !out.already_done);
+    assert_eq!(out.status, "partially_protected");
+    let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
+    assert_eq!(old.action, "unreachable");
+    let third = out.resources.iter().find(|r| r.region == THIRD).unwrap();
+    assert_eq!(third.action, "replica_created");
+    let replica = describe(&world.config, THIRD, &third.id).await.unwrap();
+    assert_eq!(
+        replica.read_replica_source_db_instance_identifier(),
+        Some(source_arn.as_str())
+    );
+    let stored = world.store.get_spec("checkout").await.unwrap();
+    assert_eq!(instance_of(&stored, THIRD), third.id);
+    assert_eq!(instance_of(&stored, OLD), instance_of(&spec, OLD));
+}
+
+#[tokio::test]
+async fn reprotect_waits_while_the_new_primary_is_still_a_replica() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    rds_tier(&world, &spec).await;
+    let out = run(&on_moto(&world), req(Step::RdsReprotect, NEW, epoch))
+        .await
+        .unwrap();
+    assert!(!out.done && !out.already_done);
+    assert!(
+        out.status.starts_with("waiting_for_promotion"),
+        "{}",
+        out.status
+    );
+    let id = replica_promoter::decide::replica_id(instance_of(&spec, NEW), THIRD, epoch);
+    assert!(describe(&world.config, THIRD, &id).await.is_none());
+    assert_nothing_changed(&world, &spec).await;
+}
+
+#[tokio::test]
+async fn unknown_instance_wrong_region_and_stale_epoch_change_nothing() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    // Only the old writer and the ap-southeast-1 replica exist: eu-west-1's is unknown.
+    let arn = create_instance(&world.config, OLD, instance_of(&spec, OLD)).await;
+    create_replica(&world.config, THIRD, instance_of(&spec, THIRD), &arn).await;
+    let p = on_moto(&world);
+
+    let err = run(&p, req(Step::RdsPromote, NEW, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert!(err.to_string().contains(instance_of(&spec, NEW)), "{err}");
+    let err = run(&p, req(Step::RdsReprotect, NEW, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+
+    let err = run(&p, req(Step::RdsPromote, "eu-central-1", epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+    let err = run(&p, req(Step::RdsPromote, OLD, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+    assert!(err.to_string().contains("already the primary"), "{err}");
+
+    for stale in [epoch - 1, epoch + 1] {
+        let err = run(&p, req(Step::RdsPromote, THIRD, stale))
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    }
+    // Released: the epoch is no longer held at all.
+    world
+        .store
+        .release_lease(
+            "checkout",
+            "arn:aws:states:eu-west-1:123456789012:execution:failover:test",
+            epoch,
+            UnixMillis::now(),
+        )
+        .await
+        .unwrap();
+    let err = run(&p, req(Step::RdsPromote, THIRD, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+
+    let err = p
+        .handle(LambdaEvent::new(
+            json!({"workload": "checkout", "step": "rds_promote", "target_region": THIRD}),
+            Context::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput);
+    assert!(err.to_string().contains("epoch"), "{err}");
+
+    let still = describe(&world.config, THIRD, instance_of(&spec, THIRD))
+        .await
+        .unwrap();
+    assert_eq!(
+        still.read_replica_source_db_instance_identifier(),
+        Some(arn.as_str())
+    );
+    assert_nothing_changed(&world, &spec).await;
+}
+
+#[tokio::test]
+async fn a_stale_reprotect_creates_no_replica_and_leaves_the_spec() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    create_instance(&world.config, NEW, instance_of(&spec, NEW)).await;
+    // The lease lapses and another execution takes it over at the next epoch.
+    let holder = "arn:aws:states:eu-west-1:123456789012:execution:failover:other";
+    world
+        .store
+        .acquire_lease(
+            &LeaseRequest {
+                workload: "checkout".into(),
+                holder: holder.into(),
+                purpose: LeasePurpose::Failover,
+                ttl: Duration::from_secs(600),
+            },
+            UnixMillis::now().plus(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let err = run(&on_moto(&world), req(Step::RdsReprotect, NEW, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    for region in [OLD, THIRD] {
+        let id = replica_promoter::decide::replica_id(instance_of(&spec, NEW), region, epoch);
+        assert!(describe(&world.config, region, &id).await.is_none());
+    }
+    assert_nothing_changed(&world, &spec).await;
+}
+
+// ---------------------------------------------------------------- RDS (mocks)
+
+fn replica_view(id: &str, status: &str) -> DbInstance {
+    DbInstance::builder()
+        .db_instance_identifier(id)
+        .db_instance_status(status)
+        .read_replica_source_db_instance_identifier(
+            "arn:aws:rds:us-east-1:123456789012:db:checkout-db",
+        )
+        .build()
+}
+
+fn describe_rule(id: &str, status: &'static str) -> Rule {
+    let id = id.to_owned();
+    mock!(aws_sdk_rds::Client::describe_db_instances).then_output(move || {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(replica_view(&id, status))
+            .build()
+    })
+}
+
+fn throttled() -> PromoteReadReplicaError {
+    PromoteReadReplicaError::generic(
+        aws_sdk_rds::error::ErrorMetadata::builder()
+            .code("Throttling")
+            .message("Rate exceeded")
+            .build(),
+    )
+}
+
+/// moto accepts PromoteReadReplica without changing the instance, so the request we
+/// send and our handling of RDS's answers are checked here with aws-smithy-mocks.
+#[tokio::test]
+async fn promote_sends_the_target_instance_and_handles_each_answer() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let target = instance_of(&spec, NEW).to_owned();
+
+    // Success: one call, naming the instance of the target Region.
+    let wanted = target.clone();
+    let promote = mock!(aws_sdk_rds::Client::promote_read_replica)
+        .match_requests(move |r| r.db_instance_identifier() == Some(wanted.as_str()))
+        .then_output(|| PromoteReadReplicaOutput::builder().build());
+    let describe = describe_rule(&target, "available");
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &promote]);
+    let out = run_rds(&world, client, Step::RdsPromote, NEW, epoch)
+        .await
+        .unwrap();
+    assert_eq!(out.resources[0].action, "promotion_requested");
+    assert_eq!(promote.num_calls(), 1);
+
+    // InvalidDBInstanceState while the instance is modifying: a promotion under way.
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let target = instance_of(&spec, NEW).to_owned();
+    let refused = mock!(aws_sdk_rds::Client::promote_read_replica).then_error(|| {
+        PromoteReadReplicaError::InvalidDbInstanceStateFault(
+            InvalidDbInstanceStateFault::builder().build(),
+        )
+    });
+    let first = describe_rule(&target, "available");
+    let modifying = describe_rule(&target, "modifying");
+    let client = mock_client!(
+        aws_sdk_rds,
+        RuleMode::Sequential,
+        [&first, &refused, &modifying]
+    );
+    let out = run_rds(&world, client, Step::RdsPromote, NEW, epoch)
+        .await
+        .unwrap();
+    assert_eq!(out.resources[0].action, "already_in_progress");
+    assert!(!out.done);
+
+    // DBInstanceNotFound on the call itself (deleted meanwhile): ResourceNotFound.
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let target = instance_of(&spec, NEW).to_owned();
+    let gone = mock!(aws_sdk_rds::Client::promote_read_replica).then_error(|| {
+        PromoteReadReplicaError::DbInstanceNotFoundFault(DbInstanceNotFoundFault::builder().build())
+    });
+    let describe = describe_rule(&target, "available");
+    let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&describe, &gone]);
+    let err = run_rds(&world, client, Step::RdsPromote, NEW, epoch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert_nothing_changed(&world, &spec).await;
+
+    // Unknown at describe time: nothing is called.
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let missing = mock!(aws_sdk_rds::Client::describe_db_instances).then_error(|| {
+        DescribeDBInstancesError::DbInstanceNotFoundFault(
+            DbInstanceNotFoundFault::builder().build(),
+        )
+    });
+    let never = mock!(aws_sdk_rds::Client::promote_read_replica)
+        .then_output(|| PromoteReadReplicaOutput::builder().build());
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&missing, &never]);
+    let err = run_rds(&world, client, Step::RdsPromote, NEW, epoch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert_eq!(never.num_calls(), 0);
+    assert_nothing_changed(&world, &spec).await;
+}
+
+/// Throttling cannot be produced by moto: injected with aws-smithy-mocks.
+#[tokio::test]
+async fn throttled_twice_then_served_succeeds() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let target = instance_of(&spec, NEW).to_owned();
+    let promote = mock!(aws_sdk_rds::Client::promote_read_replica)
+        .sequence()
+        .error(throttled)
+        .times(2)
+        .output(|| PromoteReadReplicaOutput::builder().build())
+        .build();
+    let describe = describe_rule(&target, "available");
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &promote]);
+    let out = run_rds(&world, client, Step::RdsPromote, NEW, epoch)
+        .await
+        .unwrap();
+    assert_eq!(out.resources[0].action, "promotion_requested");
+    assert_eq!(promote.num_calls(), 3);
+}
+
+/// A 5xx that does not pass cannot be produced by moto: injected with aws-smithy-mocks.
+#[tokio::test]
+async fn persistent_5xx_is_retried_a_bounded_number_of_times_then_transient() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let describe = mock!(aws_sdk_rds::Client::describe_db_instances)
+        .sequence()
+        .http_status(503, None)
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&describe]);
+    let err = run_rds(&world, client, Step::RdsStatus, NEW, epoch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::TransientDependency, "{err:?}");
+    assert_eq!(err.retry(), lifeboat::Retry::Transient);
+    // The SDK's standard retry strategy: three attempts, then the error is ours.
+    assert_eq!(describe.num_calls(), 3);
+    assert!(
+        err.chain()
+            .starts_with("rds.DescribeDBInstances failed transiently")
+    );
+    assert_nothing_changed(&world, &spec).await;
+}
+
+// ---------------------------------------------------------------- Aurora (mocks)
+
+const GLOBAL: &str = "orders";
+const USE1_ARN: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-use1";
+const EUW1_ARN: &str = "arn:aws:rds:eu-west-1:123456789012:cluster:orders-euw1";
+
+fn aurora_spec(spec: &mut WorkloadSpec, _: &str) {
+    for (region, cluster) in [
+        (OLD, "orders-use1"),
+        (NEW, "orders-euw1"),
+        (THIRD, "orders-apse1"),
+    ] {
+        let r = spec
+            .regions
+            .iter_mut()
+            .find(|r| r.region == region)
+            .unwrap();
+        r.databases = vec![DatabaseRef::AuroraGlobal {
+            global_cluster_id: GLOBAL.into(),
+            cluster_id: cluster.into(),
+        }];
+    }
+}
+
+fn global(writer: &str, failover: Option<(FailoverStatus, &str, bool)>) -> GlobalCluster {
+    let member = |arn: &str| {
+        GlobalClusterMember::builder()
+            .db_cluster_arn(arn)
+            .is_writer(arn == writer)
+            .build()
+    };
+    let mut g = GlobalCluster::builder()
+        .global_cluster_identifier(GLOBAL)
+        .status(if failover.is_some() {
+            "switching-over"
+        } else {
+            "available"
+        })
+        .global_cluster_members(member(USE1_ARN))
+        .global_cluster_members(member(EUW1_ARN));
+    if let Some((status, to, loss)) = failover {
+        g = g.failover_state(
+            FailoverState::builder()
+                .status(status)
+                .from_db_cluster_arn(USE1_ARN)
+                .to_db_cluster_arn(to)
+                .is_data_loss_allowed(loss)
+                .build(),
+        );
+    }
+    g.build()
+}
+
+fn describe_global(g: GlobalCluster) -> Rule {
+    mock!(aws_sdk_rds::Client::describe_global_clusters)
+        .match_requests(|r| r.global_cluster_identifier() == Some(GLOBAL))
+        .then_output(move || {
+            DescribeGlobalClustersOutput::builder()
+                .global_clusters(g.clone())
+                .build()
+        })
+}
+
+/// moto does not implement SwitchoverGlobalCluster: the request and the polling are
+/// checked with aws-smithy-mocks.
+#[tokio::test]
+async fn planned_aurora_move_is_a_switchover_to_the_target_cluster_then_polls_to_writer() {
+    let (world, spec, epoch) = setup(aurora_spec).await;
+    let before = describe_global(global(USE1_ARN, None));
+    let switchover = mock!(aws_sdk_rds::Client::switchover_global_cluster)
+        .match_requests(|r| {
+            r.global_cluster_identifier() == Some(GLOBAL)
+                && r.target_db_cluster_identifier() == Some(EUW1_ARN)
+        })
+        .then_output(|| SwitchoverGlobalClusterOutput::builder().build());
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&before, &switchover]);
+    let out = run_rds(&world, client, Step::AuroraSwitchover, NEW, epoch)
+        .await
+        .unwrap();
+    assert_eq!(switchover.num_calls(), 1);
+    assert!(!out.done && !out.already_done);
+    assert_eq!(out.data_loss_allowed, Some(false));
+    assert_eq!(out.resources[0].action, "switchover_requested");
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "aurora_switchover_requested");
+    assert!(events[0].reason.contains("RPO 0"), "{}", events[0].reason);
+
+    // While it switches over: status not done, a repeat does not call again.
+    let moving = describe_global(global(
+        USE1_ARN,
+        Some((FailoverStatus::Pending, EUW1_ARN, false)),
+    ));
+    let never = mock!(aws_sdk_rds::Client::switchover_global_cluster)
+        .then_output(|| SwitchoverGlobalClusterOutput::builder().build());
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&moving, &never]);
+    let p = with_rds(&world, client);
+    let status = run(&p, req(Step::AuroraStatus, NEW, epoch)).await.unwrap();
+    assert!(!status.done);
+    assert_eq!(status.status, "pending");
+    let again = run(&p, req(Step::AuroraSwitchover, NEW, epoch))
+        .await
+        .unwrap();
+    assert!(again.already_done);
+    assert_eq!(again.resources[0].action, "already_in_progress");
+
+    // Done: eu-west-1 writes.
+    let after = describe_global(global(EUW1_ARN, None));
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&after, &never]);
+    let p = with_rds(&world, client);
+    let status = run(&p, req(Step::AuroraStatus, NEW, epoch)).await.unwrap();
+    assert!(status.done);
+    assert_eq!(status.status, "writer");
+    let again = run(&p, req(Step::AuroraSwitchover, NEW, epoch))
+        .await
+        .unwrap();
+    assert!(again.done && again.already_done);
+    assert_eq!(never.num_calls(), 0);
+    assert_eq!(world.store.list_events("checkout").await.unwrap().len(), 1);
+    assert_eq!(world.store.get_spec("checkout").await.unwrap(), spec);
+}
+
+/// moto does not implement FailoverGlobalCluster: the request (AllowDataLoss) is
+/// checked with aws-smithy-mocks.
+#[tokio::test]
+async fn unplanned_aurora_move_is_a_failover_allowing_data_loss_and_says_so() {
+    let (world, _spec, epoch) = setup(aurora_spec).await;
+    let before = describe_global(global(USE1_ARN, None));
+    let failover = mock!(aws_sdk_rds::Client::failover_global_cluster)
+        .match_requests(|r| {
+            r.global_cluster_identifier() == Some(GLOBAL)
+                && r.target_db_cluster_identifier() == Some(EUW1_ARN)
+                && r.allow_data_loss() == Some(true)
+        })
+        .then_output(|| FailoverGlobalClusterOutput::builder().build());
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&before, &failover]);
+    let out = run_rds(&world, client, Step::AuroraFailover, NEW, epoch)
+        .await
+        .unwrap();
+    assert_eq!(failover.num_calls(), 1);
+    assert_eq!(out.data_loss_allowed, Some(true));
+    assert_eq!(out.resources[0].action, "failover_requested");
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "aurora_failover_requested");
+    assert!(
+        events[0].reason.contains("AllowDataLoss"),
+        "{}",
+        events[0].reason
+    );
+    assert_eq!(events[0].after.as_ref().unwrap()["allow_data_loss"], true);
+
+    let moving = describe_global(global(
+        USE1_ARN,
+        Some((FailoverStatus::FailingOver, EUW1_ARN, true)),
+    ));
+    let never = mock!(aws_sdk_rds::Client::failover_global_cluster)
+        .then_output(|| FailoverGlobalClusterOutput::builder().build());
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&moving, &never]);
+    let again = run_rds(&world, client, Step::AuroraFailover, NEW, epoch)
+        .await
+        .unwrap();
+    assert!(again.already_done);
+    assert_eq!(again.data_loss_allowed, Some(true));
+    assert_eq!(never.num_calls(), 0);
+}
+
+/// moto does not implement the Aurora moves: the refusals are checked with mocks.
+#[tokio::test]
+async fn unknown_global_cluster_or_member_is_resource_not_found_and_changes_nothing() {
+    let (world, spec, epoch) = setup(aurora_spec).await;
+    let missing = mock!(aws_sdk_rds::Client::describe_global_clusters).then_error(|| {
+        DescribeGlobalClustersError::GlobalClusterNotFoundFault(
+            GlobalClusterNotFoundFault::builder().build(),
+        )
+    });
+    let never = mock!(aws_sdk_rds::Client::failover_global_cluster)
+        .then_output(|| FailoverGlobalClusterOutput::builder().build());
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&missing, &never]);
+    let err = run_rds(&world, client, Step::AuroraFailover, NEW, epoch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+
+    // The spec names an ap-southeast-1 cluster the global cluster does not have.
+    let before = describe_global(global(USE1_ARN, None));
+    let client = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&before, &never]);
+    let err = run_rds(&world, client, Step::AuroraFailover, THIRD, epoch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert!(err.to_string().contains("orders-apse1"), "{err}");
+    assert_eq!(never.num_calls(), 0);
+    assert_nothing_changed(&world, &spec).await;
+}
+
+// ---------------------------------------------------------------- S3
+
+fn s3(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+    replica_promoter::s3_client(&for_region(config, region))
+}
+
+fn bucket_of<'a>(spec: &'a WorkloadSpec, region: &str) -> &'a str {
+    &spec.region(region).unwrap().buckets[0].name
+}
+
+async fn create_bucket(config: &SdkConfig, region: &str, name: &str) {
+    let client = s3(config, region);
+    let mut create = client.create_bucket().bucket(name);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create.send().await.unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+fn rule(id: &str, priority: i32, dest: &str) -> ReplicationRule {
+    let minutes = || ReplicationTimeValue::builder().minutes(15).build();
+    ReplicationRule::builder()
+        .id(id)
+        .priority(priority)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("receipts/").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(DeleteMarkerReplicationStatus::Enabled)
+                .build(),
+        )
+        .destination(
+            Destination::builder()
+                .bucket(format!("arn:aws:s3:::{dest}"))
+                .storage_class(StorageClass::StandardIa)
+                .replication_time(
+                    ReplicationTime::builder()
+                        .status(ReplicationTimeStatus::Enabled)
+                        .time(minutes())
+                        .build()
+                        .unwrap(),
+                )
+                .metrics(
+                    Metrics::builder()
+                        .status(MetricsStatus::Enabled)
+                        .event_threshold(minutes())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+fn old_rules(spec: &WorkloadSpec) -> ReplicationConfiguration {
+    ReplicationConfiguration::builder()
+        .role("arn:aws:iam::123456789012:role/old-primary-replication")
+        .rules(rule("to-euw1", 1, bucket_of(spec, NEW)))
+        .rules(rule("to-apse1", 2, bucket_of(spec, THIRD)))
+        .build()
+        .unwrap()
+}
+
+async fn s3_tier(world: &World, spec: &WorkloadSpec) {
+    for region in [OLD, NEW, THIRD] {
+        create_bucket(&world.config, region, bucket_of(spec, region)).await;
+    }
+    s3(&world.config, OLD)
+        .put_bucket_replication()
+        .bucket(bucket_of(spec, OLD))
+        .replication_configuration(old_rules(spec))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn replication(config: &SdkConfig, region: &str, bucket: &str) -> ReplicationConfiguration {
+    s3(config, region)
+        .get_bucket_replication()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .replication_configuration
+        .unwrap()
+}
+
+/// `(id, priority, status, destination)` of each rule: what moto gives back faithfully.
+/// moto's GetBucketReplication answers every rule's filter as `Prefix ""` and its
+/// delete-marker replication as `Disabled`, whatever was put; that the mirror keeps them
+/// exactly is checked on the request itself with aws-smithy-mocks below.
+fn shape(c: &ReplicationConfiguration) -> Vec<(String, Option<i32>, String, Destination)> {
+    c.rules
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone().unwrap_or_default(),
+                r.priority,
+                r.status.as_str().to_owned(),
+                r.destination.clone().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn s3_flip_mirrors_the_rules_suspends_the_old_ones_and_a_repeat_is_a_no_op() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    s3_tier(&world, &spec).await;
+    let p = on_moto(&world);
+    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    assert!(out.done && !out.already_done);
+    assert_eq!(out.status, "flipped");
+    assert_eq!(out.old_rules_suspended, Some(true));
+
+    let mirrored = replication(&world.config, NEW, bucket_of(&spec, NEW)).await;
+    let mut expected = old_rules(&spec);
+    expected.rules[0].destination.as_mut().unwrap().bucket =
+        format!("arn:aws:s3:::{}", bucket_of(&spec, OLD));
+    assert_eq!(shape(&mirrored), shape(&expected));
+    assert_eq!(
+        mirrored.role,
+        spec.region(NEW).unwrap().buckets[0]
+            .replication_role_arn
+            .clone()
+            .unwrap()
+    );
+    let old = replication(&world.config, OLD, bucket_of(&spec, OLD)).await;
+    assert!(
+        old.rules
+            .iter()
+            .all(|r| r.status == ReplicationRuleStatus::Disabled)
+    );
+    assert_eq!(old.rules.len(), 2);
+
+    let again = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    assert!(again.done && again.already_done, "{again:?}");
+    assert_eq!(again.old_rules_suspended, Some(true));
+    assert_eq!(
+        shape(&replication(&world.config, NEW, bucket_of(&spec, NEW)).await),
+        shape(&mirrored)
+    );
+    assert_eq!(world.store.list_events("checkout").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn s3_flip_of_an_unknown_bucket_changes_nothing() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    // Only the old primary's bucket exists.
+    create_bucket(&world.config, OLD, bucket_of(&spec, OLD)).await;
+    s3(&world.config, OLD)
+        .put_bucket_replication()
+        .bucket(bucket_of(&spec, OLD))
+        .replication_configuration(old_rules(&spec))
+        .send()
+        .await
+        .unwrap();
+    let err = run(&on_moto(&world), req(Step::S3Flip, NEW, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert!(err.to_string().contains(bucket_of(&spec, NEW)), "{err}");
+    let old = replication(&world.config, OLD, bucket_of(&spec, OLD)).await;
+    assert!(
+        old.rules
+            .iter()
+            .all(|r| r.status == ReplicationRuleStatus::Enabled)
+    );
+    assert_nothing_changed(&world, &spec).await;
+}
+
+/// The old Region does not answer at all (its endpoint refuses connections): the new
+/// primary still replicates to the others, built from the spec, and the outcome says
+/// the old rules were not suspended.
+#[tokio::test]
+async fn s3_flip_without_the_old_region_records_that_it_did_not_suspend() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    for region in [NEW, THIRD] {
+        create_bucket(&world.config, region, bucket_of(&spec, region)).await;
+    }
+    let mut clients = Clients::new(&world.config);
+    let base = world.config.clone();
+    clients.s3 = RegionalClients::new(&world.config, move |c: &SdkConfig| {
+        if c.region().is_some_and(|r| r.as_ref() == OLD) {
+            // Nothing listens on port 1 of loopback: every call is refused.
+            let down = for_region(&base, OLD)
+                .to_builder()
+                .endpoint_url("http://127.0.0.1:1")
+                .build();
+            replica_promoter::s3_client(&down)
+        } else {
+            replica_promoter::s3_client(c)
+        }
+    });
+    let p = Promoter::new(store(&world), clients);
+    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    assert!(out.done);
+    assert_eq!(out.old_rules_suspended, Some(false));
+    assert_eq!(out.status, "flipped_old_rules_active");
+    let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
+    assert_eq!(old.action, "not_suspended");
+    assert!(
+        old.detail.as_deref().unwrap().contains("transiently"),
+        "{old:?}"
+    );
+    let new = out.resources.iter().find(|r| r.region == NEW).unwrap();
+    assert!(
+        new.detail.as_deref().unwrap().contains("did not answer"),
+        "{new:?}"
+    );
+
+    let mirrored = replication(&world.config, NEW, bucket_of(&spec, NEW)).await;
+    let dests: Vec<String> = mirrored
+        .rules
+        .iter()
+        .map(|r| r.destination.as_ref().unwrap().bucket.clone())
+        .collect();
+    assert_eq!(
+        dests,
+        [
+            format!("arn:aws:s3:::{}", bucket_of(&spec, OLD)),
+            format!("arn:aws:s3:::{}", bucket_of(&spec, THIRD))
+        ]
+    );
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0].reason.contains("did not answer"),
+        "{}",
+        events[0].reason
+    );
+}
+
+/// The exact requests: the mirror put on the new primary (filters, delete-marker
+/// replication, replication time control, metrics, storage class, ids, priorities) and
+/// the suspension put on the old one; and an old Region that answers the read but fails
+/// the suspension with a lasting 5xx. moto answers filters and delete-marker replication
+/// lossily and cannot fail on demand, so both buckets' S3 calls are aws-smithy-mocks
+/// here (the store stays on moto).
+#[tokio::test]
+async fn s3_flip_puts_the_exact_mirror_and_records_a_failed_suspension() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let old_config = old_rules(&spec);
+    // What the new primary must get, exactly: the old rules, same filters,
+    // delete-marker replication, RTC and metrics, pointed back at the old primary,
+    // under the new primary bucket's own replication role.
+    let mut mirror = old_config.clone();
+    mirror.role = spec.region(NEW).unwrap().buckets[0]
+        .replication_role_arn
+        .clone()
+        .unwrap();
+    mirror.rules[0].destination.as_mut().unwrap().bucket =
+        format!("arn:aws:s3:::{}", bucket_of(&spec, OLD));
+    let mut off = old_config.clone();
+    for r in &mut off.rules {
+        r.status = ReplicationRuleStatus::Disabled;
+    }
+
+    let served = old_config.clone();
+    let old_get = mock!(aws_sdk_s3::Client::get_bucket_replication).then_output(move || {
+        GetBucketReplicationOutput::builder()
+            .replication_configuration(served.clone())
+            .build()
+    });
+    let old_bucket = bucket_of(&spec, OLD).to_owned();
+    let suspend = mock!(aws_sdk_s3::Client::put_bucket_replication)
+        .match_requests(move |r| {
+            r.bucket() == Some(old_bucket.as_str()) && r.replication_configuration() == Some(&off)
+        })
+        .sequence()
+        .http_status(503, None)
+        .repeatedly()
+        .build();
+    let old_client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&old_get, &suspend]);
+
+    let new_get = mock!(aws_sdk_s3::Client::get_bucket_replication).then_error(|| {
+        GetBucketReplicationError::generic(
+            aws_sdk_s3::error::ErrorMetadata::builder()
+                .code("ReplicationConfigurationNotFoundError")
+                .build(),
+        )
+    });
+    let new_bucket = bucket_of(&spec, NEW).to_owned();
+    let expected = mirror.clone();
+    let put = mock!(aws_sdk_s3::Client::put_bucket_replication)
+        .match_requests(move |r| {
+            r.bucket() == Some(new_bucket.as_str())
+                && r.replication_configuration() == Some(&expected)
+        })
+        .then_output(|| PutBucketReplicationOutput::builder().build());
+    let new_client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&new_get, &put]);
+
+    let mut clients = Clients::new(&world.config);
+    clients.s3 = RegionalClients::new(&world.config, move |c: &SdkConfig| {
+        if c.region().is_some_and(|r| r.as_ref() == OLD) {
+            old_client.clone()
+        } else {
+            new_client.clone()
+        }
+    });
+    let p = Promoter::new(store(&world), clients);
+    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    assert_eq!(put.num_calls(), 1, "the exact mirror was put once");
+    assert!(out.done);
+    assert_eq!(out.old_rules_suspended, Some(false));
+    assert_eq!(suspend.num_calls(), 3, "bounded retries of the suspension");
+    let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
+    assert_eq!(old.action, "not_suspended");
+    assert!(
+        old.detail.as_deref().unwrap().contains("transiently"),
+        "{old:?}"
+    );
+}
+
+// ---------------------------------------------------------------- DynamoDB (moto)
+
+#[tokio::test]
+async fn dynamodb_verify_reports_the_target_replica_active() {
+    let orders = harness::table::unique_name("orders");
+    let name = orders.clone();
+    let (world, spec, epoch) = setup(move |spec, _| {
+        for r in &mut spec.regions {
+            r.dynamodb_tables = vec![name.clone()];
+        }
+    })
+    .await;
+    let p = on_moto(&world);
+    let err = run(&p, req(Step::DynamodbVerify, NEW, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert_nothing_changed(&world, &spec).await;
+
+    harness::table::create(&for_region(&world.config, NEW), &orders, &[])
+        .await
+        .unwrap();
+    let out = run(&p, req(Step::DynamodbVerify, NEW, epoch))
+        .await
+        .unwrap();
+    assert!(out.done && out.already_done);
+    assert_eq!(out.status, "ACTIVE");
+    assert_eq!(out.resources[0].id, orders);
+    assert_eq!(out.resources[0].region, NEW);
+    let again = run(&p, req(Step::DynamodbVerify, NEW, epoch))
+        .await
+        .unwrap();
+    assert_eq!(again, out);
+    assert_nothing_changed(&world, &spec).await;
+}
