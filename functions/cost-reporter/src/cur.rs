@@ -1,0 +1,1196 @@
+//! The CUR 2.0 parse/aggregate core: synchronous, pure, over any [`std::io::Read`], so it
+//! is unit-tested and benchmarked on a local file exactly as it runs on an S3 body.
+//!
+//! One pass, bounded memory: the gzip decoder and the csv reader each hold one buffer,
+//! one [`ByteRecord`] is reused for every row, and Region, service, usage-type and
+//! line-item-type strings are interned (a row allocates nothing once its keys are known).
+//! Money is [`Decimal`] from the text to the totals.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::str::FromStr;
+
+use csv::ByteRecord;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// Columns the report needs; a file without any of them is refused, naming each.
+pub const REQUIRED_COLUMNS: [&str; 10] = [
+    "line_item_usage_start_date",
+    "line_item_product_code",
+    "line_item_usage_type",
+    "line_item_line_item_type",
+    "line_item_unblended_cost",
+    "product_region_code",
+    "product_from_region_code",
+    "product_to_region_code",
+    "line_item_resource_id",
+    "resource_tags",
+];
+
+/// Used where present: a row's cost is its net unblended cost when the column exists and
+/// the value is not empty, else its unblended cost.
+pub const NET_COLUMN: &str = "line_item_net_unblended_cost";
+
+/// The Region key of rows without a Region (global services, some taxes and fees).
+pub const GLOBAL: &str = "global";
+
+/// At most this many distinct values per interned column; further ones are counted
+/// under `(other)`, so memory stays bounded whatever the file.
+const MAX_DISTINCT: usize = 10_000;
+/// At most this many distinct `resource_tags` values remembered.
+const MAX_TAG_CACHE: usize = 8_192;
+/// Bad rows quoted by line in the report (all are counted).
+const MAX_QUOTED_BAD_ROWS: usize = 20;
+
+/// What a cost is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// EC2 instances, Lambda, containers.
+    Compute,
+    /// RDS/Aurora, DynamoDB and other databases.
+    Database,
+    /// ElastiCache, MemoryDB, DAX.
+    Cache,
+    /// S3, EBS, EFS, backups.
+    Storage,
+    /// Data transfer, load balancers, NAT, DNS, CDN.
+    Network,
+    /// Everything else (tax, support, monitoring...).
+    Other,
+}
+
+impl Category {
+    /// Every category, in report order.
+    pub const ALL: [Category; 6] = [
+        Category::Compute,
+        Category::Database,
+        Category::Cache,
+        Category::Storage,
+        Category::Network,
+        Category::Other,
+    ];
+
+    /// Its name in outputs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Category::Compute => "compute",
+            Category::Database => "database",
+            Category::Cache => "cache",
+            Category::Storage => "storage",
+            Category::Network => "network",
+            Category::Other => "other",
+        }
+    }
+}
+
+/// The category of a line item from its product code and usage type.
+pub fn classify(product_code: &str, usage_type: &str) -> Category {
+    let usage_is = |needle: &str| usage_type.contains(needle);
+    if usage_is("DataTransfer")
+        || usage_is("-Bytes")
+        || usage_is("NatGateway")
+        || usage_is("LoadBalancer")
+        || usage_is("LCUUsage")
+    {
+        return Category::Network;
+    }
+    if usage_is("EBS:") || usage_is("EBSOptimized") || usage_is("SnapshotUsage") {
+        return Category::Storage;
+    }
+    match product_code {
+        "AmazonEC2" | "AWSLambda" | "AmazonECS" | "AmazonEKS" | "AWSFargate" | "AWSBatch"
+        | "AmazonLightsail" | "AWSAppRunner" => Category::Compute,
+        "AmazonRDS" | "AmazonDynamoDB" | "AmazonDocDB" | "AmazonNeptune" | "AmazonRedshift"
+        | "AmazonMCS" | "AmazonTimestream" => Category::Database,
+        "AmazonElastiCache" | "AmazonMemoryDB" | "AmazonDAX" => Category::Cache,
+        "AmazonS3"
+        | "AmazonEFS"
+        | "AmazonFSx"
+        | "AWSBackup"
+        | "AmazonGlacier"
+        | "AWSStorageGateway"
+        | "AmazonS3GlacierDeepArchive" => Category::Storage,
+        "AmazonCloudFront"
+        | "AmazonRoute53"
+        | "AWSGlobalAccelerator"
+        | "AmazonVPC"
+        | "AWSDataTransfer"
+        | "AWSELB"
+        | "AWSDirectConnect"
+        | "AmazonApiGateway" => Category::Network,
+        _ => Category::Other,
+    }
+}
+
+/// The Region of a CUR usage-type prefix (`USE1` → `us-east-1`).
+pub fn region_of_prefix(prefix: &str) -> Option<&'static str> {
+    Some(match prefix {
+        "USE1" => "us-east-1",
+        "USE2" => "us-east-2",
+        "USW1" => "us-west-1",
+        "USW2" => "us-west-2",
+        "CAN1" => "ca-central-1",
+        "CAN2" => "ca-west-1",
+        "EUC1" => "eu-central-1",
+        "EUC2" => "eu-central-2",
+        "EUW1" | "EU" => "eu-west-1",
+        "EUW2" => "eu-west-2",
+        "EUW3" => "eu-west-3",
+        "EUN1" => "eu-north-1",
+        "EUS1" => "eu-south-1",
+        "EUS2" => "eu-south-2",
+        "APN1" => "ap-northeast-1",
+        "APN2" => "ap-northeast-2",
+        "APN3" => "ap-northeast-3",
+        "APS1" => "ap-southeast-1",
+        "APS2" => "ap-southeast-2",
+        "APS3" => "ap-south-1",
+        "APS4" => "ap-southeast-3",
+        "APS5" => "ap-south-2",
+        "APS6" => "ap-southeast-4",
+        "APE1" => "ap-east-1",
+        "SAE1" => "sa-east-1",
+        "MES1" => "me-south-1",
+        "MEC1" => "me-central-1",
+        "AFS1" => "af-south-1",
+        "ILC1" => "il-central-1",
+        "MXC1" => "mx-central-1",
+        _ => return None,
+    })
+}
+
+/// The inter-Region pair `(from, to)` a usage type such as `USE1-EUW1-AWS-Out-Bytes`
+/// names (`-In-Bytes` reverses it: the data came from the second Region).
+pub fn transfer_pair(usage_type: &str) -> Option<(&'static str, &'static str)> {
+    let mut parts = usage_type.splitn(3, '-');
+    let a = region_of_prefix(parts.next()?)?;
+    let b = region_of_prefix(parts.next()?)?;
+    let rest = parts.next()?;
+    if a == b {
+        return None;
+    }
+    if rest.ends_with("Out-Bytes") {
+        Some((a, b))
+    } else if rest.ends_with("In-Bytes") {
+        Some((b, a))
+    } else {
+        None
+    }
+}
+
+/// Which rows belong to the workload: those tagged `tag_key = workload`, or whose
+/// resource id names a resource of the spec (a bucket, DB instance or cluster, table).
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// The key in `resource_tags`, as the export writes it (e.g. `user_lifeboat_workload`).
+    pub tag_key: String,
+    /// The workload id the tag must carry.
+    pub workload: String,
+    /// Resource names from the spec.
+    pub resources: HashSet<String>,
+}
+
+impl Scope {
+    fn matches_resource(&self, id: &[u8]) -> bool {
+        resource_named(&self.resources, id)
+    }
+
+    fn matches_tags(&self, tags: &[u8]) -> bool {
+        if tags.len() <= 2 {
+            return false;
+        }
+        let Ok(map) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(tags) else {
+            return false;
+        };
+        map.get(&self.tag_key)
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| v == self.workload)
+    }
+}
+
+/// Whether a CUR resource id (a name or an ARN) names one of `names`: equal, or its last
+/// `:`/`/` segment is (`arn:aws:rds:…:db:checkout-db`, `arn:aws:dynamodb:…:table/orders`).
+fn resource_named(names: &HashSet<String>, id: &[u8]) -> bool {
+    if id.is_empty() || names.is_empty() {
+        return false;
+    }
+    let Ok(id) = std::str::from_utf8(id) else {
+        return false;
+    };
+    if names.contains(id) {
+        return true;
+    }
+    let last = id.rsplit([':', '/']).next().unwrap_or(id);
+    names.contains(last)
+}
+
+/// A drill's window and resources, from its run record.
+#[derive(Debug, Clone)]
+pub struct DrillWindow {
+    /// Run id.
+    pub id: String,
+    /// Start, Unix ms (rows whose usage hour starts at or after its hour count).
+    pub start_ms: u64,
+    /// End, Unix ms (exclusive).
+    pub end_ms: u64,
+    /// Resources the drill names; empty means every resource of the workload.
+    pub resources: HashSet<String>,
+}
+
+impl DrillWindow {
+    fn covers(&self, hour_ms: u64, resource_id: &[u8]) -> bool {
+        let first_hour = self.start_ms - self.start_ms % 3_600_000;
+        hour_ms >= first_hour
+            && hour_ms < self.end_ms
+            && (self.resources.is_empty() || resource_named(&self.resources, resource_id))
+    }
+}
+
+/// What is wrong with one row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Defect {
+    /// Not as many fields as the header.
+    #[error("expected {expected} columns, found {found}")]
+    WrongColumnCount {
+        /// Header width.
+        expected: usize,
+        /// This row's width.
+        found: usize,
+    },
+    /// A money field that is not a number.
+    #[error("{column} is not a number: `{value}`")]
+    NotANumber {
+        /// The column.
+        column: &'static str,
+        /// The text found (truncated).
+        value: String,
+    },
+    /// The usage start is not a timestamp (only checked when drills are costed).
+    #[error("line_item_usage_start_date is not a timestamp: `{value}`")]
+    BadTimestamp {
+        /// The text found (truncated).
+        value: String,
+    },
+}
+
+/// Why a file could not be used. Every variant names the file; row-level ones the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// No header line.
+    #[error("{file}: empty file, no header line")]
+    Empty {
+        /// The file.
+        file: String,
+    },
+    /// Required columns absent from the header.
+    #[error("{file}: missing required column(s): {}", missing.join(", "))]
+    MissingColumns {
+        /// The file.
+        file: String,
+        /// Every missing column.
+        missing: Vec<&'static str>,
+    },
+    /// A bad row, and `skip_bad_rows` is off.
+    #[error("{file}: line {line}: {defect}")]
+    BadRow {
+        /// The file.
+        file: String,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// What is wrong.
+        defect: Defect,
+    },
+    /// The data itself is broken: truncated or corrupt gzip, invalid CSV quoting.
+    #[error("{file}: line {line}: corrupt or truncated data: {source}")]
+    Corrupt {
+        /// The file.
+        file: String,
+        /// The line being read when it broke.
+        line: u64,
+        /// What the decoder said.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the source failed (network): worth retrying.
+    #[error("{file}: reading failed at line {line}")]
+    Source {
+        /// The file.
+        file: String,
+        /// The line being read.
+        line: u64,
+        /// The source's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Sums beyond what a decimal holds: the file cannot be a bill.
+    #[error("{file}: line {line}: cost sum overflows")]
+    Overflow {
+        /// The file.
+        file: String,
+        /// Where.
+        line: u64,
+    },
+}
+
+/// Marks an error of the underlying source (network, disk) so it is told apart from
+/// broken data after going through the gzip decoder and csv reader.
+#[derive(Debug, thiserror::Error)]
+#[error("source read failed")]
+pub struct SourceError(#[source] pub io::Error);
+
+/// Wraps a reader so its own errors are recognisable as [`ParseError::Source`].
+#[derive(Debug)]
+pub struct TagSourceErrors<R>(pub R);
+
+impl<R: Read> Read for TagSourceErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::other(SourceError(e)))
+    }
+}
+
+/// How a file is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// `.csv.gz` (gzip members concatenated are read as one stream).
+    Gzip,
+    /// Plain `.csv`.
+    None,
+}
+
+impl Compression {
+    /// From a key's suffix; `None` for a key that is not CSV.
+    pub fn of_key(key: &str) -> Option<Compression> {
+        if key.ends_with(".csv.gz") {
+            Some(Compression::Gzip)
+        } else if key.ends_with(".csv") {
+            Some(Compression::None)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    start: usize,
+    product: usize,
+    usage_type: usize,
+    item_type: usize,
+    unblended: usize,
+    net: Option<usize>,
+    region: usize,
+    from_region: usize,
+    to_region: usize,
+    resource: usize,
+    tags: usize,
+    width: usize,
+}
+
+impl Columns {
+    fn from_header(header: &ByteRecord, file: &str) -> Result<Columns, ParseError> {
+        let find = |name: &str| header.iter().position(|h| trim_bom(h) == name.as_bytes());
+        let mut found = [0usize; REQUIRED_COLUMNS.len()];
+        let mut missing = Vec::new();
+        for (slot, name) in found.iter_mut().zip(REQUIRED_COLUMNS) {
+            match find(name) {
+                Some(i) => *slot = i,
+                None => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(ParseError::MissingColumns {
+                file: file.to_owned(),
+                missing,
+            });
+        }
+        let [
+            start,
+            product,
+            usage_type,
+            item_type,
+            unblended,
+            region,
+            from_region,
+            to_region,
+            resource,
+            tags,
+        ] = found;
+        Ok(Columns {
+            start,
+            product,
+            usage_type,
+            item_type,
+            unblended,
+            net: find(NET_COLUMN),
+            region,
+            from_region,
+            to_region,
+            resource,
+            tags,
+            width: header.len(),
+        })
+    }
+}
+
+fn trim_bom(field: &[u8]) -> &[u8] {
+    field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
+}
+
+#[derive(Debug, Default)]
+struct Interner {
+    map: HashMap<Box<[u8]>, u32>,
+    names: Vec<String>,
+    overflow: Option<u32>,
+}
+
+impl Interner {
+    fn id(&mut self, key: &[u8]) -> u32 {
+        if let Some(&id) = self.map.get(key) {
+            return id;
+        }
+        if self.names.len() >= MAX_DISTINCT {
+            if let Some(id) = self.overflow {
+                return id;
+            }
+            let id = self.push("(other)".to_owned());
+            self.overflow = Some(id);
+            return id;
+        }
+        let id = self.push(String::from_utf8_lossy(key).into_owned());
+        self.map.insert(key.into(), id);
+        id
+    }
+
+    fn push(&mut self, name: String) -> u32 {
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    category: Category,
+    transfer: Option<(u32, u32)>,
+}
+
+/// One line of the aggregate: a Region × service × category cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// Region code, or `global`.
+    pub region: String,
+    /// Product code, e.g. `AmazonEC2`.
+    pub service: String,
+    /// Category.
+    pub category: Category,
+    /// Cost (net unblended where present).
+    pub cost: Decimal,
+    /// Unblended cost.
+    pub unblended_cost: Decimal,
+}
+
+/// Inter-Region data transfer between two Regions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    /// Where the data left.
+    pub from_region: String,
+    /// Where it went.
+    pub to_region: String,
+    /// Cost.
+    pub cost: Decimal,
+}
+
+/// A row refused and skipped (`skip_bad_rows`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRow {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// What is wrong.
+    pub defect: String,
+}
+
+/// One file read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileStats {
+    /// Key or path.
+    pub file: String,
+    /// Data rows (the header excluded).
+    pub rows: u64,
+    /// Whether the net unblended cost column was present.
+    pub net_column: bool,
+}
+
+/// The aggregates of every file read, names resolved and sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Aggregates {
+    /// Files read, in order.
+    pub files: Vec<FileStats>,
+    /// Data rows read.
+    pub rows: u64,
+    /// Rows that belong to the scope (all rows without a scope).
+    pub matched_rows: u64,
+    /// Rows refused and skipped.
+    pub bad_rows: u64,
+    /// The first bad rows, by line.
+    pub bad_row_samples: Vec<BadRow>,
+    /// Cost of the rows in scope.
+    pub total: Decimal,
+    /// Unblended cost of the rows in scope.
+    pub total_unblended: Decimal,
+    /// Cost of the rows outside the scope (the rest of the bill).
+    pub out_of_scope: Decimal,
+    /// Region × service × category.
+    pub cells: Vec<Cell>,
+    /// Inter-Region transfer per pair.
+    pub transfers: Vec<Transfer>,
+    /// Cost per line item type (`Usage`, `Tax`, `Credit`...).
+    pub line_item_types: Vec<(String, Decimal)>,
+    /// Cost of each drill, in the order of the windows given.
+    pub drills: Vec<(String, Decimal)>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Money {
+    cost: Decimal,
+    unblended: Decimal,
+}
+
+/// The streaming aggregator. Feed it files with [`Aggregator::read`], then
+/// [`Aggregator::finish`].
+#[derive(Debug)]
+pub struct Aggregator {
+    scope: Option<Scope>,
+    drills: Vec<DrillWindow>,
+    skip_bad_rows: bool,
+    regions: Interner,
+    services: Interner,
+    usage_types: Interner,
+    item_types: Interner,
+    classes: HashMap<(u32, u32), Class>,
+    tag_cache: HashMap<Box<[u8]>, bool>,
+    files: Vec<FileStats>,
+    rows: u64,
+    matched_rows: u64,
+    bad_rows: u64,
+    bad_samples: Vec<BadRow>,
+    total: Money,
+    out_of_scope: Decimal,
+    cells: HashMap<(u32, u32, Category), Money>,
+    transfers: HashMap<(u32, u32), Decimal>,
+    by_item_type: HashMap<u32, Decimal>,
+    drill_costs: Vec<Decimal>,
+}
+
+impl Aggregator {
+    /// A new aggregator: rows in `scope` only (all rows when `None`), the cost of each
+    /// drill window, bad rows refused (or counted and skipped with `skip_bad_rows`).
+    pub fn new(scope: Option<Scope>, drills: Vec<DrillWindow>, skip_bad_rows: bool) -> Self {
+        let drill_costs = vec![Decimal::ZERO; drills.len()];
+        Aggregator {
+            scope,
+            drills,
+            skip_bad_rows,
+            regions: Interner::default(),
+            services: Interner::default(),
+            usage_types: Interner::default(),
+            item_types: Interner::default(),
+            classes: HashMap::new(),
+            tag_cache: HashMap::new(),
+            files: Vec::new(),
+            rows: 0,
+            matched_rows: 0,
+            bad_rows: 0,
+            bad_samples: Vec::new(),
+            total: Money::default(),
+            out_of_scope: Decimal::ZERO,
+            cells: HashMap::new(),
+            transfers: HashMap::new(),
+            by_item_type: HashMap::new(),
+            drill_costs,
+        }
+    }
+
+    /// Reads one whole file. On error the aggregator must be dropped: nothing of a
+    /// failed run is reported.
+    pub fn read<R: Read>(
+        &mut self,
+        file: &str,
+        source: R,
+        compression: Compression,
+    ) -> Result<&FileStats, ParseError> {
+        match compression {
+            Compression::Gzip => self.read_csv(
+                file,
+                flate2::read::MultiGzDecoder::new(TagSourceErrors(source)),
+            ),
+            Compression::None => self.read_csv(file, TagSourceErrors(source)),
+        }
+    }
+
+    fn read_csv<R: Read>(&mut self, file: &str, source: R) -> Result<&FileStats, ParseError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(256 * 1024)
+            .from_reader(source);
+        let mut record = ByteRecord::new();
+        let io_error = |e: csv::Error, line: u64| -> ParseError {
+            match e.into_kind() {
+                csv::ErrorKind::Io(err) => {
+                    let from_source = err.get_ref().is_some_and(|inner| inner.is::<SourceError>());
+                    if from_source {
+                        ParseError::Source {
+                            file: file.to_owned(),
+                            line,
+                            source: err,
+                        }
+                    } else {
+                        ParseError::Corrupt {
+                            file: file.to_owned(),
+                            line,
+                            source: err,
+                        }
+                    }
+                }
+                other => ParseError::Corrupt {
+                    file: file.to_owned(),
+                    line,
+                    source: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+                },
+            }
+        };
+        if !reader
+            .read_byte_record(&mut record)
+            .map_err(|e| io_error(e, 1))?
+        {
+            return Err(ParseError::Empty {
+                file: file.to_owned(),
+            });
+        }
+        let cols = Columns::from_header(&record, file)?;
+        let mut rows = 0u64;
+        let mut line = 1u64;
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(io_error(e, line + 1)),
+            }
+            line = record.position().map_or(line + 1, csv::Position::line);
+            rows += 1;
+            match self.row(&cols, &record) {
+                Ok(()) => {}
+                Err(RowError::Overflow) => {
+                    return Err(ParseError::Overflow {
+                        file: file.to_owned(),
+                        line,
+                    });
+                }
+                Err(RowError::Defect(defect)) => {
+                    if !self.skip_bad_rows {
+                        return Err(ParseError::BadRow {
+                            file: file.to_owned(),
+                            line,
+                            defect,
+                        });
+                    }
+                    self.bad_rows += 1;
+                    if self.bad_samples.len() < MAX_QUOTED_BAD_ROWS {
+                        self.bad_samples.push(BadRow {
+                            file: file.to_owned(),
+                            line,
+                            defect: defect.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        self.rows += rows;
+        self.files.push(FileStats {
+            file: file.to_owned(),
+            rows,
+            net_column: cols.net.is_some(),
+        });
+        // Just pushed: `last` is always there.
+        self.files.last().ok_or(ParseError::Empty {
+            file: file.to_owned(),
+        })
+    }
+
+    fn row(&mut self, cols: &Columns, rec: &ByteRecord) -> Result<(), RowError> {
+        if rec.len() != cols.width {
+            return Err(RowError::Defect(Defect::WrongColumnCount {
+                expected: cols.width,
+                found: rec.len(),
+            }));
+        }
+        let field = |i: usize| rec.get(i).unwrap_or_default();
+        let unblended = money(field(cols.unblended), "line_item_unblended_cost")?;
+        let cost = match cols.net {
+            Some(i) if !field(i).is_empty() => money(field(i), NET_COLUMN)?,
+            _ => unblended,
+        };
+        let in_scope = match &self.scope {
+            None => true,
+            Some(scope) => {
+                scope.matches_resource(field(cols.resource)) || {
+                    let tags = field(cols.tags);
+                    match self.tag_cache.get(tags) {
+                        Some(&hit) => hit,
+                        None => {
+                            let hit = scope.matches_tags(tags);
+                            if self.tag_cache.len() < MAX_TAG_CACHE {
+                                self.tag_cache.insert(tags.into(), hit);
+                            }
+                            hit
+                        }
+                    }
+                }
+            }
+        };
+        if !in_scope {
+            self.out_of_scope = add(self.out_of_scope, cost)?;
+            return Ok(());
+        }
+        // Timestamps are parsed only when drills are costed.
+        let hour = if self.drills.is_empty() {
+            0
+        } else {
+            let start = field(cols.start);
+            hour_ms(start).ok_or_else(|| {
+                RowError::Defect(Defect::BadTimestamp {
+                    value: excerpt(start),
+                })
+            })?
+        };
+        self.matched_rows += 1;
+        let region_text = field(cols.region);
+        let region = if region_text.is_empty() {
+            self.regions.id(GLOBAL.as_bytes())
+        } else {
+            self.regions.id(region_text)
+        };
+        let service = self.services.id(field(cols.product));
+        let usage = self.usage_types.id(field(cols.usage_type));
+        let class = match self.classes.get(&(service, usage)) {
+            Some(c) => *c,
+            None => {
+                let product = self.services.name(service).to_owned();
+                let usage_name = self.usage_types.name(usage).to_owned();
+                let transfer = transfer_pair(&usage_name)
+                    .map(|(a, b)| (self.regions.id(a.as_bytes()), self.regions.id(b.as_bytes())));
+                let c = Class {
+                    category: if transfer.is_some() {
+                        Category::Network
+                    } else {
+                        classify(&product, &usage_name)
+                    },
+                    transfer,
+                };
+                self.classes.insert((service, usage), c);
+                c
+            }
+        };
+        let from = field(cols.from_region);
+        let to = field(cols.to_region);
+        let (category, pair) = if !from.is_empty() && !to.is_empty() && from != to {
+            (
+                Category::Network,
+                Some((self.regions.id(from), self.regions.id(to))),
+            )
+        } else {
+            (class.category, class.transfer)
+        };
+        self.total.cost = add(self.total.cost, cost)?;
+        self.total.unblended = add(self.total.unblended, unblended)?;
+        let cell = self.cells.entry((region, service, category)).or_default();
+        cell.cost = add(cell.cost, cost)?;
+        cell.unblended = add(cell.unblended, unblended)?;
+        if let Some(pair) = pair {
+            let t = self.transfers.entry(pair).or_default();
+            *t = add(*t, cost)?;
+        }
+        let item_type = self.item_types.id(field(cols.item_type));
+        let by_type = self.by_item_type.entry(item_type).or_default();
+        *by_type = add(*by_type, cost)?;
+        if !self.drills.is_empty() {
+            let resource = field(cols.resource);
+            for (drill, sum) in self.drills.iter().zip(self.drill_costs.iter_mut()) {
+                if drill.covers(hour, resource) {
+                    *sum = add(*sum, cost)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregates, names resolved and sorted (deterministic output).
+    pub fn finish(self) -> Aggregates {
+        let mut cells: Vec<Cell> = self
+            .cells
+            .iter()
+            .map(|(&(r, s, category), m)| Cell {
+                region: self.regions.name(r).to_owned(),
+                service: self.services.name(s).to_owned(),
+                category,
+                cost: m.cost,
+                unblended_cost: m.unblended,
+            })
+            .collect();
+        cells.sort_by(|a, b| {
+            (&a.region, &a.service, a.category).cmp(&(&b.region, &b.service, b.category))
+        });
+        let mut transfers: Vec<Transfer> = self
+            .transfers
+            .iter()
+            .map(|(&(a, b), &cost)| Transfer {
+                from_region: self.regions.name(a).to_owned(),
+                to_region: self.regions.name(b).to_owned(),
+                cost,
+            })
+            .collect();
+        transfers
+            .sort_by(|a, b| (&a.from_region, &a.to_region).cmp(&(&b.from_region, &b.to_region)));
+        let mut line_item_types: Vec<(String, Decimal)> = self
+            .by_item_type
+            .iter()
+            .map(|(&t, &c)| (self.item_types.name(t).to_owned(), c))
+            .collect();
+        line_item_types.sort();
+        let drills = self
+            .drills
+            .iter()
+            .zip(self.drill_costs)
+            .map(|(d, c)| (d.id.clone(), c))
+            .collect();
+        Aggregates {
+            files: self.files,
+            rows: self.rows,
+            matched_rows: self.matched_rows,
+            bad_rows: self.bad_rows,
+            bad_row_samples: self.bad_samples,
+            total: self.total.cost,
+            total_unblended: self.total.unblended,
+            out_of_scope: self.out_of_scope,
+            cells,
+            transfers,
+            line_item_types,
+            drills,
+        }
+    }
+}
+
+enum RowError {
+    Defect(Defect),
+    Overflow,
+}
+
+fn add(a: Decimal, b: Decimal) -> Result<Decimal, RowError> {
+    a.checked_add(b).ok_or(RowError::Overflow)
+}
+
+fn excerpt(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    s.chars().take(40).collect()
+}
+
+/// Parses a money field: empty is zero; plain or scientific notation, exact.
+fn money(b: &[u8], column: &'static str) -> Result<Decimal, RowError> {
+    if b.is_empty() {
+        return Ok(Decimal::ZERO);
+    }
+    let bad = || {
+        RowError::Defect(Defect::NotANumber {
+            column,
+            value: excerpt(b),
+        })
+    };
+    let s = std::str::from_utf8(b).map_err(|_| bad())?;
+    Decimal::from_str(s)
+        .or_else(|_| Decimal::from_scientific(s))
+        .map_err(|_| bad())
+}
+
+/// The start of the hour of a CUR timestamp (`2026-10-05T03:00:00Z`,
+/// `2026-10-05T03:00:00.000Z` or `2026-10-05 03:00:00`), Unix ms.
+pub fn hour_ms(b: &[u8]) -> Option<u64> {
+    if b.len() < 13 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b' ')) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (year, month, day, hour) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    u64::try_from(days * 86_400_000 + i64::from(hour) * 3_600_000).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const HEADER: &str = "identity_line_item_id,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_line_item_type,line_item_unblended_cost,line_item_net_unblended_cost,product_region_code,product_from_region_code,product_to_region_code,line_item_resource_id,resource_tags";
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn csv(rows: &[&str]) -> String {
+        let mut s = String::from(HEADER);
+        for r in rows {
+            s.push('\n');
+            s.push_str(r);
+        }
+        s.push('\n');
+        s
+    }
+
+    fn gz(text: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            tag_key: "user_lifeboat_workload".into(),
+            workload: "checkout".into(),
+            resources: ["checkout-db".to_owned()].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn aggregates_exactly_by_region_service_category_and_pair() {
+        let text = csv(&[
+            r#"1,2026-10-01T00:00:00Z,AmazonEC2,USE1-BoxUsage:m5.large,Usage,0.0960000000,,us-east-1,,,i-1,"{""user_lifeboat_workload"":""checkout""}""#,
+            r#"2,2026-10-01T01:00:00Z,AmazonEC2,USE1-BoxUsage:m5.large,Usage,0.0960000000,0.0900000000,us-east-1,,,i-1,"{""user_lifeboat_workload"":""checkout""}""#,
+            r#"3,2026-10-01T01:00:00Z,AmazonRDS,EUW1-InstanceUsage:db.r6g.large,Usage,0.2,,eu-west-1,,,arn:aws:rds:eu-west-1:1:db:checkout-db,"#,
+            r#"4,2026-10-01T01:00:00Z,AWSDataTransfer,USE1-EUW1-AWS-Out-Bytes,Usage,0.02,,us-east-1,us-east-1,eu-west-1,,"{""user_lifeboat_workload"":""checkout""}""#,
+            r#"5,2026-10-01T01:00:00Z,AmazonEC2,USE1-BoxUsage:m5.large,Usage,5,,us-east-1,,,i-other,"{""user_lifeboat_workload"":""other""}""#,
+            r#"6,2026-10-01T01:00:00Z,AmazonRoute53,HostedZone,Usage,0.5,,,,,Z1,"{""user_lifeboat_workload"":""checkout""}""#,
+            r#"7,2026-10-01T01:00:00Z,AmazonS3,EUW1-APS1-AWS-Out-Bytes,Usage,1.5E-3,,eu-west-1,,,checkout-receipts,"{""user_lifeboat_workload"":""checkout""}""#,
+        ]);
+        let mut agg = Aggregator::new(Some(scope()), vec![], false);
+        let stats = agg
+            .read("f.csv.gz", gz(&text).as_slice(), Compression::Gzip)
+            .unwrap()
+            .clone();
+        assert_eq!(stats.rows, 7);
+        assert!(stats.net_column);
+        let a = agg.finish();
+        assert_eq!(a.matched_rows, 6);
+        assert_eq!(
+            a.total,
+            d("0.096") + d("0.09") + d("0.2") + d("0.02") + d("0.5") + d("0.0015")
+        );
+        assert_eq!(
+            a.total_unblended,
+            d("0.096") * d("2") + d("0.2") + d("0.02") + d("0.5") + d("0.0015")
+        );
+        assert_eq!(a.out_of_scope, d("5"));
+        let cell = |r: &str, s: &str, c: Category| {
+            a.cells
+                .iter()
+                .find(|x| x.region == r && x.service == s && x.category == c)
+                .map(|x| x.cost)
+        };
+        assert_eq!(
+            cell("us-east-1", "AmazonEC2", Category::Compute),
+            Some(d("0.186"))
+        );
+        assert_eq!(
+            cell("eu-west-1", "AmazonRDS", Category::Database),
+            Some(d("0.2"))
+        );
+        assert_eq!(
+            cell("global", "AmazonRoute53", Category::Network),
+            Some(d("0.5"))
+        );
+        assert_eq!(
+            cell("eu-west-1", "AmazonS3", Category::Network),
+            Some(d("0.0015"))
+        );
+        assert_eq!(
+            a.transfers,
+            vec![
+                Transfer {
+                    from_region: "eu-west-1".into(),
+                    to_region: "ap-southeast-1".into(),
+                    cost: d("0.0015")
+                },
+                Transfer {
+                    from_region: "us-east-1".into(),
+                    to_region: "eu-west-1".into(),
+                    cost: d("0.02")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn names_every_missing_column() {
+        let text = "line_item_usage_start_date,line_item_product_code,line_item_unblended_cost\n";
+        let mut agg = Aggregator::new(None, vec![], false);
+        let err = agg
+            .read("cur/x.csv", text.as_bytes(), Compression::None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cur/x.csv: missing required column(s): line_item_usage_type, line_item_line_item_type, product_region_code, product_from_region_code, product_to_region_code, line_item_resource_id, resource_tags"
+        );
+    }
+
+    #[test]
+    fn bad_rows_name_the_line_or_are_counted() {
+        let text = csv(&[
+            "1,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,1,,us-east-1,,,i-1,",
+            "2,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,abc,,us-east-1,,,i-1,",
+            "3,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,1,,us-east-1,,i-1,",
+            "4,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,2,,us-east-1,,,i-1,",
+        ]);
+        let mut agg = Aggregator::new(None, vec![], false);
+        let err = agg
+            .read("a.csv", text.as_bytes(), Compression::None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a.csv: line 3: line_item_unblended_cost is not a number: `abc`"
+        );
+        let mut agg = Aggregator::new(None, vec![], true);
+        agg.read("a.csv", text.as_bytes(), Compression::None)
+            .unwrap();
+        let a = agg.finish();
+        assert_eq!(a.bad_rows, 2);
+        assert_eq!(a.total, d("3"));
+        assert_eq!(a.bad_row_samples[1].line, 4);
+        assert_eq!(a.bad_row_samples[1].defect, "expected 12 columns, found 11");
+    }
+
+    #[test]
+    fn truncated_gzip_is_corrupt_not_a_source_failure() {
+        let rows: Vec<String> = (0..2000)
+            .map(|i| {
+                format!(
+                    "{i},2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,1.{i},,us-east-1,,,i-{i},"
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let bytes = gz(&csv(&refs));
+        let cut = &bytes[..bytes.len() / 2];
+        let mut agg = Aggregator::new(None, vec![], true);
+        let err = agg.read("t.csv.gz", cut, Compression::Gzip).unwrap_err();
+        assert!(matches!(err, ParseError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("t.csv.gz: line "), "{err}");
+    }
+
+    #[test]
+    fn source_failures_are_told_apart() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"))
+            }
+        }
+        let mut agg = Aggregator::new(None, vec![], false);
+        let err = agg
+            .read("n.csv.gz", Failing, Compression::Gzip)
+            .unwrap_err();
+        assert!(matches!(err, ParseError::Source { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn drills_cost_their_window_and_resources() {
+        let text = csv(&[
+            "1,2026-10-05T02:00:00Z,AmazonEC2,BoxUsage,Usage,1,,us-east-1,,,i-1,",
+            "2,2026-10-05T03:00:00Z,AmazonEC2,BoxUsage,Usage,2,,us-east-1,,,i-1,",
+            "3,2026-10-05T03:00:00Z,AmazonRDS,InstanceUsage,Usage,4,,eu-west-1,,,arn:aws:rds:eu-west-1:1:db:checkout-db,",
+            "4,2026-10-05T04:00:00Z,AmazonEC2,BoxUsage,Usage,8,,us-east-1,,,i-1,",
+        ]);
+        let start = hour_ms(b"2026-10-05T03:00:00Z").unwrap() + 10 * 60_000;
+        let drills = vec![
+            DrillWindow {
+                id: "all".into(),
+                start_ms: start,
+                end_ms: start + 30 * 60_000,
+                resources: HashSet::new(),
+            },
+            DrillWindow {
+                id: "db".into(),
+                start_ms: start,
+                end_ms: start + 30 * 60_000,
+                resources: ["checkout-db".to_owned()].into_iter().collect(),
+            },
+        ];
+        let mut agg = Aggregator::new(None, drills, false);
+        agg.read("d.csv", text.as_bytes(), Compression::None)
+            .unwrap();
+        let a = agg.finish();
+        assert_eq!(
+            a.drills,
+            vec![("all".to_owned(), d("6")), ("db".to_owned(), d("4"))]
+        );
+    }
+
+    #[test]
+    fn classifies_and_parses_dates() {
+        assert_eq!(
+            classify("AmazonEC2", "USE1-EBS:VolumeUsage.gp3"),
+            Category::Storage
+        );
+        assert_eq!(
+            classify("AmazonEC2", "USE1-NatGateway-Hours"),
+            Category::Network
+        );
+        assert_eq!(
+            classify("AmazonElastiCache", "NodeUsage:cache.r6g.large"),
+            Category::Cache
+        );
+        assert_eq!(classify("AWSSupportBusiness", "Dollar"), Category::Other);
+        assert_eq!(
+            transfer_pair("USE1-EUW1-AWS-Out-Bytes"),
+            Some(("us-east-1", "eu-west-1"))
+        );
+        assert_eq!(
+            transfer_pair("EUW1-USE1-AWS-In-Bytes"),
+            Some(("us-east-1", "eu-west-1"))
+        );
+        assert_eq!(transfer_pair("USE1-DataTransfer-Out-Bytes"), None);
+        assert_eq!(
+            hour_ms(b"1970-01-02T01:59:59Z"),
+            Some(86_400_000 + 3_600_000)
+        );
+        assert_eq!(hour_ms(b"2026-11-23 20:00:00"), Some(1_795_464_000_000));
+        assert_eq!(hour_ms(b"2026-13-01T00"), None);
+    }
+}
