@@ -45,18 +45,45 @@ pub struct MotoServer {
     port: u16,
 }
 
+/// How to start a server beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct MotoOptions {
+    /// Route Lambda Invoke calls (moto's Step Functions tasks among them) to this
+    /// `cargo lambda watch` endpoint instead of moto's Lambda backend.
+    pub lambda_endpoint: Option<String>,
+    /// Make Step Functions really execute ASL.
+    pub execute_state_machines: bool,
+}
+
 impl MotoServer {
-    /// Starts a server on a free loopback port and waits until it answers.
+    /// Starts a plain server on a free loopback port and waits until it answers.
     pub fn start() -> anyhow::Result<MotoServer> {
+        MotoServer::start_with(&MotoOptions::default())
+    }
+
+    /// Starts a server with `options`.
+    pub fn start_with(options: &MotoOptions) -> anyhow::Result<MotoServer> {
         bootstrap()?;
         let root = repo_root();
         let log_dir = root.join("target").join("moto-logs");
         std::fs::create_dir_all(&log_dir).context("creating target/moto-logs")?;
         let log = std::fs::File::create(log_dir.join(format!("moto-{}.log", std::process::id())))
             .context("creating moto log")?;
-        let mut child = Command::new(root.join(".venv/bin/python"))
-            .arg(root.join("scripts/moto_server.py"))
-            .args(["--host", "127.0.0.1", "--port", "0", "--exit-on-stdin-eof"])
+        let mut cmd = Command::new(root.join(".venv/bin/python"));
+        cmd.arg(root.join("scripts/moto_server.py")).args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--exit-on-stdin-eof",
+        ]);
+        if let Some(endpoint) = &options.lambda_endpoint {
+            cmd.args(["--lambda-endpoint", endpoint]);
+        }
+        if options.execute_state_machines {
+            cmd.arg("--execute-state-machines");
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -31,15 +31,21 @@ pub struct World {
     pub spec: WorkloadSpec,
 }
 
-/// Creates the table in the spec's Regions and stores the example spec.
+/// Creates the table in the spec's Regions and stores the example spec in the home Region.
 pub async fn seed(moto: &MotoServer, table: &str) -> anyhow::Result<World> {
-    let config = moto.sdk_config(HOME_REGION).await;
+    seed_in(moto, table, HOME_REGION).await
+}
+
+/// Like [`seed`], with the spec stored in `region`'s table: moto replicates nothing, so a
+/// test whose functions run in a surviving Region seeds that Region's table.
+pub async fn seed_in(moto: &MotoServer, table: &str, region: &str) -> anyhow::Result<World> {
+    let config = moto.sdk_config(region).await;
     let spec = example_spec()?;
     let replicas: Vec<&str> = spec
         .regions
         .iter()
         .map(|r| r.region.as_str())
-        .filter(|r| *r != HOME_REGION)
+        .filter(|r| *r != region)
         .collect();
     crate::table::create(&config, table, &replicas).await?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);

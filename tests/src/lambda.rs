@@ -1,0 +1,121 @@
+//! `cargo lambda watch` serving our real function binaries under the Lambda runtime API,
+//! with the Invoke API on a loopback port. moto's Step Functions reaches it through the
+//! router in `scripts/moto_server.py` (see [`crate::moto::MotoOptions::lambda_endpoint`]).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::moto::repo_root;
+
+/// The six function packages (each has one binary of the same name).
+pub const FUNCTIONS: [&str; 6] = [
+    "health-probe",
+    "failover-executor",
+    "replica-promoter",
+    "traffic-shifter",
+    "deploy-wave",
+    "cost-reporter",
+];
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Builds function binaries (dev profile, like the tests), so the first invoke of each
+/// does not compile it inside a state machine's task timeout.
+pub fn build_functions(functions: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(repo_root())
+        .args(["build", "--quiet", "--locked"]);
+    for f in functions {
+        cmd.args(["-p", f]);
+    }
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the functions failed ({status})");
+    }
+    Ok(())
+}
+
+/// A running `cargo lambda watch`; stopped with all its functions when dropped, or when
+/// this process dies (its standard input closes).
+#[derive(Debug)]
+pub struct LambdaWatch {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+}
+
+impl LambdaWatch {
+    /// Starts `cargo lambda watch` on `port` with `env` for the functions (endpoint,
+    /// Region, credentials, table name...), after building the `functions` the caller
+    /// will invoke (others still build on their first invoke).
+    pub fn start(
+        port: u16,
+        env: &[(&str, String)],
+        functions: &[&str],
+    ) -> anyhow::Result<LambdaWatch> {
+        crate::moto::bootstrap()?;
+        build_functions(functions)?;
+        let root = repo_root();
+        let log_dir = root.join("target").join("lambda-logs");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = std::fs::File::create(
+            log_dir.join(format!("watch-{}-{port}.log", std::process::id())),
+        )?;
+        let watch = root.join(".venv/bin/cargo-lambda");
+        // bash leads a process group; when our end of its stdin closes (drop, or this
+        // process dies), `cat` returns and the EXIT trap kills the whole group: watch,
+        // cargo and every function process.
+        let script = format!(
+            "trap 'kill 0' EXIT; '{}' lambda watch --invoke-address 127.0.0.1 --invoke-port {port} --ignore-changes --quiet --locked 1>&2 & cat >/dev/null",
+            watch.display()
+        );
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &script])
+            .current_dir(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().context("starting cargo lambda watch")?;
+        let stdin = child.stdin.take();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("cargo lambda watch is not answering on {addr}; see target/lambda-logs/");
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("cargo lambda watch exited ({status}); see target/lambda-logs/");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(LambdaWatch { child, stdin, port })
+    }
+
+    /// Base URL of the Invoke API.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}

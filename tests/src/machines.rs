@@ -1,0 +1,98 @@
+//! The state machines of `statemachines/` created in moto as the template deploys them:
+//! `${XxxFunctionArn}` placeholders substituted with the ARNs of our functions, which the
+//! moto router sends to `cargo lambda watch` (see [`crate::lambda`]).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_sdk_sfn::Client;
+use aws_sdk_sfn::types::ExecutionStatus;
+
+use crate::moto::repo_root;
+
+/// Account id moto uses.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The Lambda ARN of one of our functions in `region`.
+pub fn function_arn(region: &str, function: &str) -> String {
+    format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{function}")
+}
+
+/// The definition of `statemachines/<name>.asl.json` with its placeholders substituted as
+/// `template.yaml` does (`HealthProbeFunctionArn` → the health-probe function, ...).
+pub fn definition(name: &str, region: &str) -> anyhow::Result<String> {
+    let path = repo_root()
+        .join("statemachines")
+        .join(format!("{name}.asl.json"));
+    let mut text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    for function in crate::lambda::FUNCTIONS {
+        let placeholder = format!(
+            "${{{}FunctionArn}}",
+            function
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect::<String>()
+        );
+        text = text.replace(&placeholder, &function_arn(region, function));
+    }
+    if let Some(at) = text.find("${") {
+        bail!("{name}: placeholder left unsubstituted at byte {at}");
+    }
+    Ok(text)
+}
+
+/// Creates machine `name` (from `statemachines/<name>.asl.json`) and returns its ARN.
+pub async fn create(sfn: &Client, name: &str, region: &str) -> anyhow::Result<String> {
+    let out = sfn
+        .create_state_machine()
+        .name(format!("lifeboat-{name}-{region}"))
+        .definition(definition(name, region)?)
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/lifeboat-states"))
+        .send()
+        .await
+        .with_context(|| format!("creating state machine {name}"))?;
+    Ok(out.state_machine_arn().to_owned())
+}
+
+/// The end of an execution.
+#[derive(Debug)]
+pub struct Finished {
+    /// Final status.
+    pub status: ExecutionStatus,
+    /// Output (succeeded) as JSON text.
+    pub output: Option<String>,
+    /// Error and cause (failed).
+    pub error: Option<(String, String)>,
+}
+
+/// Polls an execution until it is no longer running (bounded by `limit`).
+pub async fn wait(sfn: &Client, execution_arn: &str, limit: Duration) -> anyhow::Result<Finished> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let d = sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .context("DescribeExecution")?;
+        if *d.status() != ExecutionStatus::Running {
+            return Ok(Finished {
+                status: d.status().clone(),
+                output: d.output().map(str::to_owned),
+                error: d
+                    .error()
+                    .map(|e| (e.to_owned(), d.cause().unwrap_or_default().to_owned())),
+            });
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("execution {execution_arn} still running after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
