@@ -50,22 +50,7 @@ pub fn old_primary<'a>(spec: &'a WorkloadSpec, req: &Request) -> Result<&'a Regi
 /// Like the store's fenced writes, an expired lease that nobody took over still counts
 /// as held: a take-over raises the epoch, and that is what makes the caller stale.
 pub fn check_epoch(workload: &str, presented: u64, lease: Option<&Lease>) -> Result<(), Error> {
-    match lease {
-        Some(l) if l.epoch == presented => Ok(()),
-        Some(l) => Err(Error::StaleEpoch {
-            workload: workload.to_owned(),
-            presented,
-            current: format!(
-                "lease is at epoch {} held by `{}` for {}",
-                l.epoch, l.holder, l.purpose
-            ),
-        }),
-        None => Err(Error::StaleEpoch {
-            workload: workload.to_owned(),
-            presented,
-            current: "the lease is not held".to_owned(),
-        }),
-    }
+    lifeboat::store::check_fence(workload, presented, lease)
 }
 
 /// Whether the target Region has anything of the kind `step` acts on. A state machine runs

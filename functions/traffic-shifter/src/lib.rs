@@ -185,22 +185,8 @@ impl<S: Store> Shifter<S> {
 
     /// The lease must be held at exactly the caller's epoch.
     async fn check_epoch(&self, req: &Request) -> Result<()> {
-        match self.store.get_lease(&req.workload).await? {
-            Some(lease) if lease.epoch == req.epoch => Ok(()),
-            Some(lease) => Err(Error::StaleEpoch {
-                workload: req.workload.clone(),
-                presented: req.epoch,
-                current: format!(
-                    "lease is at epoch {} held by `{}`",
-                    lease.epoch, lease.holder
-                ),
-            }),
-            None => Err(Error::StaleEpoch {
-                workload: req.workload.clone(),
-                presented: req.epoch,
-                current: "the lease is not held".into(),
-            }),
-        }
+        let lease = self.store.get_lease(&req.workload).await?;
+        lifeboat::store::check_fence(&req.workload, req.epoch, lease.as_ref())
     }
 
     fn outcome(&self, req: &Request, status: &str) -> Outcome {

@@ -103,6 +103,29 @@ impl Lease {
     }
 }
 
+/// Checks that a step presenting fencing epoch `presented` runs under the lease as it is
+/// now: held, at exactly that epoch. Otherwise [`crate::Error::StaleEpoch`] saying what
+/// the lease is. An expired lease nobody took over still counts as held, as it does for
+/// fenced writes: only a take-over (a higher epoch) or a release makes the caller stale.
+pub fn check_fence(workload: &str, presented: u64, lease: Option<&Lease>) -> Result<()> {
+    match lease {
+        Some(l) if l.epoch == presented => Ok(()),
+        Some(l) => Err(crate::Error::StaleEpoch {
+            workload: workload.to_owned(),
+            presented,
+            current: format!(
+                "lease is at epoch {} held by `{}` for {}",
+                l.epoch, l.holder, l.purpose
+            ),
+        }),
+        None => Err(crate::Error::StaleEpoch {
+            workload: workload.to_owned(),
+            presented,
+            current: "the lease is not held".to_owned(),
+        }),
+    }
+}
+
 /// A lease request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
@@ -359,4 +382,34 @@ pub trait Store: Send + Sync {
 
     /// Run records, oldest first.
     fn list_runs(&self, workload: &str) -> impl Future<Output = Result<Vec<RunRecord>>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_holds_only_at_the_current_epoch_of_a_held_lease() {
+        let lease = Lease {
+            workload: "w".into(),
+            holder: "exec-b".into(),
+            purpose: LeasePurpose::Failover,
+            epoch: 4,
+            acquired_at: UnixMillis(0),
+            expires_at: UnixMillis(1),
+        };
+        assert!(
+            check_fence("w", 4, Some(&lease)).is_ok(),
+            "expired but not taken over"
+        );
+        let err = check_fence("w", 3, Some(&lease)).unwrap_err();
+        assert_eq!(err.name(), crate::ErrorName::StaleEpoch);
+        assert!(
+            err.to_string()
+                .contains("epoch 4 held by `exec-b` for failover"),
+            "{err}"
+        );
+        let err = check_fence("w", 4, None).unwrap_err();
+        assert!(err.to_string().contains("not held"), "{err}");
+    }
 }
