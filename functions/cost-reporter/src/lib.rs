@@ -107,7 +107,7 @@ impl Reporter {
             Some(w) => {
                 let store = self.store.as_ref().ok_or_else(|| {
                     Error::InvalidInput(format!(
-                        "workload `{w}` given but no TABLE_NAME is configured"
+                        "workload `{w}` given but no LIFEBOAT_TABLE is configured"
                     ))
                 })?;
                 (Some(store.get_spec(w).await?), store.list_runs(w).await?)

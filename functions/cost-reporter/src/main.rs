@@ -7,7 +7,8 @@ use cost_reporter::{DEFAULT_TAG_KEY, Reporter};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = lifeboat::aws::load().await;
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let custom_s3_endpoint = env("AWS_ENDPOINT_URL_S3").is_some();
+    let custom_s3_endpoint =
+        config.endpoint_url().is_some() || env("AWS_ENDPOINT_URL_S3").is_some();
     let defaults = Defaults {
         cur: env("CUR_BUCKET").map(|bucket| CurLocation {
             bucket,
@@ -23,7 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let reporter = Reporter {
         s3: cost_reporter::s3_client(&config, custom_s3_endpoint),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        store: env("TABLE_NAME")
+        store: env("LIFEBOAT_TABLE")
             .map(|table| lifeboat::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
         defaults,
         tag_key: env("WORKLOAD_TAG_KEY").unwrap_or_else(|| DEFAULT_TAG_KEY.to_owned()),
