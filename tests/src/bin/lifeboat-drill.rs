@@ -4,8 +4,8 @@
 //! Lifeboat table in the example's three Regions, stores the example spec, reads it back,
 //! takes and releases the drill lease with its fencing epoch, and prints a timeline.
 //! The failover chain itself (probe → alarm → failover machine → promote → switch →
-//! failback) is not built yet and is listed as such; the drill says so and does not
-//! pretend.
+//! failback) is not wired into the drill yet and is listed as such; the drill says so and
+//! does not pretend.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -134,7 +134,7 @@ async fn run() -> anyhow::Result<()> {
     }
     t.print();
 
-    println!("\nNot built yet, so not run by this drill:");
+    println!("\nNot run by this drill yet:");
     for (step, issue) in NOT_BUILT {
         println!("  - {step} ({issue})");
     }
