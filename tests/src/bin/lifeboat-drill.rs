@@ -44,21 +44,27 @@ impl Timeline {
     }
 }
 
+/// The chain the drill does not run yet. The functions exist and are tested against
+/// moto one by one, and the failover machine runs in moto (its dry run is tested end to
+/// end); what is missing is the drill's own world and hops (issue #5).
 const NOT_BUILT: &[(&str, &str)] = &[
-    ("health-probe detects the broken primary", "issue #3"),
     (
-        "failover-executor decides and starts the failover machine",
-        "issue #3",
-    ),
-    (
-        "replica-promoter promotes the eu-west-1 replica",
-        "issue #4",
-    ),
-    ("traffic-shifter flips the routing switch", "issue #4"),
-    (
-        "failover / failback / drill state machines, measured RTO",
+        "seeding loopback endpoints, RDS replicas, S3 replication and routing switches",
         "issue #5",
     ),
+    (
+        "breaking the primary and letting health-probe detect it",
+        "issue #5",
+    ),
+    (
+        "the harness firing the failover alarm into failover-executor",
+        "issue #5",
+    ),
+    (
+        "the failover machine promoting, switching, verifying, finalizing; measured RTO",
+        "issue #5",
+    ),
+    ("the failback and drill machines", "issue #5"),
 ];
 
 async fn run() -> anyhow::Result<()> {
