@@ -7,9 +7,6 @@
 //! cargo run --release -p cost-reporter --example cur_bench -- --s3 bucket/key.csv.gz
 //! ```
 
-// A benchmark binary: failing loudly on a bad argument is what it should do.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -24,7 +21,9 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let (mut file, mut s3, mut workload) = (None, None, None);
     while let Some(a) = args.next() {
@@ -32,7 +31,7 @@ fn main() {
             "--file" => file = args.next(),
             "--s3" => s3 = args.next(),
             "--workload" => workload = args.next(),
-            other => panic!("unknown argument {other}"),
+            other => return Err(format!("unknown argument {other}").into()),
         }
     }
     let scope = workload.map(|w| Scope {
@@ -44,16 +43,16 @@ fn main() {
     let started = Instant::now();
     let name;
     if let Some(path) = file {
-        let f = std::fs::File::open(&path).expect("open");
-        let c = Compression::of_key(&path).expect(".csv or .csv.gz");
-        agg.read(&path, f, c).expect("parse");
+        let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        let c = Compression::of_key(&path).ok_or("--file must end in .csv or .csv.gz")?;
+        agg.read(&path, f, c)?;
         name = path;
     } else if let Some(loc) = s3 {
-        let (bucket, key) = loc.split_once('/').expect("--s3 bucket/key");
+        let (bucket, key) = loc.split_once('/').ok_or("--s3 takes BUCKET/KEY")?;
+        let c = Compression::of_key(key).ok_or("--s3 key must end in .csv or .csv.gz")?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .expect("runtime");
+            .build()?;
         agg = rt.block_on(async {
             let config = lifeboat::aws::load().await;
             let s3 = cost_reporter::s3_client(&config, false);
@@ -63,20 +62,18 @@ fn main() {
                 .key(key)
                 .send()
                 .await
-                .expect("GetObject");
+                .map_err(|e| format!("GetObject s3://{loc}: {e}"))?;
             let body = tokio_util::io::SyncIoBridge::new(obj.body.into_async_read());
-            let c = Compression::of_key(key).expect(".csv or .csv.gz");
             let file = format!("s3://{loc}");
-            tokio::task::spawn_blocking(move || {
-                agg.read(&file, body, c).expect("parse");
-                agg
+            tokio::task::spawn_blocking(move || -> Result<Aggregator, BoxError> {
+                agg.read(&file, body, c)?;
+                Ok(agg)
             })
-            .await
-            .expect("join")
-        });
+            .await?
+        })?;
         name = format!("s3://{loc}");
     } else {
-        panic!("--file PATH or --s3 BUCKET/KEY");
+        return Err("usage: cur_bench --file PATH | --s3 BUCKET/KEY [--workload ID]".into());
     }
     let a = agg.finish();
     let secs = started.elapsed().as_secs_f64();
@@ -92,4 +89,5 @@ fn main() {
         "groups": a.cells.len(),
     });
     println!("{out}");
+    Ok(())
 }
