@@ -7,8 +7,6 @@
 //!   `seconds` (after a one-second warm-up) and print one JSON line: probes/s, p50, p99,
 //!   failures.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +14,11 @@ use health_probe::HttpProber;
 use health_probe::loopback::LoopbackServer;
 use lifeboat::model::Endpoint;
 
-fn main() {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str = "usage: probe-bench serve | client <url> <concurrency> <seconds> keepalive|new";
+
+fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     // The server gets one thread, so the client (the thing measured) has the rest.
     let runtime = if args.get(1).map(String::as_str) == Some("serve") {
@@ -25,22 +27,16 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread()
     }
     .enable_all()
-    .build()
-    .unwrap();
+    .build()?;
     match args.get(1).map(String::as_str) {
         Some("serve") => runtime.block_on(serve()),
         Some("client") => runtime.block_on(client(&args[2..])),
-        _ => {
-            eprintln!(
-                "usage: probe-bench serve | client <url> <concurrency> <seconds> keepalive|new"
-            );
-            std::process::exit(2);
-        }
+        _ => Err(USAGE.into()),
     }
 }
 
-async fn serve() {
-    let server = LoopbackServer::start().await.unwrap();
+async fn serve() -> Result<(), BoxError> {
+    let server = LoopbackServer::start().await?;
     println!("PORT={}", server.addr().port());
     // Serve until our standard input closes (the bench script holds it open).
     let _ = tokio::task::spawn_blocking(|| {
@@ -48,18 +44,24 @@ async fn serve() {
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
     })
     .await;
+    Ok(())
 }
 
-async fn client(args: &[String]) {
-    let url = args[0].clone();
-    let concurrency: usize = args[1].parse().unwrap();
-    let seconds: u64 = args[2].parse().unwrap();
-    let keep_alive = match args[3].as_str() {
+async fn client(args: &[String]) -> Result<(), BoxError> {
+    let [url, concurrency, seconds, mode] = args else {
+        return Err(USAGE.into());
+    };
+    let url = url.clone();
+    let concurrency: usize = concurrency
+        .parse()
+        .map_err(|e| format!("concurrency: {e}"))?;
+    let seconds: u64 = seconds.parse().map_err(|e| format!("seconds: {e}"))?;
+    let keep_alive = match mode.as_str() {
         "keepalive" => true,
         "new" => false,
-        other => panic!("mode {other}: keepalive or new"),
+        other => return Err(format!("mode {other}: keepalive or new").into()),
     };
-    let prober = Arc::new(HttpProber::with_keep_alive(keep_alive).unwrap());
+    let prober = Arc::new(HttpProber::with_keep_alive(keep_alive)?);
     let endpoint = Arc::new(Endpoint {
         url,
         expected_status: 200,
@@ -67,7 +69,7 @@ async fn client(args: &[String]) {
         timeout_ms: 2_000,
     });
     // Warm-up: connections opened, code paths hot.
-    run(&prober, &endpoint, concurrency, Duration::from_secs(1)).await;
+    run(&prober, &endpoint, concurrency, Duration::from_secs(1)).await?;
     let started = Instant::now();
     let (mut latencies, failures) = run(
         &prober,
@@ -75,8 +77,11 @@ async fn client(args: &[String]) {
         concurrency,
         Duration::from_secs(seconds),
     )
-    .await;
+    .await?;
     let elapsed = started.elapsed().as_secs_f64();
+    if latencies.is_empty() {
+        return Err("no probe succeeded".into());
+    }
     latencies.sort_unstable();
     let pct = |p: f64| {
         let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
@@ -84,12 +89,13 @@ async fn client(args: &[String]) {
     };
     println!(
         "{{\"client\":\"rust-reqwest\",\"mode\":\"{}\",\"concurrency\":{concurrency},\"probes\":{},\"failures\":{failures},\"probes_per_s\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
-        args[3],
+        mode,
         latencies.len(),
         latencies.len() as f64 / elapsed,
         pct(0.50),
         pct(0.99),
     );
+    Ok(())
 }
 
 /// Runs `concurrency` probe loops for `duration`; returns latencies in µs and failures.
@@ -98,7 +104,7 @@ async fn run(
     endpoint: &Arc<Endpoint>,
     concurrency: usize,
     duration: Duration,
-) -> (Vec<u32>, u64) {
+) -> Result<(Vec<u32>, u64), BoxError> {
     let until = Instant::now() + duration;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -122,9 +128,9 @@ async fn run(
     let mut all = Vec::new();
     let mut failures = 0;
     for t in tasks {
-        let (lat, f) = t.await.unwrap();
+        let (lat, f) = t.await?;
         all.extend(lat);
         failures += f;
     }
-    (all, failures)
+    Ok((all, failures))
 }
