@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::regions;
+use crate::time::UnixMillis;
 
 /// One workload: the unit Lifeboat fails over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +97,224 @@ pub struct RegionSpec {
     /// CloudWatch alarms whose state counts toward this Region's health.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// How deploy-wave rolls a version out here (blue/green records, gate metrics) and
+    /// the version serving; absent when the Region is not deployed in waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeploySpec>,
+}
+
+/// A Region's blue/green deploy wiring (deploy-wave): a pair of weighted records, one
+/// per slot, the CloudWatch metrics the gates read, and which version serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploySpec {
+    /// Hosted zone of the weighted record pair.
+    pub hosted_zone_id: String,
+    /// Name of the weighted record pair, e.g. `use1.api.checkout.example.com`.
+    pub record_name: String,
+    /// The blue target.
+    pub blue: DeploySlot,
+    /// The green target.
+    pub green: DeploySlot,
+    /// The slot that serves `version` (default `blue`); a deploy goes to the other one.
+    #[serde(default)]
+    pub live: Slot,
+    /// The version serving in this Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version before the last finished deploy (what a rollback returns to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    /// The metrics the gates read.
+    pub metrics: DeployMetrics,
+    /// Alarms (in this Region) that fail a gate when in `ALARM`.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    /// The rollout in progress, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+impl DeploySpec {
+    /// The slot's wiring.
+    pub fn slot(&self, slot: Slot) -> &DeploySlot {
+        match slot {
+            Slot::Blue => &self.blue,
+            Slot::Green => &self.green,
+        }
+    }
+}
+
+/// One of a Region's two deploy targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploySlot {
+    /// Set identifier of its weighted record.
+    pub set_identifier: String,
+    /// Dimensions that select this slot's metrics, added to every gate metric's own.
+    #[serde(default)]
+    pub dimensions: Vec<Dimension>,
+}
+
+/// Blue or green.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slot {
+    /// Blue.
+    #[default]
+    Blue,
+    /// Green.
+    Green,
+}
+
+impl Slot {
+    /// The other slot.
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Blue => Slot::Green,
+            Slot::Green => Slot::Blue,
+        }
+    }
+
+    /// `blue` or `green`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Blue => "blue",
+            Slot::Green => "green",
+        }
+    }
+}
+
+/// The CloudWatch metrics deploy gates read (latency values in milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployMetrics {
+    /// Failed requests (statistic default `Sum`).
+    pub errors: MetricQuery,
+    /// All requests (statistic default `Sum`); error rate = errors / requests.
+    pub requests: MetricQuery,
+    /// p95 latency (statistic default `p95`).
+    pub latency_p95: MetricQuery,
+    /// p99 latency (statistic default `p99`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99: Option<MetricQuery>,
+}
+
+/// A CloudWatch metric and the statistic to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricQuery {
+    /// Namespace.
+    pub namespace: String,
+    /// Metric name.
+    pub metric_name: String,
+    /// Dimensions (the slot's are added).
+    #[serde(default)]
+    pub dimensions: Vec<Dimension>,
+    /// Statistic (`Sum`, `Average`, `Maximum`, `p95`, ...); absent: the metric's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+}
+
+/// Where a Region's rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    /// Planned, no traffic moved yet.
+    Pending,
+    /// Traffic moving to the new slot stage by stage.
+    Shifting,
+    /// Every stage passed: the new slot is live.
+    Promoted,
+    /// Traffic returned to the old slot.
+    RolledBack,
+    /// Not deployed (drained Region).
+    Skipped,
+}
+
+/// Metric values a gate measured (or a baseline).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateValues {
+    /// Requests in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+    /// Failed requests in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<f64>,
+    /// errors / requests (0.001 = 0.1 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// p95 latency, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    /// p99 latency, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// Gate alarms in `ALARM`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms_in_alarm: Vec<String>,
+}
+
+/// One gate evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// Stage index.
+    pub stage: usize,
+    /// Traffic percent on the new slot during the bake.
+    pub percent: u32,
+    /// Bake round of the stage (0 first; more when inconclusive).
+    pub round: u32,
+    /// When evaluated.
+    pub at: UnixMillis,
+    /// Seconds of metrics read (the bake).
+    pub window_seconds: u64,
+    /// `promote`, `extend` or `rollback`.
+    pub verdict: String,
+    /// What was measured.
+    pub values: GateValues,
+    /// Why, one line per finding.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// A Region's rollout of one deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The deploy (execution name).
+    pub deploy_id: String,
+    /// The version rolled out.
+    pub version: String,
+    /// The version it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    /// The slot receiving the new version.
+    pub slot: Slot,
+    /// Where it stands.
+    pub state: RolloutState,
+    /// Traffic percent on the new slot at each stage, ending at 100.
+    pub steps: Vec<u32>,
+    /// Index of the stage in progress (or next).
+    #[serde(default)]
+    pub stage: usize,
+    /// Traffic percent on the new slot as last set.
+    #[serde(default)]
+    pub percent: u32,
+    /// The Region's pre-deploy baseline (the live slot before the deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<GateValues>,
+    /// Alarms already in ALARM at the start, allowed by the operator: reported, not gated on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_alarms: Vec<String>,
+    /// Every gate evaluation, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
+    /// When the rollout was planned.
+    pub started_at: UnixMillis,
+    /// When traffic first moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_started_at: Option<UnixMillis>,
+    /// When it was promoted, rolled back or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<UnixMillis>,
+    /// Why it ended as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An HTTP(S) endpoint to probe.
@@ -350,6 +569,11 @@ pub enum Problem {
         /// Field path.
         field: String,
     },
+    /// A deploy section whose blue and green records are the same record.
+    DeploySlotsIdentical {
+        /// Where, e.g. `regions[0].deploy`.
+        path: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -400,6 +624,10 @@ impl fmt::Display for Problem {
                 "drill_schedule `{expression}` is not an EventBridge cron(...) or rate(...) expression"
             ),
             Problem::Empty { field } => write!(f, "{field} must not be empty"),
+            Problem::DeploySlotsIdentical { path } => write!(
+                f,
+                "{path}: blue and green name the same set identifier; a deploy needs two records"
+            ),
         }
     }
 }
@@ -420,6 +648,46 @@ pub enum Warning {
         /// The Region.
         region: String,
     },
+}
+
+fn validate_deploy(path: &str, d: &DeploySpec, p: &mut Vec<Problem>) {
+    let mut empty = |field: &str, value: &str| {
+        if value.trim().is_empty() {
+            p.push(Problem::Empty {
+                field: format!("{path}.{field}"),
+            });
+        }
+    };
+    empty("hosted_zone_id", &d.hosted_zone_id);
+    empty("record_name", &d.record_name);
+    empty("blue.set_identifier", &d.blue.set_identifier);
+    empty("green.set_identifier", &d.green.set_identifier);
+    let mut queries = vec![
+        ("errors", &d.metrics.errors),
+        ("requests", &d.metrics.requests),
+        ("latency_p95", &d.metrics.latency_p95),
+    ];
+    if let Some(q) = &d.metrics.latency_p99 {
+        queries.push(("latency_p99", q));
+    }
+    for (name, q) in queries {
+        empty(&format!("metrics.{name}.namespace"), &q.namespace);
+        empty(&format!("metrics.{name}.metric_name"), &q.metric_name);
+        if let Some(stat) = &q.stat {
+            empty(&format!("metrics.{name}.stat"), stat);
+        }
+    }
+    for (j, a) in d.alarms.iter().enumerate() {
+        empty(&format!("alarms[{j}]"), a);
+    }
+    if let Some(v) = &d.version {
+        empty("version", v);
+    }
+    if !d.blue.set_identifier.is_empty() && d.blue.set_identifier == d.green.set_identifier {
+        p.push(Problem::DeploySlotsIdentical {
+            path: path.to_owned(),
+        });
+    }
 }
 
 /// The outcome of validation.
@@ -520,6 +788,9 @@ impl WorkloadSpec {
                         region: r.region.clone(),
                     });
                 }
+            }
+            if let Some(d) = &r.deploy {
+                validate_deploy(&format!("regions[{i}].deploy"), d, p);
             }
         }
         if !self.regions.is_empty() && sum != 100 {
@@ -886,6 +1157,59 @@ mod tests {
         assert!(v.warnings.contains(&Warning::SwitchInOwnRegion {
             region: "us-east-1".into()
         }));
+    }
+
+    #[test]
+    fn the_example_deploys_every_region_blue_green() {
+        let spec = example();
+        for r in &spec.regions {
+            let d = r.deploy.as_ref().unwrap();
+            assert_eq!(d.live, Slot::Blue, "{}", r.region);
+            assert_ne!(d.blue.set_identifier, d.green.set_identifier);
+            assert_eq!(d.metrics.latency_p95.stat.as_deref(), Some("p95"));
+            assert!(d.version.is_some());
+        }
+        // Without a deploy section a Region parses as before and is not deployed.
+        let mut bare = spec.clone();
+        for r in &mut bare.regions {
+            r.deploy = None;
+        }
+        let json = serde_json::to_value(&bare).unwrap();
+        assert!(json["regions"][0].get("deploy").is_none());
+        assert_eq!(problems(&bare), []);
+    }
+
+    #[test]
+    fn deploy_sections_are_checked() {
+        let mut spec = example();
+        let d = spec.regions[1].deploy.as_mut().unwrap();
+        d.green.set_identifier = d.blue.set_identifier.clone();
+        d.record_name = String::new();
+        d.metrics.errors.metric_name = " ".into();
+        d.metrics.latency_p95.stat = Some(String::new());
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::Empty {
+                    field: "regions[1].deploy.record_name".into()
+                },
+                Problem::Empty {
+                    field: "regions[1].deploy.metrics.errors.metric_name".into()
+                },
+                Problem::Empty {
+                    field: "regions[1].deploy.metrics.latency_p95.stat".into()
+                },
+                Problem::DeploySlotsIdentical {
+                    path: "regions[1].deploy".into()
+                },
+            ]
+        );
+        assert!(
+            spec.check()
+                .unwrap_err()
+                .to_string()
+                .contains("blue and green name the same set identifier")
+        );
     }
 
     #[test]

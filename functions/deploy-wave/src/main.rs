@@ -1,6 +1,26 @@
-//! Wiring only: see the library for the handler.
+//! Wiring only: one SDK configuration, clients built once, env read once; see the
+//! library for the handler.
+
+// The handler's future (seven steps over the DynamoDB store and CloudWatch) is deeper
+// than rustc's default layout query limit of 128.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use deploy_wave::{Deployer, ENV_TABLE};
+use lifeboat::DynamoStore;
+use lifeboat::aws::RegionalClients;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lifeboat::serve(deploy_wave::handle).await
+    let config = lifeboat::aws::load().await;
+    let table = std::env::var(ENV_TABLE).map_err(|_| format!("{ENV_TABLE} is not set"))?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let cloudwatch = RegionalClients::new(&config, aws_sdk_cloudwatch::Client::new);
+    let deployer = Arc::new(Deployer::new(store, cloudwatch));
+    lifeboat::serve(move |event| {
+        let deployer = Arc::clone(&deployer);
+        async move { deployer.handle(event).await }
+    })
+    .await
 }

@@ -8,6 +8,8 @@
 //!   alarm moves at once) in the switch's Region — never the failed one, never Route 53.
 //! - `shift` is a planned move: one stage of a weighted-record schedule, UPSERTs in one
 //!   change batch per hosted zone, then GetChange until `INSYNC` (bounded).
+//! - `shift_version` moves one Region's traffic between its blue and green deploy
+//!   records (deploy-wave's canary stages), the same UPSERT + `INSYNC` machinery ([`version`]).
 //! - `verify` reads records, health checks and switches back and computes what Route 53
 //!   answers ([`dns`]); `plan` lists the exact calls a step makes ([`plan`]).
 //!
@@ -29,6 +31,7 @@ pub mod cloud;
 pub mod dns;
 pub mod plan;
 pub mod request;
+pub mod version;
 
 pub use cloud::InsyncWait;
 pub use request::{Action, Outcome, Request, Step};
@@ -60,7 +63,10 @@ impl<S> std::fmt::Debug for Shifter<S> {
 
 /// Steps that write.
 fn writes(step: Step) -> bool {
-    matches!(step, Step::Failover | Step::Enable | Step::Shift)
+    matches!(
+        step,
+        Step::Failover | Step::Enable | Step::Shift | Step::ShiftVersion
+    )
 }
 
 /// Which optional fields each step (or planned action) takes.
@@ -71,6 +77,7 @@ fn allowed(step: Step) -> &'static [&'static str] {
         Step::Shift => &["weights", "from_weights", "schedule", "stage"],
         Step::Verify => &["failed_region"],
         Step::Plan => &["action"],
+        Step::ShiftVersion => &["slot", "percent"],
     }
 }
 
@@ -93,7 +100,7 @@ pub fn check_request(req: &Request) -> Result<()> {
             "target_region: must not be empty".into(),
         ));
     }
-    let present: [(&str, bool); 7] = [
+    let present: [(&str, bool); 9] = [
         ("failed_region", req.failed_region.is_some()),
         ("set_alarm_state", req.set_alarm_state.is_some()),
         ("weights", req.weights.is_some()),
@@ -101,6 +108,8 @@ pub fn check_request(req: &Request) -> Result<()> {
         ("schedule", req.schedule.is_some()),
         ("stage", req.stage.is_some()),
         ("action", req.action.is_some()),
+        ("slot", req.slot.is_some()),
+        ("percent", req.percent.is_some()),
     ];
     let mut ok: Vec<&str> = allowed(req.step).to_vec();
     if req.step == Step::Plan {
@@ -159,6 +168,7 @@ impl<S: Store> Shifter<S> {
             Step::Shift => self.shift(&spec, req).await,
             Step::Verify => self.verify(&spec, req).await,
             Step::Plan => self.plan(&spec, req),
+            Step::ShiftVersion => self.shift_version(&spec, req).await,
         };
         match &result {
             Ok(out) => tracing::info!(
@@ -685,7 +695,10 @@ fn serves(answers: &[DnsAnswer], region: &str) -> bool {
 }
 
 /// The record set with a new weight, everything else kept.
-fn with_weight(set: &r53::types::ResourceRecordSet, weight: i64) -> r53::types::ResourceRecordSet {
+pub(crate) fn with_weight(
+    set: &r53::types::ResourceRecordSet,
+    weight: i64,
+) -> r53::types::ResourceRecordSet {
     let mut b = r53::types::ResourceRecordSet::builder()
         .name(set.name())
         .r#type(set.r#type().clone())

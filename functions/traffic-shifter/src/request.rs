@@ -25,16 +25,20 @@ pub enum Step {
     Verify,
     /// Dry run: the exact calls `action` would make, each with its Region and plane.
     Plan,
+    /// Planned move inside one Region: `percent` of its traffic to the deploy `slot`
+    /// (blue/green weighted records of its `deploy` section), the rest to the other.
+    ShiftVersion,
 }
 
 impl Step {
     /// Every step.
-    pub const ALL: [Step; 5] = [
+    pub const ALL: [Step; 6] = [
         Step::Failover,
         Step::Enable,
         Step::Shift,
         Step::Verify,
         Step::Plan,
+        Step::ShiftVersion,
     ];
 
     /// The step's name as it appears in `step`.
@@ -45,6 +49,7 @@ impl Step {
             Step::Shift => "shift",
             Step::Verify => "verify",
             Step::Plan => "plan",
+            Step::ShiftVersion => "shift_version",
         }
     }
 }
@@ -98,6 +103,12 @@ pub struct Request {
     /// `plan`: which step to plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Action>,
+    /// `shift_version`: the deploy slot that gets `percent` of the Region's traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<lifeboat::model::Slot>,
+    /// `shift_version`: percent of the Region's traffic on `slot` (0–100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
 }
 
 /// The default planned-shift schedule.
