@@ -12,6 +12,13 @@ Functions executions of Standard machines) runs in its own threads, outside requ
 is not held by it; a synchronous call that waits inside one request for work that needs
 another request (StartSyncExecution of an Express machine calling our Lambdas) would
 deadlock here.
+
+With --complete-rds-promotion, PromoteReadReplica finishes as it does on AWS once the
+instance has rebooted: the instance no longer names a replica source and its source no
+longer lists it. moto 5.2.5 only clears an internal flag, so DescribeDBInstances keeps
+showing `ReadReplicaSourceDBInstanceIdentifier` and a promotion never visibly completes.
+The local drill and its CI test turn this on; the function tests leave moto as it is and
+check RDS's answers with aws-smithy-mocks.
 """
 
 import argparse
@@ -105,6 +112,71 @@ class LambdaRouter:
         return [payload]
 
 
+def complete_rds_promotion() -> None:
+    """Make moto's PromoteReadReplica detach the replica, as AWS does when it completes."""
+    from moto.rds import models
+
+    original = models.RDSBackend.promote_read_replica
+
+    def promote_read_replica(self, db_kwargs):
+        database = self.databases.get(db_kwargs.get("db_instance_identifier"))
+        source = None
+        if database is not None and database.is_replica:
+            source = database.source_db_instance_identifier
+        promoted = original(self, db_kwargs)
+        if source:
+            try:
+                primary = self.find_db_from_id(source)
+            except Exception:  # the source is gone (a failed Region): nothing to unlink
+                primary = None
+            if primary is not None:
+                for ref in (promoted.db_instance_arn, promoted.db_instance_identifier):
+                    if ref in primary.replicas:
+                        primary.replicas.remove(ref)
+            promoted.source_db_instance_identifier = None
+        return promoted
+
+    models.RDSBackend.promote_read_replica = promote_read_replica
+
+
+def fix_sfn_integration() -> None:
+    """Make moto's Step Functions integration (`arn:aws:states:::states:startExecution`,
+    `.sync`, `.sync:2`) speak the names AWS uses. moto 5.2.5 hands the ASL's parameters
+    (`StateMachineArn`, `Name`, `Input`) to boto3 unchanged, whose members are camelCase,
+    so every nested execution fails with `States.Runtime` / `KeyError: 'StateMachineArn'`;
+    and it returns boto3's camelCase answers where AWS returns `ExecutionArn`, `Output`,
+    ... The drill machine starts the failover and failback machines this way."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn,
+    )
+
+    cls = sfn.StateTaskServiceSfn
+
+    def recase(d, first):
+        return {first(k[:1]) + k[1:]: v for k, v in d.items()}
+
+    original_eval = cls._eval_service_task
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        camel = recase(normalised_parameters, str.lower)
+        normalised_parameters.clear()
+        normalised_parameters.update(camel)
+        original_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        env.stack.append(recase(env.stack.pop(), str.upper))
+
+    original_response = cls._normalise_response
+
+    def _normalise_response(self, response, boto_service_name=None, service_action_name=None):
+        original_response(self, response, boto_service_name, service_action_name)
+        if isinstance(response, dict):
+            pascal = recase(response, str.upper)
+            response.clear()
+            response.update(pascal)
+
+    cls._eval_service_task = _eval_service_task
+    cls._normalise_response = _normalise_response
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -119,7 +191,16 @@ def main() -> int:
         action="store_true",
         help="make Step Functions really execute ASL (moto's execute_state_machine)",
     )
+    parser.add_argument(
+        "--complete-rds-promotion",
+        action="store_true",
+        help="make PromoteReadReplica detach the replica as AWS does (see the module docstring)",
+    )
     args = parser.parse_args()
+    if args.complete_rds_promotion:
+        complete_rds_promotion()
+    if args.execute_state_machines:
+        fix_sfn_integration()
 
     app = Serialized(DomainDispatcherApplication(create_backend_app))
     if args.lambda_endpoint:

@@ -1,6 +1,9 @@
 //! The state machines of `statemachines/` created in moto as the template deploys them:
 //! `${XxxFunctionArn}` placeholders substituted with the ARNs of our functions, which the
-//! moto router sends to `cargo lambda watch` (see [`crate::lambda`]).
+//! moto router sends to `cargo lambda watch` (see [`crate::lambda`]), and
+//! `${XxxStateMachineArn}` placeholders with the ARN of machine `xxx` (kebab case) as
+//! [`create`] names it: `lifeboat-<name>-<region>`, the name `template.yaml` gives it.
+//! A machine that starts another (the drill) needs that one created too.
 
 use std::time::Duration;
 
@@ -18,8 +21,49 @@ pub fn function_arn(region: &str, function: &str) -> String {
     format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{function}")
 }
 
+/// The name [`create`] (and `template.yaml`) gives machine `name` in `region`.
+pub fn machine_name(name: &str, region: &str) -> String {
+    format!("lifeboat-{name}-{region}")
+}
+
+/// The ARN of machine `name` (e.g. `failover`) created by [`create`] in `region`.
+pub fn machine_arn(name: &str, region: &str) -> String {
+    format!(
+        "arn:aws:states:{region}:{ACCOUNT}:stateMachine:{}",
+        machine_name(name, region)
+    )
+}
+
+/// `health-probe` → `HealthProbe`.
+fn pascal(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The machines of `statemachines/` (file stems, e.g. `failover`).
+pub fn machine_names() -> anyhow::Result<Vec<String>> {
+    let dir = repo_root().join("statemachines");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".asl.json") {
+            names.push(stem.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// The definition of `statemachines/<name>.asl.json` with its placeholders substituted as
-/// `template.yaml` does (`HealthProbeFunctionArn` → the health-probe function, ...).
+/// `template.yaml` does (`HealthProbeFunctionArn` → the health-probe function,
+/// `FailoverStateMachineArn` → the `failover` machine in `region`, ...).
 pub fn definition(name: &str, region: &str) -> anyhow::Result<String> {
     let path = repo_root()
         .join("statemachines")
@@ -27,19 +71,12 @@ pub fn definition(name: &str, region: &str) -> anyhow::Result<String> {
     let mut text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     for function in crate::lambda::FUNCTIONS {
-        let placeholder = format!(
-            "${{{}FunctionArn}}",
-            function
-                .split('-')
-                .map(|w| {
-                    let mut c = w.chars();
-                    c.next()
-                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                        .unwrap_or_default()
-                })
-                .collect::<String>()
-        );
+        let placeholder = format!("${{{}FunctionArn}}", pascal(function));
         text = text.replace(&placeholder, &function_arn(region, function));
+    }
+    for machine in machine_names()? {
+        let placeholder = format!("${{{}StateMachineArn}}", pascal(&machine));
+        text = text.replace(&placeholder, &machine_arn(&machine, region));
     }
     if let Some(at) = text.find("${") {
         bail!("{name}: placeholder left unsubstituted at byte {at}");
@@ -51,7 +88,7 @@ pub fn definition(name: &str, region: &str) -> anyhow::Result<String> {
 pub async fn create(sfn: &Client, name: &str, region: &str) -> anyhow::Result<String> {
     let out = sfn
         .create_state_machine()
-        .name(format!("lifeboat-{name}-{region}"))
+        .name(machine_name(name, region))
         .definition(definition(name, region)?)
         .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/lifeboat-states"))
         .send()

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::request::{AlarmSignal, FailoverRequest, Mode, Trigger};
 
+/// The namespace of health-probe's metrics.
+pub const HEALTH_NAMESPACE: &str = "Lifeboat";
+/// The metric the failover alarms watch (1 healthy, 0 unhealthy).
+pub const HEALTH_METRIC: &str = "RegionHealthy";
+
 /// Where an alarm appears in a spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,6 +21,9 @@ pub enum AlarmKind {
     Health,
     /// A Region's routing-switch alarm.
     RoutingSwitch,
+    /// Not named by the spec, but it watches health-probe's `RegionHealthy` of the
+    /// Region (the template's failover alarm, named per stack).
+    RegionHealth,
 }
 
 /// One workload Region an alarm belongs to.
@@ -54,6 +62,31 @@ pub fn map_alarm<'a>(specs: &'a [WorkloadSpec], alarm: &str) -> Vec<AlarmTarget<
         }
     }
     out
+}
+
+/// Every workload Region `alarm` is about: the Regions whose spec names it
+/// ([`map_alarm`]); when none does, the workload Region its `Lifeboat/RegionHealthy`
+/// metric has as dimensions, if that workload and Region exist.
+pub fn map_signal<'a>(specs: &'a [WorkloadSpec], alarm: &AlarmSignal) -> Vec<AlarmTarget<'a>> {
+    let named = map_alarm(specs, &alarm.name);
+    if !named.is_empty() {
+        return named;
+    }
+    let Some((workload, region)) = &alarm.watches else {
+        return named;
+    };
+    specs
+        .iter()
+        .filter(|s| &s.workload == workload)
+        .filter_map(|spec| {
+            let r = spec.region(region)?;
+            Some(AlarmTarget {
+                spec,
+                region: &r.region,
+                kind: AlarmKind::RegionHealth,
+            })
+        })
+        .collect()
 }
 
 /// Why an alarm does not start a failover.
@@ -107,6 +140,7 @@ pub fn failover_request(target: &AlarmTarget<'_>, alarm: &AlarmSignal) -> Failov
             state_changed_at: alarm.changed_at,
         }),
         timing: None,
+        drill: false,
     }
 }
 
@@ -179,6 +213,54 @@ mod tests {
 
     fn specs() -> Vec<WorkloadSpec> {
         vec![serde_json::from_str(EXAMPLE).unwrap()]
+    }
+
+    fn signal(name: &str, namespace: &str, workload: &str, region: &str) -> AlarmSignal {
+        let mut event: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/failover-executor/alarm-action.json"
+        ))
+        .unwrap();
+        event["alarmData"]["alarmName"] = name.into();
+        let metric = &mut event["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"];
+        metric["namespace"] = namespace.into();
+        metric["dimensions"] = serde_json::json!({"Workload": workload, "Region": region});
+        match crate::request::Input::parse(event).unwrap() {
+            crate::request::Input::Alarm(a) => a,
+            other => panic!("not an alarm: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unnamed_alarm_on_region_healthy_maps_by_its_dimensions() {
+        let specs = specs();
+        let name = "lifeboat-checkout-us-east-1-unhealthy-seen-from-eu-west-1";
+        let t = map_signal(&specs, &signal(name, "Lifeboat", "checkout", "us-east-1"));
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (t[0].region, t[0].kind),
+            ("us-east-1", AlarmKind::RegionHealth)
+        );
+        assert_eq!(admit(&t[0]), Ok(()));
+        // A secondary's health alarm maps, and is not admitted.
+        let t = map_signal(&specs, &signal(name, "Lifeboat", "checkout", "eu-west-1"));
+        assert_eq!(admit(&t[0]), Err(Ignored::RegionNotPrimary));
+        // Another namespace, workload or Region: nothing.
+        for (ns, w, r) in [
+            ("Other", "checkout", "us-east-1"),
+            ("Lifeboat", "payments", "us-east-1"),
+            ("Lifeboat", "checkout", "eu-central-1"),
+        ] {
+            assert!(
+                map_signal(&specs, &signal(name, ns, w, r)).is_empty(),
+                "{ns} {w} {r}"
+            );
+        }
+        // A name the spec knows wins over the dimensions.
+        let t = map_signal(
+            &specs,
+            &signal("checkout-euw1-5xx", "Lifeboat", "checkout", "us-east-1"),
+        );
+        assert_eq!((t[0].region, t[0].kind), ("eu-west-1", AlarmKind::Health));
     }
 
     #[test]

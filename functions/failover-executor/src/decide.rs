@@ -130,6 +130,62 @@ pub struct Decision {
     pub decided_at: UnixMillis,
     /// Every step and AWS call.
     pub plan: Plan,
+    /// Failover (the default, and what decisions made before failback existed are; not
+    /// written then) or failback.
+    #[serde(default, skip_serializing_if = "Operation::is_failover")]
+    pub operation: Operation,
+    /// Failback only: what is restored, from which failover run, in which stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback: Option<crate::failback::FailbackInfo>,
+}
+
+/// What a decision moves the writer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Away from the primary (`failover` machine).
+    #[default]
+    Failover,
+    /// Back to the Region a failover left (`failback` machine).
+    Failback,
+}
+
+impl Operation {
+    /// Whether it is a failover.
+    pub fn is_failover(&self) -> bool {
+        *self == Operation::Failover
+    }
+
+    /// As the audit log and the run details spell it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Operation::Failover => "failover",
+            Operation::Failback => "failback",
+        }
+    }
+}
+
+impl Decision {
+    /// The lease purpose of the run: `drill` for any part of a drill, else the operation.
+    pub fn purpose(&self) -> lifeboat::store::LeasePurpose {
+        use lifeboat::store::LeasePurpose;
+        match (self.request.drill, self.operation) {
+            (true, _) => LeasePurpose::Drill,
+            (false, Operation::Failover) => LeasePurpose::Failover,
+            (false, Operation::Failback) => LeasePurpose::Failback,
+        }
+    }
+
+    /// The kind its `RUN#` record has: `drill` for any part of a drill (so it starts no
+    /// failover cooldown), else the operation.
+    pub fn run_kind(&self) -> lifeboat::store::RunKind {
+        use lifeboat::store::RunKind;
+        match (self.request.drill, self.operation) {
+            (true, _) => RunKind::Drill,
+            (false, Operation::Failover) => RunKind::Failover,
+            (false, Operation::Failback) => RunKind::Failback,
+        }
+    }
 }
 
 /// The Route 53 control plane's Region.
@@ -348,6 +404,8 @@ pub fn decide(
         request: req.clone(),
         decided_at: now,
         plan,
+        operation: Operation::Failover,
+        failback: None,
     })
 }
 
@@ -710,6 +768,7 @@ mod tests {
             request_id: None,
             trigger: None,
             timing: None,
+            drill: false,
         }
     }
 

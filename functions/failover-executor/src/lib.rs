@@ -6,13 +6,20 @@
 //! - [`request`]: every input and the dispatch that tells them apart;
 //! - [`alarm`]: alarm → workload Region → a deterministically named execution;
 //! - [`decide`]: the pure decision (target, roles and weights, arbiter, plan);
-//! - [`steps`]: `acquire`, `finalize` and `release` over the store, idempotent.
+//! - [`failback`]: the pure failback decision (what to restore, from which failover run,
+//!   in which traffic stages) and the readiness of the Region returned to;
+//! - [`drill`]: the drill's plan (nested failover and failback), RTO/RPO measurement and
+//!   the report (JSON + Markdown);
+//! - [`steps`]: `acquire`, `finalize` and `release` over the store, idempotent, for
+//!   failovers, failbacks and drills alike.
 //!
 //! [`Executor`] holds the clients built once in `main`; [`Executor::handle_at`] is the
 //! whole handler with the clock passed in.
 
 pub mod alarm;
 pub mod decide;
+pub mod drill;
+pub mod failback;
 pub mod request;
 pub mod steps;
 
@@ -35,6 +42,13 @@ pub const NAME: &str = "failover-executor";
 pub const ENV_TABLE: &str = "LIFEBOAT_TABLE";
 /// Environment variable with the `failover` state machine's ARN.
 pub const ENV_STATE_MACHINE: &str = "FAILOVER_STATE_MACHINE_ARN";
+/// Optional environment variable: the `timing` (`<poll_seconds>,<verify_max_polls>`)
+/// that executions started by alarms carry; the machine's defaults when unset. Local
+/// drills shorten the machine's waits with it, never by editing the machine.
+pub const ENV_ALARM_TIMING: &str = "FAILOVER_ALARM_TIMING";
+/// Environment variable naming the S3 bucket drill reports go to (optional: only the
+/// `report` step needs it, and fails with `ResourceNotFound` saying so without it).
+pub const ENV_REPORT_BUCKET: &str = "LIFEBOAT_REPORT_BUCKET";
 
 /// What happened to one workload Region an alarm names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +80,10 @@ pub struct Executor {
     table: String,
     dynamo: RegionalClients<aws_sdk_dynamodb::Client>,
     sfn: aws_sdk_sfn::Client,
+    s3: aws_sdk_s3::Client,
     state_machine_arn: String,
+    report_bucket: Option<String>,
+    alarm_timing: Option<request::Timing>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -75,6 +92,8 @@ impl std::fmt::Debug for Executor {
             .field("home_region", &self.home_region)
             .field("table", &self.table)
             .field("state_machine_arn", &self.state_machine_arn)
+            .field("report_bucket", &self.report_bucket)
+            .field("alarm_timing", &self.alarm_timing)
             .finish()
     }
 }
@@ -96,8 +115,24 @@ impl Executor {
             table: table.into(),
             dynamo: RegionalClients::new(config, aws_sdk_dynamodb::Client::new),
             sfn: aws_sdk_sfn::Client::new(config),
+            s3: s3_client(config),
             state_machine_arn: state_machine_arn.into(),
+            report_bucket: None,
+            alarm_timing: None,
         })
+    }
+
+    /// The `timing` of executions started by alarms (see [`ENV_ALARM_TIMING`]).
+    pub fn with_alarm_timing(mut self, timing: Option<request::Timing>) -> Executor {
+        self.alarm_timing = timing;
+        self
+    }
+
+    /// The bucket drill reports go to (`LIFEBOAT_REPORT_BUCKET`); without one the
+    /// `report` step fails with `ResourceNotFound` naming the variable.
+    pub fn with_report_bucket(mut self, bucket: Option<String>) -> Executor {
+        self.report_bucket = bucket.filter(|b| !b.trim().is_empty());
+        self
     }
 
     /// The store over `region`'s replica of the table.
@@ -170,10 +205,10 @@ impl Executor {
             return Ok(out);
         }
         let specs = self.specs().await?;
-        let targets = alarm::map_alarm(&specs, &alarm.name);
+        let targets = alarm::map_signal(&specs, alarm);
         if targets.is_empty() {
             return Err(Error::InvalidInput(format!(
-                "alarmName: alarm `{}` is not named by any workload's spec (regions[].alarms or a routing switch)",
+                "alarmName: alarm `{}` is not named by any workload's spec (regions[].alarms or a routing switch) and does not watch a workload Region's Lifeboat/RegionHealthy",
                 alarm.name
             )));
         }
@@ -205,7 +240,8 @@ impl Executor {
                 Ok(()) => {
                     let name =
                         alarm::execution_name(&t.spec.workload, &alarm.name, alarm.changed_at);
-                    let input = alarm::failover_request(t, alarm);
+                    let mut input = alarm::failover_request(t, alarm);
+                    input.timing = self.alarm_timing;
                     let (arn, new) = self.start(&name, &input).await?;
                     action.outcome = if new { "started" } else { "already_exists" }.into();
                     action.execution_name = Some(name);
@@ -294,6 +330,154 @@ impl Executor {
                 let store = self.arbiter_store(&input.decision)?;
                 to_value(&steps::release(&store, &input, now).await?)
             }
+            Step::DecideFailback(input) => {
+                input.request.check()?;
+                let home = self.home();
+                let spec = home.get_spec(&input.request.workload).await?;
+                let health = home.get_health(&input.request.workload).await?;
+                // Runs are read where the failovers recorded them: the arbiter of a
+                // failover of the current primary, the same table the failback leases in.
+                let primary = spec.primary().map(|p| p.region.clone()).unwrap_or_default();
+                let (arbiter, _) = decide::arbiter(&spec, &primary, &self.home_region);
+                let runs = self.store(&arbiter).list_runs(&spec.workload).await?;
+                let d = failback::decide_failback(
+                    &spec,
+                    &runs,
+                    &health,
+                    &input.request,
+                    &self.home_region,
+                    now,
+                )?;
+                to_value(&d)
+            }
+            Step::CheckLag(input) => {
+                let d = &input.decision;
+                let home = self.home();
+                let spec = home.get_spec(&d.workload).await?;
+                let health = home.get_health(&d.workload).await?;
+                let record = health.iter().find(|h| h.region == d.to_region);
+                let mut r = failback::readiness(&spec, record, now);
+                r.region.clone_from(&d.to_region);
+                tracing::info!(
+                    workload = %d.workload,
+                    region = %d.to_region,
+                    ready = r.ready,
+                    lag_seconds = ?r.lag_seconds,
+                    "Replication checked"
+                );
+                to_value(&r)
+            }
+            Step::PrepareDrill(input) => {
+                let spec = self.home().get_spec(&input.request.workload).await?;
+                to_value(&drill::prepare(&spec, &input.request, &input.holder)?)
+            }
+            Step::Report(input) => to_value(&self.report(&input.state, now).await?),
+        }
+    }
+
+    /// The `report` step: measures the drill, writes `drills/<workload>/<run id>.json`
+    /// and `.md` to the report bucket, and the `RUN#` record (kind `drill`) to the home
+    /// Region's table. Idempotent: the same state gives the same objects and record.
+    async fn report(
+        &self,
+        state: &drill::DrillState,
+        now: UnixMillis,
+    ) -> Result<drill::DrillReport> {
+        let bucket = self
+            .report_bucket
+            .clone()
+            .ok_or_else(|| Error::ResourceNotFound {
+                kind: "drill report bucket (environment variable LIFEBOAT_REPORT_BUCKET is not set)",
+                id: ENV_REPORT_BUCKET.to_owned(),
+                region: self.home_region.clone(),
+            })?;
+        let mut report = drill::build_report(state, now);
+        let (json_key, markdown_key) = drill::report_keys(&report.workload, &report.run_id);
+        report.location = Some(drill::ReportLocation {
+            bucket: bucket.clone(),
+            json_key: json_key.clone(),
+            markdown_key: markdown_key.clone(),
+        });
+        let json = serde_json::to_vec_pretty(&report)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode the report: {e}")))?;
+        let markdown = drill::render_markdown(&report);
+        self.put_object(&bucket, &json_key, json, "application/json")
+            .await?;
+        self.put_object(
+            &bucket,
+            &markdown_key,
+            markdown.into_bytes(),
+            "text/markdown; charset=utf-8",
+        )
+        .await?;
+        let run = lifeboat::store::RunRecord {
+            id: report.run_id.clone(),
+            kind: lifeboat::store::RunKind::Drill,
+            started_at: report.started_at,
+            finished_at: Some(report.finished_at),
+            outcome: report.outcome,
+            timeline: report.timeline.clone(),
+            measured_rto_ms: report.rto.measured_ms,
+            measured_rpo_ms: report.rpo.measured_ms,
+            rpo_simulated: report.rpo.simulated,
+            details: json!({
+                "operation": "drill",
+                "objectives_met": report.objectives_met,
+                "rto": report.rto,
+                "rpo": report.rpo,
+                "failover": report.failover,
+                "failback": report.failback,
+                "primary_region": report.primary_region,
+                "target_region": report.target_region,
+                "replication": report.replication,
+                "error": report.error,
+                "report": report.location,
+            }),
+        };
+        // No lease is held between the nested runs: the record is its own item.
+        self.home().put_run(&report.workload, &run, None).await?;
+        tracing::info!(
+            workload = %report.workload,
+            run = %report.run_id,
+            outcome = ?report.outcome,
+            rto_ms = ?report.rto.measured_ms,
+            rpo_ms = ?report.rpo.measured_ms,
+            rpo_simulated = report.rpo.simulated,
+            "Drill reported"
+        );
+        Ok(report)
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<()> {
+        let res = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .and_then(aws_sdk_s3::error::ProvideErrorMetadata::code)
+                    == Some("NoSuchBucket") =>
+            {
+                Err(Error::ResourceNotFound {
+                    kind: "S3 bucket",
+                    id: bucket.to_owned(),
+                    region: self.home_region.clone(),
+                })
+            }
+            Err(e) => Err(Error::from_sdk("s3", "PutObject", e)),
         }
     }
 
@@ -342,6 +526,25 @@ impl Executor {
             Err(e) => Err(Error::from_sdk("sfn", "StartExecution", e)),
         }
     }
+}
+
+/// An S3 client with path-style addressing exactly when an endpoint URL is configured
+/// (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3`): an emulator or proxy answers at one
+/// host, AWS's endpoints keep virtual-hosted addressing (as replica-promoter does).
+fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let custom = config.endpoint_url().is_some()
+        || aws_types::service_config::ServiceConfigKey::builder()
+            .service_id("S3")
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()
+            .and_then(|key| config.service_config().and_then(|sc| sc.load_config(key)))
+            .is_some();
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(custom)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
 }
 
 /// Serializes a step's output (infallible for these types: string keys, finite numbers).

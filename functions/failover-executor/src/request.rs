@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::decide::Decision;
+pub use crate::drill::{DrillRequest, ReportInput};
+pub use crate::failback::FailbackRequest;
 
 /// The EventBridge `detail-type` of an alarm state change.
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
@@ -85,6 +87,10 @@ pub struct FailoverRequest {
     /// polls when absent. Local drills shorten them here, never by editing the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// Part of a DR drill (the `drill` machine sets it): the lease is taken for `drill`,
+    /// the run is recorded as kind `drill` and starts no failover cooldown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 /// Wait settings of the `failover` state machine (read by the machine, not by the steps).
@@ -95,6 +101,27 @@ pub struct Timing {
     pub poll_seconds: u32,
     /// Verification polls before the target counts as not serving.
     pub verify_max_polls: u32,
+}
+
+impl Timing {
+    /// Parses `<poll_seconds>,<verify_max_polls>` (both at least 1), e.g. `1,10`.
+    pub fn parse(text: &str) -> Result<Timing> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "timing: `{text}` is not `<poll_seconds>,<verify_max_polls>` with both at least 1"
+            ))
+        };
+        let (poll, polls) = text.split_once(',').ok_or_else(bad)?;
+        let poll_seconds: u32 = poll.trim().parse().map_err(|_| bad())?;
+        let verify_max_polls: u32 = polls.trim().parse().map_err(|_| bad())?;
+        if poll_seconds == 0 || verify_max_polls == 0 {
+            return Err(bad());
+        }
+        Ok(Timing {
+            poll_seconds,
+            verify_max_polls,
+        })
+    }
 }
 
 impl FailoverRequest {
@@ -159,8 +186,10 @@ pub struct FinalizeInput {
     pub decision: Decision,
     /// The `acquire` step's output.
     pub lease: Lease,
-    /// Timeline entries of the steps between (promotion, traffic shift), if any.
-    #[serde(default)]
+    /// Timeline entries of the steps between (promotion, traffic shift), if any. Arrays
+    /// nest (ASL has no concatenation) and an object of marks counts as its entries:
+    /// see [`flatten_timeline`].
+    #[serde(default, deserialize_with = "flatten_timeline")]
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -172,8 +201,8 @@ pub struct ReleaseInput {
     pub decision: Decision,
     /// The `acquire` step's output.
     pub lease: Lease,
-    /// Timeline entries so far.
-    #[serde(default)]
+    /// Timeline entries so far (nested arrays and objects of marks are flattened).
+    #[serde(default, deserialize_with = "flatten_timeline")]
     pub timeline: Vec<TimelineEntry>,
     /// What failed: the Catch's `{"Error", "Cause"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +215,33 @@ pub struct ReleaseInput {
 pub struct DecideInput {
     /// The execution's input.
     pub request: FailoverRequest,
+}
+
+/// Input of the `decide_failback` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideFailbackInput {
+    /// The `failback` execution's input.
+    pub request: FailbackRequest,
+}
+
+/// Input of the `check_lag` step (the failback's wait for replication).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckLagInput {
+    /// The `decide_failback` step's output.
+    pub decision: Decision,
+}
+
+/// Input of the `prepare_drill` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareDrillInput {
+    /// The `drill` execution's input.
+    pub request: DrillRequest,
+    /// The drill execution's ARN (`$$.Execution.Id`): names the run and the nested
+    /// executions.
+    pub holder: String,
 }
 
 /// A state-machine step.
@@ -201,6 +257,47 @@ pub enum Step {
     Finalize(FinalizeInput),
     /// Record a failed run and release the lease.
     Release(ReleaseInput),
+    /// Plan a failback: what to restore, from which failover run, in which stages.
+    DecideFailback(DecideFailbackInput),
+    /// Whether the Region being returned to is healthy and within the RPO.
+    CheckLag(CheckLagInput),
+    /// Plan a drill: the nested failover and failback inputs, the canary.
+    PrepareDrill(PrepareDrillInput),
+    /// Measure the drill, write its report to S3 and its `RUN#` record.
+    Report(ReportInput),
+}
+
+/// Reads a timeline as state machines can build it: entries (`{at, step, ...}`),
+/// arrays of entries nested at any depth (ASL's `States.Array` nests; there is no
+/// concatenation), objects whose values are entries (the `$.t` object of marks), and
+/// `null` (nothing). Order is kept; the steps sort by time.
+pub fn flatten_timeline<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<TimelineEntry>, D::Error> {
+    let value = Value::deserialize(d)?;
+    let mut out = Vec::new();
+    collect_entries(value, &mut out).map_err(serde::de::Error::custom)?;
+    Ok(out)
+}
+
+fn collect_entries(value: Value, out: &mut Vec<TimelineEntry>) -> std::result::Result<(), String> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Array(items) => items.into_iter().try_for_each(|v| collect_entries(v, out)),
+        Value::Object(map) if map.contains_key("step") && map.contains_key("at") => {
+            let entry = serde_json::from_value(Value::Object(map))
+                .map_err(|e| format!("timeline entry: {e}"))?;
+            out.push(entry);
+            Ok(())
+        }
+        Value::Object(map) => map
+            .into_iter()
+            .try_for_each(|(_, v)| collect_entries(v, out)),
+        other => Err(format!(
+            "timeline: expected entries, arrays or objects of entries, got {}",
+            kind_of(&other)
+        )),
+    }
 }
 
 /// An alarm state change, from either payload, reduced to what the executor uses.
@@ -220,6 +317,34 @@ pub struct AlarmSignal {
     pub changed_at: UnixMillis,
     /// CloudWatch's reason text.
     pub reason: String,
+    /// The workload Region the alarm's metric is about, when the alarm watches
+    /// health-probe's `Lifeboat/RegionHealthy` with `Workload` and `Region` dimensions
+    /// (the template's failover alarms): `(workload, region)`.
+    pub watches: Option<(String, String)>,
+}
+
+/// The workload Region of a `Lifeboat/RegionHealthy` metric in an alarm's configuration.
+fn watched_region(configuration: &Value) -> Option<(String, String)> {
+    configuration["metrics"]
+        .as_array()?
+        .iter()
+        .filter_map(|m| {
+            let metric = &m["metricStat"]["metric"];
+            let is_health = metric["namespace"] == crate::alarm::HEALTH_NAMESPACE
+                && metric["name"] == crate::alarm::HEALTH_METRIC;
+            let dims = &metric["dimensions"];
+            match (
+                is_health,
+                dims["Workload"].as_str(),
+                dims["Region"].as_str(),
+            ) {
+                (true, Some(w), Some(r)) if !w.is_empty() && !r.is_empty() => {
+                    Some((w.to_owned(), r.to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .next()
 }
 
 impl AlarmSignal {
@@ -246,7 +371,9 @@ impl AlarmSignal {
             // A state AWS adds later is not ALARM: acknowledge and do nothing.
             _ => (false, "UNKNOWN"),
         };
+        let watches = watched_region(&data.configuration);
         Ok(AlarmSignal {
+            watches,
             name: data.alarm_name,
             arn,
             region,
@@ -334,6 +461,22 @@ fn kind_of(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timing_parses_two_positive_numbers_and_names_anything_else() {
+        assert_eq!(
+            Timing::parse("1, 10").unwrap(),
+            Timing {
+                poll_seconds: 1,
+                verify_max_polls: 10
+            }
+        );
+        for bad in ["", "1", "1,", "0,10", "1,0", "a,b", "1,2,3", "-1,5"] {
+            let e = Timing::parse(bad).unwrap_err();
+            assert_eq!(e.name(), lifeboat::ErrorName::InvalidInput, "{bad}");
+            assert!(e.to_string().contains("timing"), "{bad}: {e}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use lifeboat::store::{
-    AuditEvent, Lease, LeasePurpose, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
+    AuditEvent, Lease, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
 };
 use lifeboat::{Error, ErrorName, Result, Store, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::decide::{Decision, apply_changes, is_applied};
+use crate::decide::{Decision, Operation, apply_changes, is_applied};
 use crate::request::{AcquireInput, FinalizeInput, ReleaseInput};
 
 /// Lease time-to-live when the `acquire` input does not say.
@@ -59,18 +59,22 @@ fn check_lease(decision: &Decision, lease: &Lease) -> Result<()> {
             lease.workload, decision.workload
         )));
     }
-    if lease.purpose != LeasePurpose::Failover {
+    if lease.purpose != decision.purpose() {
         return Err(Error::InvalidInput(format!(
-            "lease.purpose: `{}`, expected failover",
-            lease.purpose
+            "lease.purpose: `{}`, expected {}",
+            lease.purpose,
+            decision.purpose()
         )));
     }
     Ok(())
 }
 
-/// `acquire`: refuses inside the cooldown, then takes the failover lease with a new
-/// fencing epoch (`LeaseHeld` if another run holds it). A retry by the same holder
-/// gets its lease back unchanged.
+/// `acquire`: a failover (drill or not) is refused inside the cooldown; then the lease is
+/// taken for the decision's purpose (`failover`, `failback` or `drill`) with a new
+/// fencing epoch (`LeaseHeld` if another run holds it). A failback is not held back by
+/// the cooldown: it is planned and started by an operator or a drill, and the cooldown
+/// exists to stop alarm-driven flapping. A retry by the same holder gets its lease back
+/// unchanged.
 pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis) -> Result<Lease> {
     let d = &input.decision;
     refuse_dry_run(d, "acquire")?;
@@ -86,7 +90,7 @@ pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis)
     let req = LeaseRequest {
         workload: d.workload.clone(),
         holder: input.holder.clone(),
-        purpose: LeasePurpose::Failover,
+        purpose: d.purpose(),
         ttl: Duration::from_secs(ttl),
     };
     // A retried step: we already hold it, so the cooldown was checked before.
@@ -96,9 +100,11 @@ pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis)
     {
         return Ok(l);
     }
-    let spec = store.get_spec(&d.workload).await?;
-    let runs = store.list_runs(&d.workload).await?;
-    check_cooldown(&spec, &runs, now)?;
+    if d.operation == Operation::Failover {
+        let spec = store.get_spec(&d.workload).await?;
+        let runs = store.list_runs(&d.workload).await?;
+        check_cooldown(&spec, &runs, now)?;
+    }
     store.acquire_lease(&req, now).await
 }
 
@@ -150,6 +156,9 @@ fn timeline(
 
 fn details(d: &Decision, lease: &Lease, extra: serde_json::Value) -> serde_json::Value {
     json!({
+        "operation": d.operation.as_str(),
+        "drill": d.request.drill,
+        "failback": d.failback,
         "from_region": d.from_region,
         "to_region": d.to_region,
         "mode": d.mode,
@@ -216,9 +225,11 @@ pub async fn finalize<S: Store>(
                 .trigger
                 .as_ref()
                 .map_or(d.decided_at, |t| t.state_changed_at);
+            // RTO is a failover's: from the trigger to the target serving.
+            let rto = (d.operation == Operation::Failover).then(|| now.since(detected));
             let run = RunRecord {
                 id: id.clone(),
-                kind: RunKind::Failover,
+                kind: d.run_kind(),
                 started_at: lease.acquired_at,
                 finished_at: Some(now),
                 outcome: RunOutcome::Succeeded,
@@ -233,7 +244,7 @@ pub async fn finalize<S: Store>(
                         detail: Some(format!("spec version {version}")),
                     },
                 ),
-                measured_rto_ms: Some(now.since(detected)),
+                measured_rto_ms: rto,
                 measured_rpo_ms: None,
                 rpo_simulated: false,
                 details: details(d, lease, json!({"spec_version": version})),
@@ -248,7 +259,7 @@ pub async fn finalize<S: Store>(
         at: run.finished_at.unwrap_or(now),
         id: format!("{id}-finalized"),
         actor: lease.holder.clone(),
-        action: "failover_finalized".into(),
+        action: format!("{}_finalized", d.operation.as_str()),
         reason: d.request.reason.clone(),
         before: Some(json!(
             d.changes
@@ -297,7 +308,7 @@ pub async fn release<S: Store>(
         None => {
             let run = RunRecord {
                 id: id.clone(),
-                kind: RunKind::Failover,
+                kind: d.run_kind(),
                 started_at: lease.acquired_at,
                 finished_at: Some(now),
                 outcome: RunOutcome::Failed,
@@ -332,7 +343,7 @@ pub async fn release<S: Store>(
         at: run.finished_at.unwrap_or(now),
         id: format!("{id}-released"),
         actor: lease.holder.clone(),
-        action: "failover_failed".into(),
+        action: format!("{}_failed", d.operation.as_str()),
         reason: d.request.reason.clone(),
         before: None,
         after: Some(json!({"outcome": run.outcome, "error": input.error})),

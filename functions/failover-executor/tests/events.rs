@@ -69,11 +69,35 @@ fn every_fixture_parses_into_the_input_its_name_says() {
                 assert!(r.error.is_some());
                 "release"
             }
+            (Input::Step(Step::DecideFailback(d)), "step-decide-failback.json") => {
+                assert!(d.request.check().is_ok() && !d.request.drill);
+                "decide_failback"
+            }
+            (Input::Step(Step::CheckLag(c)), "step-check-lag.json") => {
+                assert_eq!(
+                    c.decision.operation,
+                    failover_executor::decide::Operation::Failback
+                );
+                assert_eq!(c.decision.to_region, "us-east-1");
+                "check_lag"
+            }
+            (Input::Step(Step::PrepareDrill(p)), "step-prepare-drill.json") => {
+                assert_eq!(p.request.workload, "checkout");
+                "prepare_drill"
+            }
+            (Input::Step(Step::Report(r)), "step-report.json") => {
+                let report =
+                    failover_executor::drill::build_report(&r.state, lifeboat::UnixMillis::now());
+                assert_eq!(report.rto.measured_ms, Some(30_850), "{report:?}");
+                assert_eq!(report.rpo.measured_ms, Some(1_500));
+                assert!(report.objectives_met && !report.rpo.simulated);
+                "report"
+            }
             (input, name) => panic!("{name} parsed as an unexpected input: {input:?}"),
         };
         seen.insert(kind);
     }
-    assert_eq!(seen.len(), 9, "every entry point has a fixture: {seen:?}");
+    assert_eq!(seen.len(), 13, "every entry point has a fixture: {seen:?}");
 }
 
 #[test]

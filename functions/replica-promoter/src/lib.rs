@@ -12,7 +12,9 @@
 //! - S3: `s3_flip` mirrors the old primary bucket's replication rules onto the new one
 //!   and suspends the old rules when the old Region answers;
 //! - DynamoDB global tables: `dynamodb_verify` checks the target Region's replica is
-//!   ACTIVE (nothing to promote).
+//!   ACTIVE (nothing to promote);
+//! - the drill's RPO canary ([`canary`]): `canary_write` in the primary's first bucket,
+//!   `canary_read` in the target's (no lease, no epoch).
 //!
 //! Every step checks the caller's epoch against the lease (`StaleEpoch`), makes the new
 //! writer only through APIs in the target (surviving) Region — the old Region is touched
@@ -21,6 +23,7 @@
 //! returns `already_done: true`.
 //! Decisions are pure functions in [`decide`]; this module does the I/O.
 
+pub mod canary;
 pub mod decide;
 mod dynamodb;
 mod rds;
@@ -133,6 +136,12 @@ impl<S: Store> Promoter<S> {
     /// The Lambda entry point: parses the event (`InvalidInput` naming the field), runs
     /// the step and returns its [`Outcome`] as JSON.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        if canary::is_canary(&event.payload) {
+            let req: canary::CanaryRequest = lifeboat::input::parse(event.payload)?;
+            let outcome = self.canary(&req).await?;
+            return serde_json::to_value(&outcome)
+                .map_err(|e| Error::InvalidInput(format!("cannot encode the output: {e}")));
+        }
         let req: Request = lifeboat::input::parse(event.payload)?;
         let outcome = self.run(&req).await?;
         serde_json::to_value(&outcome)
@@ -271,6 +280,12 @@ mod tests {
             let path = file.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
             let value: Value = serde_json::from_str(&text).unwrap();
+            if canary::is_canary(&value) {
+                let req: canary::CanaryRequest = lifeboat::input::parse(value)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(req.workload, "checkout", "{}", path.display());
+                continue;
+            }
             let req: Request =
                 lifeboat::input::parse(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(req.workload, "checkout", "{}", path.display());

@@ -1,0 +1,720 @@
+//! The failback decision: return the writer and the traffic to the Region a failover
+//! left, restoring the roles and weights that failover changed. Pure: the spec, the
+//! `RUN#` records, the health items and the clock come in, a [`Decision`] (with
+//! `operation: failback`) or a named error comes out.
+//!
+//! **What is restored.** A successful failover run records every Region's role and
+//! weight before and after (`details.changes`). The failback restores the *before* side
+//! of the most recent successful failover run (kind `failover`, or the failover of a
+//! drill) whose target is the spec's primary now — or of the run named by `from_run`.
+//! It refuses (`InvalidInput`) when the spec's roles or weights moved since that run
+//! (someone changed them by hand: restoring the old values would undo that silently).
+
+use std::collections::BTreeMap;
+
+use lifeboat::model::Role;
+use lifeboat::store::{HealthRecord, RunKind, RunOutcome, RunRecord, Verdict};
+use lifeboat::{Error, Result, UnixMillis, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::decide::{
+    Candidate, Decision, Operation, PlanStep, PlannedCall, RoleChange, apply_changes, arbiter,
+    is_applied, plan, stale_after_ms,
+};
+use crate::request::{FailoverRequest, Mode};
+
+/// The default traffic schedule: percent of the way back at each stage.
+pub const DEFAULT_SCHEDULE: [u32; 4] = [10, 25, 50, 100];
+
+/// A failback request: the `failback` state machine's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailbackRequest {
+    /// Workload id.
+    pub workload: String,
+    /// The Region to return to; when given it must be the one the failover left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_region: Option<String>,
+    /// The failover run (its id: the execution name) to undo; the latest successful
+    /// failover into the current primary when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_run: Option<String>,
+    /// Traffic stages, percent of the way back: strictly increasing, ending at 100
+    /// (default `[10, 25, 50, 100]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<u32>>,
+    /// Part of a drill (the `drill` machine sets it): lease `drill`, run kind `drill`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
+    /// Return the plan and change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Why, for the audit trail.
+    pub reason: String,
+    /// Who.
+    pub requested_by: String,
+    /// Optional idempotency key, recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The machine's waits (read by the machine, not by the steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<FailbackTiming>,
+}
+
+/// Wait settings of the `failback` state machine. Defaults (in the machine): 15 s polls,
+/// 40 verification polls per stage, 80 replication-lag polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailbackTiming {
+    /// Seconds between polls (data tier, lag, verification).
+    pub poll_seconds: u32,
+    /// Verification polls per traffic stage before `VerificationFailed`.
+    pub verify_max_polls: u32,
+    /// Replication-lag polls before `ReplicaLagTooHigh`.
+    pub lag_max_polls: u32,
+}
+
+impl FailbackRequest {
+    /// Checks what serde cannot: non-empty names, known Regions, a valid schedule.
+    pub fn check(&self) -> Result<()> {
+        for (field, value) in [
+            ("workload", &self.workload),
+            ("reason", &self.reason),
+            ("requested_by", &self.requested_by),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Error::InvalidInput(format!("{field}: must not be empty")));
+            }
+        }
+        if let Some(code) = &self.home_region
+            && !lifeboat::regions::is_known(code)
+        {
+            return Err(Error::InvalidInput(format!(
+                "home_region: `{code}` is not an AWS Region code"
+            )));
+        }
+        if let Some(s) = &self.schedule {
+            check_schedule(s)?;
+        }
+        Ok(())
+    }
+
+    /// The schedule, defaulted.
+    pub fn schedule(&self) -> Vec<u32> {
+        self.schedule
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SCHEDULE.to_vec())
+    }
+}
+
+/// A schedule is 1..=100 percent, strictly increasing, ending at 100.
+pub fn check_schedule(s: &[u32]) -> Result<()> {
+    let increasing = s.windows(2).all(|w| w[0] < w[1]);
+    let in_range = s.iter().all(|p| (1..=100).contains(p));
+    if s.is_empty() || !increasing || !in_range || s.last() != Some(&100) {
+        return Err(Error::InvalidInput(format!(
+            "schedule: {s:?} must be percentages in 1..=100, strictly increasing, ending at 100"
+        )));
+    }
+    Ok(())
+}
+
+/// What a failback restores and how traffic returns (in the decision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailbackInfo {
+    /// The failover run undone (its id).
+    pub source_run: String,
+    /// The Region returned to.
+    pub home_region: String,
+    /// Traffic stages, percent of the way back.
+    pub schedule: Vec<u32>,
+    /// Weights now (traffic-shifter `from_weights`).
+    pub from_weights: BTreeMap<String, u32>,
+    /// Weights restored (traffic-shifter `weights`).
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// The failover run a failback undoes: successful, a failover (or a drill's failover),
+/// into `primary`, with its role changes; `from_run` picks one by id.
+pub fn source_run<'a>(
+    runs: &'a [RunRecord],
+    primary: &str,
+    from_run: Option<&str>,
+) -> Result<(&'a RunRecord, Vec<RoleChange>)> {
+    let is_failover = |r: &RunRecord| match r.kind {
+        RunKind::Failover => true,
+        RunKind::Drill => r.details.get("operation").and_then(|o| o.as_str()) == Some("failover"),
+        _ => false,
+    };
+    let usable = |r: &'a RunRecord| -> Option<(&'a RunRecord, Vec<RoleChange>)> {
+        if r.outcome != RunOutcome::Succeeded || !is_failover(r) {
+            return None;
+        }
+        if r.details.get("to_region").and_then(|t| t.as_str()) != Some(primary) {
+            return None;
+        }
+        let changes: Vec<RoleChange> =
+            serde_json::from_value(r.details.get("changes")?.clone()).ok()?;
+        Some((r, changes))
+    };
+    match from_run {
+        Some(id) => {
+            let run = runs.iter().find(|r| r.id == id).ok_or_else(|| {
+                Error::InvalidInput(format!("from_run: no run `{id}` is recorded"))
+            })?;
+            usable(run).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "from_run: run `{id}` is not a successful failover into the current primary {primary} with recorded role changes"
+                ))
+            })
+        }
+        None => runs
+            .iter()
+            .filter_map(usable)
+            .max_by_key(|(r, _)| (r.finished_at.unwrap_or(r.started_at), r.started_at))
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "nothing to fail back: no successful failover run moved the writer to the current primary {primary}"
+                ))
+            }),
+    }
+}
+
+/// The changes that undo `done`: every Region back to its role and weight before.
+pub fn reverse(done: &[RoleChange]) -> Vec<RoleChange> {
+    done.iter()
+        .map(|c| RoleChange {
+            region: c.region.clone(),
+            role_before: c.role_after,
+            role_after: c.role_before,
+            weight_before: c.weight_after,
+            weight_after: c.weight_before,
+        })
+        .collect()
+}
+
+/// Decides a failback. Errors: `InvalidInput` (nothing to fail back, the spec moved
+/// since the failover, a `home_region` that is not the one the failover left, a bad
+/// schedule), `TargetUnhealthy` (the home Region is not healthy, or its health is
+/// stale), `InvalidModel`. Replication lag is *not* refused here: re-protection has
+/// just begun; the machine waits for it (`check_lag`).
+pub fn decide_failback(
+    spec: &WorkloadSpec,
+    runs: &[RunRecord],
+    health: &[HealthRecord],
+    req: &FailbackRequest,
+    executor_region: &str,
+    now: UnixMillis,
+) -> Result<Decision> {
+    req.check()?;
+    if req.workload != spec.workload {
+        return Err(Error::InvalidInput(format!(
+            "workload: request names `{}` but the spec is `{}`",
+            req.workload, spec.workload
+        )));
+    }
+    let primary = spec.primary().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "workload `{}` has no primary to fail back from",
+            spec.workload
+        ))
+    })?;
+    let (run, done) = source_run(runs, &primary.region, req.from_run.as_deref())?;
+    if !is_applied(spec, &done) {
+        return Err(Error::InvalidInput(format!(
+            "the roles or weights of workload `{}` changed since failover run `{}`; restoring its `before` values would undo that: set them by hand",
+            spec.workload, run.id
+        )));
+    }
+    let home = done
+        .iter()
+        .find(|c| c.role_before == Role::Primary)
+        .map(|c| c.region.clone())
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "failover run `{}` records no Region that was the primary",
+                run.id
+            ))
+        })?;
+    if let Some(h) = &req.home_region
+        && *h != home
+    {
+        return Err(Error::InvalidInput(format!(
+            "home_region: `{h}` but failover run `{}` left {home}",
+            run.id
+        )));
+    }
+    let changes = reverse(&done);
+    let mut after = spec.clone();
+    apply_changes(&mut after, &changes)?;
+    after.check()?;
+
+    let record = health.iter().find(|h| h.region == home);
+    let ready = readiness(spec, record, now);
+    if let Some(why) = &ready.refused {
+        return Err(Error::TargetUnhealthy {
+            workload: spec.workload.clone(),
+            reason: format!("{home}: {why}"),
+        });
+    }
+    let candidate = Candidate {
+        region: home.clone(),
+        role: spec.region(&home).map_or(Role::Standby, |r| r.role),
+        weight: spec.region(&home).map_or(0, |r| r.weight),
+        verdict: ready.verdict,
+        lag_seconds: ready.lag_seconds,
+        within_rpo: ready.within_rpo,
+        refused: None,
+    };
+
+    let (arbiter_region, lease_consistency) = arbiter(spec, &primary.region, executor_region);
+    let mut plan = plan(
+        spec,
+        Mode::Planned,
+        &primary.region,
+        &home,
+        &arbiter_region,
+        executor_region,
+        &changes,
+        false,
+    );
+    add_failback_steps(
+        &mut plan.steps,
+        spec,
+        &primary.region,
+        &home,
+        executor_region,
+    );
+    let weights = |s: &WorkloadSpec| -> BTreeMap<String, u32> {
+        s.regions
+            .iter()
+            .map(|r| (r.region.clone(), r.weight))
+            .collect()
+    };
+    let request = FailoverRequest {
+        workload: req.workload.clone(),
+        failed_region: None,
+        target_region: Some(home.clone()),
+        mode: Mode::Planned,
+        dry_run: req.dry_run,
+        accept_data_loss: false,
+        reason: req.reason.clone(),
+        requested_by: req.requested_by.clone(),
+        request_id: req.request_id.clone(),
+        trigger: None,
+        timing: None,
+        drill: req.drill,
+    };
+    Ok(Decision {
+        workload: spec.workload.clone(),
+        spec_version: spec.version,
+        mode: Mode::Planned,
+        from_region: primary.region.clone(),
+        to_region: home.clone(),
+        arbiter_region,
+        lease_consistency,
+        lag_seconds: ready.lag_seconds,
+        rpo_seconds: spec.policy.rpo_seconds,
+        data_loss_accepted: false,
+        candidates: vec![candidate],
+        changes,
+        request,
+        decided_at: now,
+        plan,
+        operation: Operation::Failback,
+        failback: Some(FailbackInfo {
+            source_run: run.id.clone(),
+            home_region: home,
+            schedule: req.schedule(),
+            from_weights: weights(spec),
+            weights: weights(&after),
+        }),
+    })
+}
+
+/// The failback's own steps in the plan: re-protect before the writer moves, the wait
+/// for replication, and the staged traffic return instead of one move.
+fn add_failback_steps(
+    steps: &mut Vec<PlanStep>,
+    spec: &WorkloadSpec,
+    primary: &str,
+    home: &str,
+    executor_region: &str,
+) {
+    let call =
+        |service: &str, operation: &str, region: &str, resource: String, cp: bool| PlannedCall {
+            service: service.into(),
+            operation: operation.into(),
+            region: region.into(),
+            resource,
+            control_plane: cp,
+            outside_surviving_region: region != home,
+        };
+    let mut reprotect = Vec::new();
+    if let Some(p) = spec.region(primary) {
+        for db in &p.databases {
+            if let lifeboat::model::DatabaseRef::RdsInstance { instance_id, .. } = db {
+                for other in spec.regions.iter().filter(|r| r.region != primary) {
+                    reprotect.push(call(
+                        "rds",
+                        "CreateDBInstanceReadReplica",
+                        &other.region,
+                        format!("replica of {instance_id}"),
+                        true,
+                    ));
+                }
+            }
+        }
+    }
+    let at = steps
+        .iter()
+        .position(|s| s.step == "promote_data")
+        .unwrap_or(steps.len());
+    let new = [
+        PlanStep {
+            step: "reprotect".into(),
+            function: "replica-promoter".into(),
+            summary: format!("read replicas of {primary}'s writer in every other Region"),
+            calls: reprotect,
+        },
+        PlanStep {
+            step: "wait_for_replication".into(),
+            function: "health-probe".into(),
+            summary: format!(
+                "probe until {home} is healthy and its replication lag is within the RPO"
+            ),
+            calls: vec![call(
+                "cloudwatch",
+                "GetMetricData",
+                executor_region,
+                "replication lag".into(),
+                false,
+            )],
+        },
+    ];
+    for (i, s) in new.into_iter().enumerate() {
+        steps.insert(at + i, s);
+    }
+    if let Some(shift) = steps.iter_mut().find(|s| s.step == "shift_traffic") {
+        shift.summary = format!(
+            "return traffic to {home} in stages (weighted records, GetChange until INSYNC), turn its routing switch on after the first, verify after each"
+        );
+    }
+}
+
+/// Whether the Region returned to is ready: healthy, freshly observed, and within the
+/// RPO (an unmeasured lag counts as within, as in the failover decision).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// The Region.
+    #[serde(default)]
+    pub region: String,
+    /// Its verdict (`unknown` when never probed or stale).
+    pub verdict: Verdict,
+    /// Replication lag into it, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    /// The RPO objective.
+    #[serde(default)]
+    pub rpo_seconds: u64,
+    /// Lag within the RPO (or unmeasured).
+    pub within_rpo: bool,
+    /// Healthy, fresh and within the RPO: the writer may move.
+    pub ready: bool,
+    /// Why it is not healthy, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// How ready the Region with health `record` is.
+pub fn readiness(spec: &WorkloadSpec, record: Option<&HealthRecord>, now: UnixMillis) -> Readiness {
+    let rpo = spec.policy.rpo_seconds;
+    let (verdict, refused) = match record {
+        None => (
+            Verdict::Unknown,
+            Some("no health verdict recorded".to_owned()),
+        ),
+        Some(h) if now.since(h.observed_at) > stale_after_ms(spec) => (
+            Verdict::Unknown,
+            Some(format!("health observed at {} is stale", h.observed_at)),
+        ),
+        Some(h) if h.verdict == Verdict::Healthy => (Verdict::Healthy, None),
+        Some(h) => (
+            h.verdict,
+            Some(match &h.detail {
+                Some(d) => format!("verdict is {:?}: {d}", h.verdict).to_lowercase(),
+                None => format!("verdict is {:?}", h.verdict).to_lowercase(),
+            }),
+        ),
+    };
+    let lag = record.and_then(|h| h.replication_lag_seconds);
+    let within_rpo = lag.is_none_or(|l| l <= rpo as f64);
+    Readiness {
+        region: record.map(|h| h.region.clone()).unwrap_or_default(),
+        verdict,
+        lag_seconds: lag,
+        rpo_seconds: rpo,
+        within_rpo,
+        ready: refused.is_none() && within_rpo,
+        refused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::decide;
+    use serde_json::json;
+
+    const EXAMPLE: &str = include_str!("../../../events/model/example-spec.json");
+    const NOW: UnixMillis = UnixMillis(1_795_464_000_000);
+
+    fn spec() -> WorkloadSpec {
+        let mut s: WorkloadSpec = serde_json::from_str(EXAMPLE).unwrap();
+        s.version = 3;
+        s
+    }
+
+    fn health(region: &str, verdict: Verdict, lag: Option<f64>) -> HealthRecord {
+        HealthRecord {
+            region: region.into(),
+            verdict,
+            consecutive_failures: 0,
+            consecutive_successes: 3,
+            probe_latency_ms: Some(5),
+            replication_lag_seconds: lag,
+            lag_grade: None,
+            observed_at: UnixMillis(NOW.0 - 1_000),
+            detail: None,
+        }
+    }
+
+    fn healthy() -> Vec<HealthRecord> {
+        vec![
+            health("us-east-1", Verdict::Healthy, Some(3.0)),
+            health("eu-west-1", Verdict::Healthy, None),
+            health("ap-southeast-1", Verdict::Healthy, Some(1.0)),
+        ]
+    }
+
+    /// The spec after failing us-east-1 over to eu-west-1, and that failover's run.
+    fn after_failover() -> (WorkloadSpec, RunRecord) {
+        let s = spec();
+        let req = FailoverRequest {
+            workload: "checkout".into(),
+            failed_region: None,
+            target_region: Some("eu-west-1".into()),
+            mode: Mode::Unplanned,
+            dry_run: false,
+            accept_data_loss: false,
+            reason: "outage".into(),
+            requested_by: "alice".into(),
+            request_id: None,
+            trigger: None,
+            timing: None,
+            drill: false,
+        };
+        let mut h = healthy();
+        h[0].verdict = Verdict::Unhealthy;
+        let d = decide(&s, &h, &req, "eu-west-1", NOW).unwrap();
+        let mut after = s.clone();
+        apply_changes(&mut after, &d.changes).unwrap();
+        after.version = 4;
+        let run = RunRecord {
+            id: "checkout-op-1".into(),
+            kind: RunKind::Failover,
+            started_at: UnixMillis(NOW.0 - 600_000),
+            finished_at: Some(UnixMillis(NOW.0 - 500_000)),
+            outcome: RunOutcome::Succeeded,
+            timeline: vec![],
+            measured_rto_ms: Some(100),
+            measured_rpo_ms: None,
+            rpo_simulated: false,
+            details: json!({"operation": "failover", "to_region": "eu-west-1",
+                            "from_region": "us-east-1", "changes": d.changes}),
+        };
+        (after, run)
+    }
+
+    fn req() -> FailbackRequest {
+        FailbackRequest {
+            workload: "checkout".into(),
+            home_region: None,
+            from_run: None,
+            schedule: None,
+            drill: false,
+            dry_run: false,
+            reason: "us-east-1 is back".into(),
+            requested_by: "alice".into(),
+            request_id: None,
+            timing: None,
+        }
+    }
+
+    #[test]
+    fn restores_the_roles_and_weights_before_the_failover() {
+        let (s, run) = after_failover();
+        let d = decide_failback(&s, &[run], &healthy(), &req(), "us-east-1", NOW).unwrap();
+        assert_eq!(d.operation, Operation::Failback);
+        assert_eq!(
+            (d.from_region.as_str(), d.to_region.as_str()),
+            ("eu-west-1", "us-east-1")
+        );
+        let mut restored = s.clone();
+        apply_changes(&mut restored, &d.changes).unwrap();
+        let original = spec();
+        for (a, b) in restored.regions.iter().zip(&original.regions) {
+            assert_eq!((a.role, a.weight), (b.role, b.weight), "{}", a.region);
+        }
+        let fb = d.failback.clone().unwrap();
+        assert_eq!(fb.source_run, "checkout-op-1");
+        assert_eq!(fb.schedule, DEFAULT_SCHEDULE);
+        assert_eq!(fb.weights["us-east-1"], 50);
+        assert_eq!(fb.from_weights["us-east-1"], 0);
+        assert_eq!(fb.from_weights.values().sum::<u32>(), 100);
+        // Spans MRSC sets: the same arbiter an alarm failover of eu-west-1 would use.
+        assert_eq!(d.arbiter_region, "us-east-1");
+        assert_eq!(d.request.target_region.as_deref(), Some("us-east-1"));
+        assert_eq!(d.purpose(), lifeboat::store::LeasePurpose::Failback);
+        assert_eq!(d.run_kind(), RunKind::Failback);
+        let steps: Vec<&str> = d.plan.steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "decide",
+                "acquire",
+                "reprotect",
+                "wait_for_replication",
+                "promote_data",
+                "shift_traffic",
+                "finalize"
+            ]
+        );
+        let reprotect = &d.plan.steps[2].calls;
+        assert_eq!(reprotect.len(), 2, "{reprotect:?}");
+    }
+
+    #[test]
+    fn a_drill_failback_is_leased_and_recorded_as_a_drill() {
+        let (s, mut run) = after_failover();
+        run.kind = RunKind::Drill;
+        let mut r = req();
+        r.drill = true;
+        let d = decide_failback(&s, &[run.clone()], &healthy(), &r, "us-east-1", NOW).unwrap();
+        assert_eq!(d.purpose(), lifeboat::store::LeasePurpose::Drill);
+        assert_eq!(d.run_kind(), RunKind::Drill);
+        // A drill's failback run is not something to fail back from.
+        run.details["operation"] = json!("failback");
+        let err = decide_failback(&s, &[run], &healthy(), &r, "us-east-1", NOW).unwrap_err();
+        assert!(err.to_string().contains("nothing to fail back"), "{err}");
+    }
+
+    #[test]
+    fn picks_the_latest_matching_run_or_the_named_one() {
+        let (_, run) = after_failover();
+        let mut older = run.clone();
+        older.id = "older".into();
+        older.finished_at = Some(UnixMillis(NOW.0 - 900_000));
+        let mut failed = run.clone();
+        failed.id = "failed".into();
+        failed.outcome = RunOutcome::Failed;
+        failed.finished_at = Some(NOW);
+        let runs = [older, run.clone(), failed];
+        let (picked, _) = source_run(&runs, "eu-west-1", None).unwrap();
+        assert_eq!(picked.id, "checkout-op-1");
+        let (picked, _) = source_run(&runs, "eu-west-1", Some("older")).unwrap();
+        assert_eq!(picked.id, "older");
+        let err = source_run(&runs, "eu-west-1", Some("failed")).unwrap_err();
+        assert!(
+            err.to_string().contains("not a successful failover"),
+            "{err}"
+        );
+        let err = source_run(&runs, "eu-west-1", Some("nope")).unwrap_err();
+        assert!(err.to_string().contains("no run `nope`"), "{err}");
+        let err = source_run(&runs, "ap-southeast-1", None).unwrap_err();
+        assert!(err.to_string().contains("nothing to fail back"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_moved_spec_an_unhealthy_home_and_a_wrong_home() {
+        let (mut s, run) = after_failover();
+        let mut h = healthy();
+        h[0].verdict = Verdict::Unhealthy;
+        let err = decide_failback(&s, std::slice::from_ref(&run), &h, &req(), "us-east-1", NOW)
+            .unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::TargetUnhealthy);
+        assert!(err.to_string().contains("us-east-1"), "{err}");
+
+        let mut r = req();
+        r.home_region = Some("ap-southeast-1".into());
+        let err = decide_failback(
+            &s,
+            std::slice::from_ref(&run),
+            &healthy(),
+            &r,
+            "us-east-1",
+            NOW,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("home_region"), "{err}");
+
+        let mut r = req();
+        r.schedule = Some(vec![50, 25, 100]);
+        let err = decide_failback(
+            &s,
+            std::slice::from_ref(&run),
+            &healthy(),
+            &r,
+            "us-east-1",
+            NOW,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid input: schedule"),
+            "{err}"
+        );
+
+        s.regions[1].weight -= 10;
+        s.regions[2].weight += 10;
+        let err = decide_failback(&s, &[run], &healthy(), &req(), "us-east-1", NOW).unwrap_err();
+        assert!(
+            err.to_string().contains("changed since failover run"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn readiness_needs_fresh_health_and_lag_within_the_rpo() {
+        let s = spec();
+        let ok = readiness(
+            &s,
+            Some(&health("us-east-1", Verdict::Healthy, Some(3.0))),
+            NOW,
+        );
+        assert!(ok.ready && ok.within_rpo && ok.refused.is_none());
+        let lagging = readiness(
+            &s,
+            Some(&health("us-east-1", Verdict::Healthy, Some(901.0))),
+            NOW,
+        );
+        assert!(!lagging.ready && !lagging.within_rpo && lagging.refused.is_none());
+        let unmeasured = readiness(&s, Some(&health("us-east-1", Verdict::Healthy, None)), NOW);
+        assert!(unmeasured.ready);
+        let mut stale = health("us-east-1", Verdict::Healthy, None);
+        stale.observed_at = UnixMillis(NOW.0 - 3_600_000);
+        let stale = readiness(&s, Some(&stale), NOW);
+        assert!(!stale.ready && stale.verdict == Verdict::Unknown);
+        let none = readiness(&s, None, NOW);
+        assert!(!none.ready);
+        assert_eq!(none.refused.as_deref(), Some("no health verdict recorded"));
+    }
+
+    #[test]
+    fn schedules_are_checked() {
+        assert!(check_schedule(&[10, 25, 50, 100]).is_ok());
+        assert!(check_schedule(&[100]).is_ok());
+        for bad in [&[][..], &[10, 10, 100], &[10, 50], &[0, 100], &[50, 101]] {
+            assert!(check_schedule(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! `statemachines/drill.asl.json` executed by moto's Step Functions: the drill starts the
+//! real `failover` and `failback` machines as nested executions
+//! (`states:startExecution.sync:2`), their Lambda tasks running our real binaries under
+//! `cargo lambda watch`.
+//!
+//! The world is the example workload moved to one MRSC Region set (us-east-1 primary,
+//! us-east-2 and us-west-2 secondaries), with the functions and the table in us-east-2:
+//! the lease is then strongly consistent and arbitrated in the executor's own Region for
+//! both the failover (us-east-1 → us-west-2) and the failback, so one Region's table
+//! holds everything (moto replicates nothing between Regions). No RDS instances (moto's
+//! PromoteReadReplica never completes); real S3 buckets with replication configuration,
+//! Route 53 routing and loopback endpoints. moto does not replicate S3 either: the
+//! simulated drill's harness copies the canary itself and the report says
+//! `rpo_simulated: true`; the other drill copies nothing and the canary is reported
+//! missing.
+
+// Test code: a panic here is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use aws_sdk_s3 as s3;
+use aws_sdk_sfn::types::ExecutionStatus;
+use harness::lambda::{LambdaWatch, free_port};
+use harness::machines;
+use harness::moto::{MotoOptions, MotoServer};
+use health_probe::loopback::LoopbackServer;
+use lifeboat::aws::for_region;
+use lifeboat::model::Role;
+use lifeboat::store::{HealthRecord, LagGrade, RunKind, RunOutcome, Verdict};
+use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
+use serde_json::{Value, json};
+
+/// Where the machines, the functions, the table and the report bucket live.
+const HOME: &str = "us-east-2";
+const REPORT_BUCKET: &str = "lifeboat-drill-reports";
+
+struct World {
+    _moto: MotoServer,
+    _watch: LambdaWatch,
+    _servers: Vec<LoopbackServer>,
+    config: aws_types::SdkConfig,
+    store: DynamoStore,
+    sfn: aws_sdk_sfn::Client,
+    machine: String,
+    spec: WorkloadSpec,
+}
+
+fn s3_client(base: &aws_types::SdkConfig, region: &str) -> s3::Client {
+    s3::Client::from_conf(
+        s3::config::Builder::from(&for_region(base, region))
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+async fn bucket(base: &aws_types::SdkConfig, region: &str, name: &str) {
+    let client = s3_client(base, region);
+    let mut create = client.create_bucket().bucket(name);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create.send().await.unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(
+            s3::types::VersioningConfiguration::builder()
+                .status(s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The example spec in the US MRSC set: eu-west-1 → us-east-2, ap-southeast-1 →
+/// us-west-2 (Regions, switch Regions, set identifiers, names).
+fn us_spec(tag: &str) -> WorkloadSpec {
+    let text = harness::world::EXAMPLE_SPEC
+        .replace("eu-west-1", "us-east-2")
+        .replace("ap-southeast-1", "us-west-2")
+        .replace("euw1", "use2")
+        .replace("apse1", "usw2");
+    let mut spec: WorkloadSpec = serde_json::from_str(&text).unwrap();
+    for r in &mut spec.regions {
+        r.databases.clear();
+        r.alarms.clear();
+        for b in &mut r.buckets {
+            b.name = format!("{}-{tag}", b.name).to_lowercase();
+            b.name.truncate(63);
+        }
+    }
+    spec
+}
+
+async fn world(tag: &str) -> World {
+    let watch_port = free_port().unwrap();
+    let moto = MotoServer::start_with(&MotoOptions {
+        lambda_endpoint: Some(format!("http://127.0.0.1:{watch_port}")),
+        execute_state_machines: true,
+        ..MotoOptions::default()
+    })
+    .unwrap();
+    let config = moto.sdk_config(HOME).await;
+    let table = harness::table::unique_name("drill");
+    harness::table::create(&config, &table, &["us-east-1", "us-west-2"])
+        .await
+        .unwrap();
+
+    let mut spec = us_spec(tag);
+    let mut servers = Vec::new();
+    for r in &mut spec.regions {
+        let server = LoopbackServer::start().await.unwrap();
+        r.endpoints[0].url = server.url("/health");
+        r.endpoints[0].timeout_ms = 500;
+        servers.push(server);
+    }
+    // Buckets, the primary's replicating to the others (what s3_flip mirrors).
+    for r in &spec.regions {
+        bucket(&config, &r.region, &r.buckets[0].name).await;
+    }
+    let primary = &spec.regions[0];
+    let rules: Vec<s3::types::ReplicationRule> = spec.regions[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            s3::types::ReplicationRule::builder()
+                .id(format!("to-{}", r.region))
+                .priority(i32::try_from(i + 1).unwrap())
+                .status(s3::types::ReplicationRuleStatus::Enabled)
+                .filter(
+                    s3::types::ReplicationRuleFilter::builder()
+                        .prefix("")
+                        .build(),
+                )
+                .delete_marker_replication(
+                    s3::types::DeleteMarkerReplication::builder()
+                        .status(s3::types::DeleteMarkerReplicationStatus::Enabled)
+                        .build(),
+                )
+                .destination(
+                    s3::types::Destination::builder()
+                        .bucket(format!("arn:aws:s3:::{}", r.buckets[0].name))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    s3_client(&config, &primary.region)
+        .put_bucket_replication()
+        .bucket(&primary.buckets[0].name)
+        .replication_configuration(
+            s3::types::ReplicationConfiguration::builder()
+                .role(primary.buckets[0].replication_role_arn.clone().unwrap())
+                .set_rules(Some(rules))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s3_client(&config, HOME)
+        .create_bucket()
+        .bucket(REPORT_BUCKET)
+        .create_bucket_configuration(
+            s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(s3::types::BucketLocationConstraint::from(HOME))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let spec = harness::route53::seed(&moto, &spec, &table).await.unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
+    let spec = store.create_spec(&spec).await.unwrap();
+    let now = UnixMillis::now();
+    for r in &spec.regions {
+        let health = HealthRecord {
+            region: r.region.clone(),
+            verdict: Verdict::Healthy,
+            consecutive_failures: 0,
+            consecutive_successes: 3,
+            probe_latency_ms: Some(2),
+            replication_lag_seconds: None,
+            lag_grade: Some(LagGrade::Ok),
+            observed_at: now,
+            detail: None,
+        };
+        store.put_health("checkout", &health).await.unwrap();
+    }
+
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    for nested in ["failover", "failback"] {
+        machines::create(&sfn, nested, HOME).await.unwrap();
+    }
+    let machine = machines::create(&sfn, "drill", HOME).await.unwrap();
+    let watch = LambdaWatch::start(
+        watch_port,
+        &[
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_REGION", HOME.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("LIFEBOAT_TABLE", table.clone()),
+            (
+                "FAILOVER_STATE_MACHINE_ARN",
+                machines::machine_arn("failover", HOME),
+            ),
+            ("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into()),
+            ("INSYNC_POLL_INTERVAL_MS", "20".into()),
+        ],
+        &[
+            "failover-executor",
+            "replica-promoter",
+            "traffic-shifter",
+            "health-probe",
+        ],
+    )
+    .unwrap();
+    World {
+        _moto: moto,
+        _watch: watch,
+        _servers: servers,
+        config,
+        store,
+        sfn,
+        machine,
+        spec,
+    }
+}
+
+/// What the local harness does for a simulated drill: moto replicates nothing, so it
+/// copies the canary from the primary's bucket to the others' as S3 replication would.
+fn copy_canaries(w: &World) -> tokio::task::JoinHandle<()> {
+    let config = w.config.clone();
+    let buckets: Vec<(String, String)> = w
+        .spec
+        .regions
+        .iter()
+        .map(|r| (r.region.clone(), r.buckets[0].name.clone()))
+        .collect();
+    tokio::spawn(async move {
+        let (src_region, src) = buckets[0].clone();
+        let source = s3_client(&config, &src_region);
+        loop {
+            if let Ok(list) = source
+                .list_objects_v2()
+                .bucket(&src)
+                .prefix("lifeboat-canary/")
+                .send()
+                .await
+            {
+                for obj in list.contents() {
+                    let key = obj.key().unwrap().to_owned();
+                    let body = source.get_object().bucket(&src).key(&key).send().await;
+                    let Ok(body) = body else { continue };
+                    let bytes = body.body.collect().await.unwrap().into_bytes();
+                    for (region, dest) in &buckets[1..] {
+                        s3_client(&config, region)
+                            .put_object()
+                            .bucket(dest)
+                            .key(&key)
+                            .body(bytes.clone().into())
+                            .send()
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+async fn run(w: &World, name: &str, input: &Value) -> machines::Finished {
+    let exec = w
+        .sfn
+        .start_execution()
+        .state_machine_arn(&w.machine)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .unwrap();
+    machines::wait(&w.sfn, exec.execution_arn(), Duration::from_secs(420))
+        .await
+        .unwrap()
+}
+
+async fn object(w: &World, key: &str) -> String {
+    let out = s3_client(&w.config, HOME)
+        .get_object()
+        .bucket(REPORT_BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+    String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+}
+
+/// Why a drill did not succeed: the error its RUN# record carries.
+async fn why(w: &World, id: &str) -> String {
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    runs.iter()
+        .map(|r| format!("{} {:?}: {}", r.id, r.outcome, r.details["error"]))
+        .chain(std::iter::once(format!("looking for {id}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn roles(spec: &WorkloadSpec) -> Vec<(String, Role, u32)> {
+    spec.regions
+        .iter()
+        .map(|r| (r.region.clone(), r.role, r.weight))
+        .collect()
+}
+
+fn input(replication: &str) -> Value {
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/drill/local-simulated.json")).unwrap();
+    v["target_region"] = json!("us-west-2");
+    v["replication"] = json!(replication);
+    v["timing"]["canary_max_polls"] = json!(3);
+    v
+}
+
+#[tokio::test]
+async fn a_simulated_drill_fails_over_fails_back_and_reports_rto_and_simulated_rpo() {
+    let w = world("sim").await;
+    let copier = copy_canaries(&w);
+    let end = run(&w, "drill-sim", &input("simulated")).await;
+    copier.abort();
+    assert_eq!(
+        end.status,
+        ExecutionStatus::Succeeded,
+        "{end:?}\n{}",
+        why(&w, "drill-sim").await
+    );
+    let out: Value = serde_json::from_str(end.output.as_deref().unwrap()).unwrap();
+    assert_eq!(out["outcome"], "succeeded", "{out:#}");
+    assert_eq!(out["target_region"], "us-west-2");
+
+    // Back where it started: roles and weights, no lease.
+    let spec = w.store.get_spec("checkout").await.unwrap();
+    assert_eq!(roles(&spec), roles(&w.spec));
+    assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
+
+    // The RUN# record: kind drill, RTO and (simulated) RPO against the objectives.
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    let drill = runs.iter().find(|r| r.id == "drill-sim").unwrap();
+    assert_eq!(
+        (drill.kind, drill.outcome),
+        (RunKind::Drill, RunOutcome::Succeeded)
+    );
+    let rto = drill.measured_rto_ms.unwrap();
+    assert!(rto > 0 && rto < 300_000, "{rto}");
+    assert!(drill.measured_rpo_ms.is_some());
+    assert!(drill.rpo_simulated);
+    assert_eq!(drill.details["rto"]["objective_ms"], 300_000);
+    assert_eq!(drill.details["rto"]["met"], true);
+    assert_eq!(drill.details["rpo"]["objective_ms"], 900_000);
+    assert_eq!(drill.details["rpo"]["met"], true);
+    assert_eq!(drill.details["rpo"]["canary"]["status"], "found");
+    // The nested runs are drill runs too (no failover cooldown), failover then failback.
+    for (id, op) in [
+        ("drill-sim-failover", "failover"),
+        ("drill-sim-failback", "failback"),
+    ] {
+        let r = runs.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(
+            (r.kind, r.outcome),
+            (RunKind::Drill, RunOutcome::Succeeded),
+            "{id}"
+        );
+        assert_eq!(r.details["operation"], op);
+    }
+
+    // The report in S3: JSON that parses, Markdown with the timeline.
+    let report: Value =
+        serde_json::from_str(&object(&w, "drills/checkout/drill-sim.json").await).unwrap();
+    assert_eq!(report["rpo"]["simulated"], true);
+    assert_eq!(report["rto"]["measured_ms"], rto);
+    assert_eq!(
+        report["location"]["markdown_key"],
+        "drills/checkout/drill-sim.md"
+    );
+    let md = object(&w, "drills/checkout/drill-sim.md").await;
+    assert!(md.starts_with("# DR drill `drill-sim` — checkout"), "{md}");
+    assert!(md.contains("## Timeline"), "{md}");
+    assert!(md.contains("RPO (**simulated**)"), "{md}");
+    for step in [
+        "| start |",
+        "| failover |",
+        "failover:finalize",
+        "failback:shift_stage",
+        "failback:verify_stage",
+        "| report |",
+    ] {
+        assert!(md.contains(step), "{step} not in\n{md}");
+    }
+}
+
+#[tokio::test]
+async fn a_canary_that_never_arrives_is_reported_as_an_rpo_breach() {
+    let w = world("nocopy").await;
+    let end = run(&w, "drill-measured", &input("measured")).await;
+    assert_eq!(
+        end.status,
+        ExecutionStatus::Succeeded,
+        "{end:?}\n{}",
+        why(&w, "drill-measured").await
+    );
+    let out: Value = serde_json::from_str(end.output.as_deref().unwrap()).unwrap();
+    assert_eq!(out["outcome"], "succeeded", "{out:#}");
+    assert_eq!(out["objectives_met"], false);
+    assert_eq!(out["rpo"]["canary"]["status"], "missing");
+    assert_eq!(out["rpo"]["met"], false);
+    assert_eq!(out["rpo"]["simulated"], false);
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    let drill = runs.iter().find(|r| r.id == "drill-measured").unwrap();
+    assert!(!drill.rpo_simulated);
+    assert_eq!(drill.details["rpo"]["met"], false);
+    let md = object(&w, "drills/checkout/drill-measured.md").await;
+    assert!(md.contains("data not replicated"), "{md}");
+    // The drill still returned everything as it was.
+    let spec = w.store.get_spec("checkout").await.unwrap();
+    assert_eq!(roles(&spec), roles(&w.spec));
+}

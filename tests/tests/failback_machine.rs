@@ -1,0 +1,434 @@
+//! `statemachines/failback.asl.json` executed by moto's Step Functions, its Lambda tasks
+//! running our real binaries under `cargo lambda watch`, from a seeded post-failover
+//! state: us-east-1 failed over to eu-west-1 (roles, weights, run record, us-east-1's
+//! routing switch off).
+//!
+//! The world has no RDS instances and no buckets (replica-promoter answers
+//! `nothing_to_do` for those branches: moto's PromoteReadReplica never completes, see
+//! DESIGN.md §5); routing is real (Route 53 weighted records, health checks and switch
+//! alarms from `harness::route53::seed`), and the endpoints are loopback servers probed
+//! by the real health-probe.
+
+// Test code: a panic here is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use failover_executor::decide::{apply_changes, decide};
+use failover_executor::request::{FailoverRequest, Mode};
+use harness::lambda::{LambdaWatch, free_port};
+use harness::machines;
+use harness::moto::{MotoOptions, MotoServer};
+use health_probe::loopback::LoopbackServer;
+use lifeboat::aws::for_region;
+use lifeboat::store::{HealthRecord, LagGrade, RunKind, RunOutcome, RunRecord, Verdict};
+use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
+use serde_json::{Value, json};
+
+/// Where the machine, the functions and the table the failback uses live: the arbiter
+/// of a failover of eu-west-1 (the first Region of the spec that is not eu-west-1; moto
+/// replicates nothing between Regions, so everything is in this one).
+const REGION: &str = "us-east-1";
+
+struct World {
+    _moto: MotoServer,
+    _watch: LambdaWatch,
+    _servers: Vec<LoopbackServer>,
+    config: aws_types::SdkConfig,
+    store: DynamoStore,
+    sfn: aws_sdk_sfn::Client,
+    machine: String,
+    /// The spec before the failover (roles and weights to restore).
+    original: WorkloadSpec,
+    /// The spec as the failover left it.
+    failed_over: WorkloadSpec,
+}
+
+async fn world() -> World {
+    let watch_port = free_port().unwrap();
+    let moto = MotoServer::start_with(&MotoOptions {
+        lambda_endpoint: Some(format!("http://127.0.0.1:{watch_port}")),
+        execute_state_machines: true,
+        ..MotoOptions::default()
+    })
+    .unwrap();
+    let config = moto.sdk_config(REGION).await;
+    let table = harness::table::unique_name("failback");
+    harness::table::create(&config, &table, &["eu-west-1", "ap-southeast-1"])
+        .await
+        .unwrap();
+
+    let mut spec = harness::world::example_spec().unwrap();
+    let mut servers = Vec::new();
+    for r in &mut spec.regions {
+        let server = LoopbackServer::start().await.unwrap();
+        r.endpoints[0].url = server.url("/health");
+        r.endpoints[0].timeout_ms = 500;
+        r.databases.clear();
+        r.buckets.clear();
+        r.alarms.clear();
+        servers.push(server);
+    }
+    let spec = harness::route53::seed(&moto, &spec, &table).await.unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
+    let original = store.create_spec(&spec).await.unwrap();
+
+    // The failover that happened: us-east-1 -> eu-west-1, decided as the executor does.
+    let now = UnixMillis::now();
+    let health = |region: &str, verdict: Verdict| HealthRecord {
+        region: region.into(),
+        verdict,
+        consecutive_failures: u32::from(verdict == Verdict::Unhealthy) * 3,
+        consecutive_successes: u32::from(verdict == Verdict::Healthy) * 3,
+        probe_latency_ms: Some(2),
+        replication_lag_seconds: None,
+        lag_grade: Some(LagGrade::Ok),
+        observed_at: now,
+        detail: None,
+    };
+    let req = FailoverRequest {
+        workload: "checkout".into(),
+        failed_region: None,
+        target_region: Some("eu-west-1".into()),
+        mode: Mode::Unplanned,
+        dry_run: false,
+        accept_data_loss: false,
+        reason: "us-east-1 outage".into(),
+        requested_by: "alice".into(),
+        request_id: None,
+        trigger: None,
+        timing: None,
+        drill: false,
+    };
+    let before = [
+        health("us-east-1", Verdict::Unhealthy),
+        health("eu-west-1", Verdict::Healthy),
+        health("ap-southeast-1", Verdict::Healthy),
+    ];
+    let d = decide(&original, &before, &req, "eu-west-1", now).unwrap();
+    let mut next = original.clone();
+    apply_changes(&mut next, &d.changes).unwrap();
+    let failed_over = store.put_spec(&next, None).await.unwrap();
+    let run = RunRecord {
+        id: "checkout-op-failover-1".into(),
+        kind: RunKind::Failover,
+        started_at: UnixMillis(now.0 - 7_200_000),
+        finished_at: Some(UnixMillis(now.0 - 7_100_000)),
+        outcome: RunOutcome::Succeeded,
+        timeline: vec![],
+        measured_rto_ms: Some(42_000),
+        measured_rpo_ms: None,
+        rpo_simulated: false,
+        details: json!({"operation": "failover", "from_region": "us-east-1",
+                        "to_region": "eu-west-1", "changes": d.changes}),
+    };
+    store.put_run("checkout", &run, None).await.unwrap();
+    // The failover flipped us-east-1's routing switch off (it lives in eu-west-1).
+    let switch = original.regions[0].routing_switch.clone().unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&for_region(&config, &switch.region));
+    cw.put_metric_data()
+        .namespace(&switch.namespace)
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name(&switch.metric_name)
+                .set_dimensions(Some(
+                    switch
+                        .dimensions
+                        .iter()
+                        .map(|d| {
+                            aws_sdk_cloudwatch::types::Dimension::builder()
+                                .name(&d.name)
+                                .value(&d.value)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .value(0.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    cw.set_alarm_state()
+        .alarm_name(&switch.alarm_name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("failed over by the test's seeded failover")
+        .send()
+        .await
+        .unwrap();
+    // us-east-1 is back: every Region healthy.
+    for r in ["us-east-1", "eu-west-1", "ap-southeast-1"] {
+        store
+            .put_health("checkout", &health(r, Verdict::Healthy))
+            .await
+            .unwrap();
+    }
+
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = machines::create(&sfn, "failback", REGION).await.unwrap();
+    let watch = LambdaWatch::start(
+        watch_port,
+        &[
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("LIFEBOAT_TABLE", table.clone()),
+            (
+                "FAILOVER_STATE_MACHINE_ARN",
+                machines::machine_arn("failover", REGION),
+            ),
+            ("INSYNC_POLL_INTERVAL_MS", "20".into()),
+        ],
+        &[
+            "failover-executor",
+            "replica-promoter",
+            "traffic-shifter",
+            "health-probe",
+        ],
+    )
+    .unwrap();
+    World {
+        _moto: moto,
+        _watch: watch,
+        _servers: servers,
+        config,
+        store,
+        sfn,
+        machine,
+        original,
+        failed_over,
+    }
+}
+
+fn input() -> Value {
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/failback/operator-request.json")).unwrap();
+    v["timing"] = json!({"poll_seconds": 1, "verify_max_polls": 5, "lag_max_polls": 5});
+    v
+}
+
+async fn run(w: &World, name: &str, input: &Value) -> machines::Finished {
+    let exec = w
+        .sfn
+        .start_execution()
+        .state_machine_arn(&w.machine)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .unwrap();
+    machines::wait(&w.sfn, exec.execution_arn(), Duration::from_secs(240))
+        .await
+        .unwrap()
+}
+
+fn roles(spec: &WorkloadSpec) -> Vec<(String, lifeboat::model::Role, u32)> {
+    spec.regions
+        .iter()
+        .map(|r| (r.region.clone(), r.role, r.weight))
+        .collect()
+}
+
+/// Route 53 weights by set identifier.
+async fn dns_weights(w: &World) -> BTreeMap<String, i64> {
+    let r53 = aws_sdk_route53::Client::new(&for_region(&w.config, "us-east-1"));
+    let zone = &w.original.regions[0].dns[0].hosted_zone_id;
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    out.resource_record_sets()
+        .iter()
+        .filter_map(|r| Some((r.set_identifier()?.to_owned(), r.weight()?)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failback_restores_roles_and_returns_traffic_in_verified_stages() {
+    let w = world().await;
+    assert_ne!(roles(&w.failed_over), roles(&w.original));
+    let end = run(&w, "failback-1", &input()).await;
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    let out: Value = serde_json::from_str(end.output.as_deref().unwrap()).unwrap();
+    assert_eq!(out["released"], true, "{out:#}");
+
+    // Roles and weights as before the failover; the lease released.
+    let spec = w.store.get_spec("checkout").await.unwrap();
+    assert_eq!(roles(&spec), roles(&w.original));
+    assert!(spec.check().is_ok());
+    assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
+
+    // The run: kind failback, the failover it undid, and the stages in order, each
+    // shift followed by its verification before the next shift.
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    let fb = runs.iter().find(|r| r.id == "failback-1").unwrap();
+    assert_eq!(
+        (fb.kind, fb.outcome),
+        (RunKind::Failback, RunOutcome::Succeeded)
+    );
+    assert_eq!(
+        fb.details["failback"]["source_run"],
+        "checkout-op-failover-1"
+    );
+    assert_eq!(fb.measured_rto_ms, None);
+    let stages: Vec<(&str, &str)> = fb
+        .timeline
+        .iter()
+        .filter(|e| e.step.ends_with("_stage"))
+        .map(|e| (e.step.as_str(), e.detail.as_deref().unwrap_or("")))
+        .collect();
+    let steps: Vec<&str> = stages.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        steps,
+        [
+            "shift_stage",
+            "verify_stage",
+            "shift_stage",
+            "verify_stage",
+            "shift_stage",
+            "verify_stage",
+            "shift_stage",
+            "verify_stage"
+        ],
+        "{:#?}",
+        fb.timeline
+    );
+    for (i, pct) in [10, 25, 50, 100].iter().enumerate() {
+        let (_, detail) = stages[2 * i];
+        assert!(
+            detail.starts_with(&format!("stage {i}: {pct}% of the way back")),
+            "{detail}"
+        );
+        assert!(
+            stages[2 * i + 1]
+                .1
+                .starts_with(&format!("stage {i} verified"))
+        );
+    }
+    for step in [
+        "decide",
+        "acquire",
+        "reprotect",
+        "wait_for_replication",
+        "promote_data",
+        "finalize",
+    ] {
+        assert!(
+            fb.timeline.iter().any(|e| e.step == step),
+            "{step}: {:#?}",
+            fb.timeline
+        );
+    }
+
+    // DNS: the weighted records at the restored weights; us-east-1's switch on again.
+    let weights = dns_weights(&w).await;
+    assert_eq!(
+        weights,
+        BTreeMap::from([
+            ("us-east-1".to_owned(), 50),
+            ("eu-west-1".to_owned(), 30),
+            ("ap-southeast-1".to_owned(), 20)
+        ])
+    );
+    let switch = w.original.regions[0].routing_switch.clone().unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&for_region(&w.config, &switch.region));
+    let alarms = cw
+        .describe_alarms()
+        .alarm_names(&switch.alarm_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        alarms.metric_alarms()[0].state_value(),
+        Some(&aws_sdk_cloudwatch::types::StateValue::Ok)
+    );
+    let events = w.store.list_events("checkout").await.unwrap();
+    assert!(events.iter().any(|e| e.action == "failback_finalized"));
+
+    // Nothing left to fail back: a second failback is refused and changes nothing.
+    let end = run(&w, "failback-2", &input()).await;
+    assert_eq!(end.status, ExecutionStatus::Failed);
+    assert_eq!(end.error.as_ref().unwrap().0, "FailbackRefused", "{end:?}");
+    assert_eq!(w.store.get_spec("checkout").await.unwrap(), spec);
+}
+
+#[tokio::test]
+async fn a_failure_mid_failback_compensates_releases_the_lease_and_keeps_the_spec() {
+    let w = world().await;
+    // Break the traffic step: ap-southeast-1's weighted record is gone, so the first
+    // shift stage fails (ResourceNotFound) after the lease, re-protection, the wait for
+    // replication and the writer move.
+    let r53 = aws_sdk_route53::Client::new(&for_region(&w.config, "us-east-1"));
+    let zone = w.original.regions[0].dns[0].hosted_zone_id.clone();
+    let sets = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let apse1 = sets
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.set_identifier() == Some("ap-southeast-1"))
+        .unwrap()
+        .clone();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(
+                    aws_sdk_route53::types::Change::builder()
+                        .action(aws_sdk_route53::types::ChangeAction::Delete)
+                        .resource_record_set(apse1)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let end = run(&w, "failback-broken", &input()).await;
+    assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
+    assert_eq!(end.error.as_ref().unwrap().0, "FailbackFailed", "{end:?}");
+
+    // Lease released, spec as the failover left it (and valid), run recorded as failed
+    // with the error and how far it got.
+    assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
+    let spec = w.store.get_spec("checkout").await.unwrap();
+    assert_eq!(spec, w.failed_over);
+    assert!(spec.check().is_ok());
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    let fb = runs.iter().find(|r| r.id == "failback-broken").unwrap();
+    assert_eq!(
+        (fb.kind, fb.outcome),
+        (RunKind::Failback, RunOutcome::Failed)
+    );
+    let error = fb.details["outcome"]["error"].to_string();
+    assert!(error.contains("ResourceNotFound"), "{error}");
+    for step in [
+        "acquire",
+        "reprotect",
+        "wait_for_replication",
+        "promote_data",
+        "shift_traffic",
+    ] {
+        assert!(
+            fb.timeline.iter().any(|e| e.step == step),
+            "{step}: {:#?}",
+            fb.timeline
+        );
+    }
+    assert!(!fb.timeline.iter().any(|e| e.step == "shift_stage"));
+    let events = w.store.list_events("checkout").await.unwrap();
+    assert!(events.iter().any(|e| e.action == "failback_failed"));
+    // The failover it would undo is still there to fail back from once fixed.
+    assert!(runs.iter().any(|r| r.id == "checkout-op-failover-1"));
+}
