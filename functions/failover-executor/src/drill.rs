@@ -629,6 +629,40 @@ pub fn build_report(state: &DrillState, now: UnixMillis) -> DrillReport {
     }
 }
 
+/// The CloudWatch Embedded Metric Format line that publishes the drill's measured RTO
+/// and RPO (`Lifeboat/DrillRtoSeconds`, `DrillRpoSeconds`, dimension `Workload`: the
+/// dashboard's "last drill" widget). Lambda sends it from the function's log to
+/// CloudWatch with no API call and no extra client. `None` when neither was measured;
+/// a simulated RPO is never published as a metric.
+pub fn emf_line(r: &DrillReport) -> Option<String> {
+    let rto = r.rto.measured_ms;
+    let rpo = r.rpo.measured_ms.filter(|_| !r.rpo.simulated);
+    if rto.is_none() && rpo.is_none() {
+        return None;
+    }
+    let mut metrics = Vec::new();
+    let mut line = serde_json::Map::new();
+    line.insert("Workload".into(), Value::from(r.workload.clone()));
+    for (name, ms) in [("DrillRtoSeconds", rto), ("DrillRpoSeconds", rpo)] {
+        if let Some(ms) = ms {
+            metrics.push(serde_json::json!({"Name": name, "Unit": "Seconds"}));
+            line.insert(name.into(), Value::from(ms as f64 / 1000.0));
+        }
+    }
+    line.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": r.finished_at.0,
+            "CloudWatchMetrics": [{
+                "Namespace": "Lifeboat",
+                "Dimensions": [["Workload"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    serde_json::to_string(&Value::Object(line)).ok()
+}
+
 /// The S3 keys of a drill's report.
 pub fn report_keys(workload: &str, run_id: &str) -> (String, String) {
     let base = format!("drills/{workload}/{run_id}");
@@ -904,6 +938,36 @@ mod tests {
         );
         assert!(md.contains("## Timeline"), "{md}");
         assert!(md.contains("failover:shift_traffic"), "{md}");
+    }
+
+    #[test]
+    fn the_drill_metrics_go_out_as_emf_and_a_simulated_rpo_does_not() {
+        let mut r = build_report(&state(), UnixMillis(T0 + 999_999));
+        // The fixture's RPO is simulated: only the RTO is published.
+        let line: Value = serde_json::from_str(&emf_line(&r).unwrap()).unwrap();
+        assert_eq!(line["Workload"], "checkout");
+        assert_eq!(line["DrillRtoSeconds"], 30.0);
+        assert!(line.get("DrillRpoSeconds").is_none(), "{line}");
+        let cw = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "Lifeboat");
+        assert_eq!(cw["Dimensions"], json!([["Workload"]]));
+        assert_eq!(
+            cw["Metrics"],
+            json!([{"Name": "DrillRtoSeconds", "Unit": "Seconds"}])
+        );
+        assert_eq!(line["_aws"]["Timestamp"], T0 + 120_000);
+        // Measured replication: both.
+        r.rpo.simulated = false;
+        let line: Value = serde_json::from_str(&emf_line(&r).unwrap()).unwrap();
+        assert_eq!(line["DrillRpoSeconds"], 5.0);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
+            "DrillRpoSeconds"
+        );
+        // Nothing measured: no line.
+        r.rto.measured_ms = None;
+        r.rpo.measured_ms = None;
+        assert_eq!(emf_line(&r), None);
     }
 
     #[test]

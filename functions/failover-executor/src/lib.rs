@@ -445,6 +445,10 @@ impl Executor {
             rpo_simulated = report.rpo.simulated,
             "Drill reported"
         );
+        // EMF goes to stdout as a bare JSON line, beside the tracing log lines.
+        if let Some(line) = drill::emf_line(&report) {
+            println!("{line}");
+        }
         Ok(report)
     }
 
