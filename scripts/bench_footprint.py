@@ -8,7 +8,11 @@ loopback Lambda runtime API served here, and measure
 and the stripped binary size. AWS calls go to a moto server seeded with the example world,
 so the first invoke does real work. Prints a Markdown table.
 
-Usage: scripts/bench-footprint [--runs 20]
+Usage: scripts/bench-footprint [--runs 20] [--only NAME[,NAME]] [--binary PATH] [--no-boto3]
+
+--only limits the run to some functions; --binary measures another build of the one
+function named by --only (how the TLS alternatives in the README were measured); --no-boto3
+skips the Python reference. The load average is printed before and after the run.
 """
 
 import argparse
@@ -34,6 +38,14 @@ FUNCTIONS = {
     "deploy-wave": (None, ["dynamodb", "cloudwatch"]),
     "cost-reporter": ("cost-reporter/request.json", ["dynamodb", "s3", "cloudwatch"]),
 }
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Killing the process resets its held /next connection: not an error worth a trace."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class Runtime:
@@ -94,7 +106,7 @@ class Runtime:
                 self.end_headers()
                 self.wfile.write(b"{}")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -157,7 +169,18 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--target-dir", default=str(ROOT / "target"))
+    parser.add_argument("--only", default="", help="comma-separated function names")
+    parser.add_argument("--binary", help="measure this binary instead (needs one --only)")
+    parser.add_argument("--no-boto3", action="store_true", help="skip the Python reference")
     args = parser.parse_args()
+    only = [n for n in args.only.split(",") if n]
+    unknown = [n for n in only if n not in FUNCTIONS]
+    if unknown:
+        parser.error(f"unknown function(s): {', '.join(unknown)}")
+    if args.binary and len(only) != 1:
+        parser.error("--binary needs exactly one function in --only")
+    selected = {n: v for n, v in FUNCTIONS.items() if not only or n in only}
+    load_before = os.getloadavg()
 
     moto = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts/moto_server.py"), "--exit-on-stdin-eof"],
@@ -185,13 +208,13 @@ def main() -> int:
     }
     release = Path(args.target_dir) / "release"
     rows = []
-    for name, (event_path, services) in FUNCTIONS.items():
+    for name, (event_path, services) in selected.items():
         event = (ROOT / "events" / event_path).read_bytes() if event_path and (ROOT / "events" / event_path).exists() else b"{}"
-        binary = release / name
+        binary = Path(args.binary) if args.binary else release / name
         size_mb = binary.stat().st_size / 1e6
         rust = [one_cold_start([str(binary)], event, env) for _ in range(args.runs)]
         py_cmd = [sys.executable, str(ROOT / "scripts/bench_boto3_init.py"), ",".join(services)]
-        py = [one_cold_start(py_cmd, event, env) for _ in range(args.runs)]
+        py = [] if args.no_boto3 else [one_cold_start(py_cmd, event, env) for _ in range(args.runs)]
         rows.append((name, size_mb, rust, py))
         print(f"{name}: first response {rust[0][3][0]}: {rust[0][3][1][:120]!r}", file=sys.stderr)
 
@@ -201,17 +224,23 @@ def main() -> int:
     def p50(xs):
         return statistics.median(xs)
 
-    print(f"\n{args.runs} cold starts each; loopback runtime API; AWS calls to moto.\n")
+    load_after = os.getloadavg()
+    print(f"\n{args.runs} cold starts each; loopback runtime API; AWS calls to moto; "
+          f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}.\n")
     print("| function | binary (stripped) | init p50 (exec → /next) | first response p50 | peak RSS | boto3 init p50 | boto3 peak RSS | init speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for name, size, rust, py in rows:
         r_init = p50([r[0] for r in rust])
         r_first = p50([r[1] for r in rust])
         r_rss = max(r[2] for r in rust) / 1024
-        p_init = p50([r[0] for r in py])
-        p_rss = max(r[2] for r in py) / 1024
-        print(f"| {name} | {size:.1f} MB | {r_init:.1f} ms | {r_first:.1f} ms | {r_rss:.1f} MB | "
-              f"{p_init:.0f} ms | {p_rss:.0f} MB | {p_init / r_init:.0f}× |")
+        if py:
+            p_init = p50([r[0] for r in py])
+            p_rss = max(r[2] for r in py) / 1024
+            boto3 = f"{p_init:.0f} ms | {p_rss:.0f} MB | {p_init / r_init:.0f}×"
+        else:
+            boto3 = "– | – | –"
+        print(f"| {name} | {size:.1f} MB | {r_init:.1f} ms | {r_first:.1f} ms | {r_rss:.1f} MB | {boto3} |")
     return 0
 
 

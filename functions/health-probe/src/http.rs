@@ -1,6 +1,11 @@
 //! HTTP(S) probes with `reqwest` over rustls: one client (one connection pool, kept
 //! alive between probes and between invocations), a per-probe timeout, the expected
 //! status and, when the spec asks, text the body must contain.
+//!
+//! HTTPS probes trust Mozilla's root programme compiled into the binary
+//! (`webpki-root-certs`), not the system's certificate directory: loading and parsing
+//! that at init was most of health-probe's cold start (README: Footprint). The crypto
+//! provider is aws-lc-rs, the one the AWS SDK's client already links.
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +48,8 @@ impl HttpProber {
             // A health endpoint that redirects is answering with its redirect status.
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90));
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tls_certs_only(trust_anchors()?);
         if !keep_alive {
             builder = builder.pool_max_idle_per_host(0);
         }
@@ -105,6 +111,16 @@ impl HttpProber {
     }
 }
 
+/// The roots HTTPS probes trust: Mozilla's root programme, compiled in (no file system
+/// access, no PEM decoding at init).
+fn trust_anchors() -> Result<Vec<reqwest::Certificate>, Error> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::InvalidInput(format!("cannot load the root certificates: {e}")))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -140,5 +156,11 @@ mod tests {
         assert!(!contains(br#"{"status":"degraded"}"#, br#""status":"ok""#));
         assert!(contains(b"", b""));
         assert!(!contains(b"", b"x"));
+    }
+
+    #[test]
+    fn builds_with_the_compiled_in_roots() {
+        assert!(trust_anchors().is_ok_and(|roots| roots.len() > 100));
+        assert!(HttpProber::new().is_ok());
     }
 }
