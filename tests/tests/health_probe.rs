@@ -590,11 +590,24 @@ async fn one_invocation_runs_rounds_at_the_interval_within_the_window_and_the_de
     f.spec = f.store.put_spec(&spec, None).await.unwrap();
     f.server("eu-west-1").set_answer(503, "down");
 
-    // A 2.5 s window at a 1 s interval: rounds at 0, 1 and 2 s, so a Region down from
-    // the start is unhealthy at the third, within one invocation.
+    // A state machine's one-workload probe is one round whatever the window: the
+    // machine does its own waiting between polls.
+    let out = prober(&f, Duration::from_secs(30))
+        .handle(event(json!({ "workload": f.spec.workload })))
+        .await
+        .unwrap();
+    assert_eq!(out.workloads[0].rounds, 1);
+    assert_eq!(f.server("us-east-1").hits(), 1);
+
+    // The schedule's run: a 2.5 s window at a 1 s interval gives rounds at 0, 1 and 2 s,
+    // so a Region down from the start is unhealthy at the third, within one invocation.
+    let scheduled: serde_json::Value = serde_json::from_str(include_str!(
+        "../../events/health-probe/scheduled-event.json"
+    ))
+    .unwrap();
     let started = std::time::Instant::now();
     let out = prober(&f, Duration::from_millis(2_500))
-        .handle(event(json!({ "workload": f.spec.workload })))
+        .handle(event(scheduled.clone()))
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -612,17 +625,14 @@ async fn one_invocation_runs_rounds_at_the_interval_within_the_window_and_the_de
         (Verdict::Unknown, Verdict::Unhealthy)
     );
     assert_eq!(f.verdict("eu-west-1").await, Verdict::Unhealthy);
-    assert_eq!(f.server("us-east-1").hits(), 3);
+    assert_eq!(f.server("us-east-1").hits(), 1 + 3);
 
     // The Lambda deadline bounds the window: with 1.5 s left there is no time for a
     // second round (1 s wait + 300 ms probe timeout + 2 s margin).
     let mut ctx = Context::default();
     ctx.deadline = UnixMillis::now().0 + 1_500;
     let out = prober(&f, Duration::from_secs(30))
-        .handle(LambdaEvent::new(
-            json!({ "workload": f.spec.workload }),
-            ctx,
-        ))
+        .handle(LambdaEvent::new(scheduled, ctx))
         .await
         .unwrap();
     assert_eq!(out.workloads[0].rounds, 1);

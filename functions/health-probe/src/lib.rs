@@ -129,6 +129,8 @@ impl<S: Store> Prober<S> {
     }
 
     /// Probes what the request names until the window closes or the deadline nears.
+    /// The window applies to the schedule's run over every workload; a one-workload
+    /// request (a state machine's verification probe) is always one round.
     /// One workload: its error is the handler's error. Every workload: each error is
     /// in its report, and the others are probed regardless.
     pub async fn run(
@@ -139,7 +141,8 @@ impl<S: Store> Prober<S> {
         match request {
             Request::One { workload } => {
                 let spec = self.store.get_spec(workload).await?;
-                let report = self.probe_workload(&spec, deadline).await?;
+                // A state machine's probe step: one round, the machine does the waiting.
+                let report = self.probe_workload(&spec, Duration::ZERO, deadline).await?;
                 Ok(Output {
                     workloads: vec![report],
                 })
@@ -148,7 +151,7 @@ impl<S: Store> Prober<S> {
                 let ids = self.store.list_workloads().await?;
                 let reports = join_all(ids.iter().map(|id| async move {
                     let result = match self.store.get_spec(id).await {
-                        Ok(spec) => self.probe_workload(&spec, deadline).await,
+                        Ok(spec) => self.probe_workload(&spec, self.window, deadline).await,
                         Err(e) => Err(e),
                     };
                     result.unwrap_or_else(|e| {
@@ -174,6 +177,7 @@ impl<S: Store> Prober<S> {
     async fn probe_workload(
         &self,
         spec: &WorkloadSpec,
+        window: Duration,
         deadline: Option<UnixMillis>,
     ) -> Result<WorkloadReport, Error> {
         let interval = Duration::from_secs(u64::from(spec.policy.probe_interval_seconds.max(1)));
@@ -199,7 +203,7 @@ impl<S: Store> Prober<S> {
                 previous = self.load_health(&spec.workload).await?;
             }
             let next_round = round_started + interval;
-            if next_round.duration_since(started) >= self.window {
+            if next_round.duration_since(started) >= window {
                 break;
             }
             if let Some(deadline) = deadline {
