@@ -136,6 +136,7 @@ fn req(step: Step, target: &str, epoch: u64) -> Request {
         step,
         target_region: target.into(),
         epoch,
+        arbiter_region: None,
     }
 }
 
@@ -473,6 +474,90 @@ async fn a_stale_reprotect_creates_no_replica_and_leaves_the_spec() {
         assert!(describe(&world.config, region, &id).await.is_none());
     }
     assert_nothing_changed(&world, &spec).await;
+}
+
+/// The lease lives in the arbiter Region's table replica only (moto replicates nothing;
+/// on AWS, a cross-set global table replicates it eventually): here a failback run from
+/// eu-west-1 whose arbiter is us-east-1. A promoter whose own Region is eu-west-1 reads
+/// no lease there and refuses, changing nothing; told the `arbiter_region`, it checks
+/// the lease there and makes its fenced spec write and audit event there, leaving its
+/// own Region's table as it was.
+#[tokio::test]
+async fn reprotect_checks_the_lease_and_writes_the_spec_in_the_arbiter_region() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let arbiter = OLD; // where `setup` took the lease
+    let home_region = NEW;
+    let new_primary = instance_of(&spec, NEW).to_owned();
+    create_instance(&world.config, NEW, &new_primary).await;
+    // The spec has replicated to the home Region's table; the lease has not.
+    let home = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&for_region(&world.config, home_region)),
+        &world.table,
+    );
+    let mut replicated = spec.clone();
+    replicated.version = 0;
+    let home_spec = home.create_spec(&replicated).await.unwrap();
+    let home_config = for_region(&world.config, home_region);
+    let dynamo = RegionalClients::new(&home_config, aws_sdk_dynamodb::Client::new);
+    let table = world.table.clone();
+    let p = Promoter::new(home.clone(), Clients::new(&home_config))
+        .with_regional_stores(move |region| DynamoStore::new(dynamo.get(region), &table));
+
+    let err = run(&p, req(Step::RdsReprotect, NEW, epoch))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    assert!(err.to_string().contains("not held"), "{err}");
+    assert_nothing_changed(&world, &spec).await;
+    for region in [OLD, THIRD] {
+        let id = replica_promoter::decide::replica_id(&new_primary, region, epoch);
+        assert!(describe(&world.config, region, &id).await.is_none());
+    }
+
+    let with_arbiter = Request {
+        arbiter_region: Some(arbiter.into()),
+        ..req(Step::RdsReprotect, NEW, epoch)
+    };
+    let out = run(&p, with_arbiter.clone()).await.unwrap();
+    assert!(out.done && !out.already_done, "{out:?}");
+    assert_eq!(out.spec_version, Some(spec.version + 1));
+    // The fenced write and its audit event landed in the arbiter's table...
+    let stored = world.store.get_spec("checkout").await.unwrap();
+    assert_eq!(stored.version, spec.version + 1);
+    for region in [OLD, THIRD] {
+        let id = replica_promoter::decide::replica_id(&new_primary, region, epoch);
+        assert_eq!(instance_of(&stored, region), id, "{region} not recorded");
+    }
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "rds_reprotected"),
+        "{events:?}"
+    );
+    // ...and the home Region's table is as it was.
+    assert_eq!(home.get_spec("checkout").await.unwrap(), home_spec);
+    assert_eq!(home.list_events("checkout").await.unwrap(), []);
+    assert_eq!(home.get_lease("checkout").await.unwrap(), None);
+
+    let again = run(&p, with_arbiter).await.unwrap();
+    assert!(again.done && again.already_done);
+    assert_eq!(world.store.get_spec("checkout").await.unwrap(), stored);
+
+    // A stale epoch is refused in the arbiter Region too, and an unknown Region is
+    // named before anything is read.
+    let stale = Request {
+        arbiter_region: Some(arbiter.into()),
+        ..req(Step::RdsReprotect, NEW, epoch + 1)
+    };
+    let err = run(&p, stale).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    let bad = Request {
+        arbiter_region: Some("eu-west-9".into()),
+        ..req(Step::RdsStatus, NEW, epoch)
+    };
+    let err = run(&p, bad).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput);
+    assert!(err.to_string().contains("arbiter_region"), "{err}");
+    assert_eq!(world.store.get_spec("checkout").await.unwrap(), stored);
 }
 
 // ---------------------------------------------------------------- RDS (mocks)

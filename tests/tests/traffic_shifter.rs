@@ -1000,3 +1000,86 @@ fn health_check(
         )
         .build()
 }
+
+/// The lease lives in the arbiter Region's table replica only (moto replicates nothing;
+/// on AWS, a cross-set global table replicates it eventually). A shifter whose own
+/// Region is another one reads no lease there and refuses; told the `arbiter_region`,
+/// it checks the lease in that replica and runs the step.
+#[tokio::test]
+async fn the_lease_is_checked_in_the_arbiter_region_a_request_names() {
+    let ctx = setup("tsarb").await;
+    // The shifter runs in us-east-1, whose table has the spec (replicated) but not
+    // the lease, which was taken in the arbiter Region (STORE_REGION).
+    let home_region = "us-east-1";
+    let home = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&for_region(&ctx.config, home_region)),
+        &ctx.table,
+    );
+    let mut replicated = ctx.spec.clone();
+    replicated.version = 0;
+    let home_spec = home.create_spec(&replicated).await.unwrap();
+    let dynamo = RegionalClients::new(&ctx.config, aws_sdk_dynamodb::Client::new);
+    let table = ctx.table.clone();
+    let shifter = Shifter::new(
+        home.clone(),
+        RegionalClients::new(&ctx.config, cw::Client::new),
+        r53::Client::new(&for_region(&ctx.config, "us-east-1")),
+        fast_insync(),
+    )
+    .with_regional_stores(move |region| DynamoStore::new(dynamo.get(region), &table));
+    let before = ctx.snapshot().await;
+    let input = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1",
+                       "epoch": ctx.epoch});
+
+    let err = call(&shifter, input.clone()).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    assert!(err.to_string().contains("not held"), "{err}");
+    assert_eq!(ctx.snapshot().await, before, "nothing moved");
+
+    let mut with_arbiter = input.clone();
+    with_arbiter["arbiter_region"] = json!(STORE_REGION);
+    let out = call(&shifter, with_arbiter.clone()).await.unwrap();
+    assert_eq!(out["status"], "failed_over", "{out:#}");
+    assert_eq!(out["already_done"], false);
+    // Every write in eu-west-1, data plane only. (Whether PutMetricData is among them
+    // is not asserted: moto's GetMetricData drops the namespace filter when the query
+    // has dimensions, so a concurrent test's switch datapoint with the same name and
+    // dimensions can make the metric look in place already.)
+    let done = ops(&out);
+    assert!(
+        done.contains(&("SetAlarmState".into(), "eu-west-1".into(), "data".into())),
+        "{done:?}"
+    );
+    assert!(
+        done.iter()
+            .all(|(_, region, plane)| region == "eu-west-1" && plane == "data"),
+        "{done:?}"
+    );
+    let use1 = ctx.switch("us-east-1");
+    let (state, _) = routing::alarm(&ctx.config, "eu-west-1", &use1.alarm_name)
+        .await
+        .unwrap();
+    assert_eq!(state, "ALARM");
+    assert_ne!(ctx.snapshot().await, before);
+    let again = call(&shifter, with_arbiter).await.unwrap();
+    assert_eq!(again["already_done"], true);
+
+    // The home replica was only read: no lease appeared there, the spec is as it was.
+    assert_eq!(home.get_lease("checkout").await.unwrap(), None);
+    assert_eq!(home.get_spec("checkout").await.unwrap(), home_spec);
+    // The arbiter's lease is the one the step ran under.
+    let lease = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert_eq!(lease.epoch, ctx.epoch);
+
+    // A stale epoch is refused in the arbiter Region too.
+    let stale = json!({"workload": "checkout", "step": "enable", "target_region": "eu-west-1",
+                       "epoch": ctx.epoch + 1, "arbiter_region": STORE_REGION});
+    let err = call(&shifter, stale).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    // An unknown Region is named before anything is read.
+    let bad = json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1",
+                     "epoch": ctx.epoch, "arbiter_region": "eu-west-9"});
+    let err = call(&shifter, bad).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput);
+    assert!(err.to_string().contains("arbiter_region"), "{err}");
+}

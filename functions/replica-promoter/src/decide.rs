@@ -34,6 +34,19 @@ pub fn target<'a>(spec: &'a WorkloadSpec, req: &Request) -> Result<&'a RegionSpe
     Ok(region)
 }
 
+/// The Region whose table replica holds the lease for this request: `arbiter_region`
+/// when given (it must be an AWS Region code), else `None` for the function's own.
+/// Checked before anything is read.
+pub fn arbiter_region(req: &Request) -> Result<Option<&str>, Error> {
+    match req.arbiter_region.as_deref() {
+        None => Ok(None),
+        Some(region) if lifeboat::regions::is_known(region) => Ok(Some(region)),
+        Some(region) => Err(Error::InvalidInput(format!(
+            "arbiter_region: `{region}` is not an AWS Region code"
+        ))),
+    }
+}
+
 /// The old primary a writer-moving step moves away from.
 pub fn old_primary<'a>(spec: &'a WorkloadSpec, req: &Request) -> Result<&'a RegionSpec, Error> {
     spec.primary().ok_or_else(|| {
@@ -386,14 +399,17 @@ pub fn all_suspended(config: &ReplicationConfiguration) -> bool {
 }
 
 /// Whether the new primary bucket replicates back to the old primary already: the flip
-/// was done (a retried step), so the old rules must not be mirrored again.
+/// was done (a retried step), so the old rules must not be mirrored again. Only an
+/// enabled rule counts: a failback finds the rules an earlier failover suspended on this
+/// bucket, which still name the old primary but replicate nothing.
 pub fn is_flipped(new_config: Option<&ReplicationConfiguration>, old_bucket: &str) -> bool {
     let old_arn = bucket_arn(old_bucket);
     new_config.is_some_and(|c| {
         c.rules.iter().any(|r| {
-            r.destination
-                .as_ref()
-                .is_some_and(|d| d.bucket == old_arn || d.bucket == old_bucket)
+            r.status == ReplicationRuleStatus::Enabled
+                && r.destination
+                    .as_ref()
+                    .is_some_and(|d| d.bucket == old_arn || d.bucket == old_bucket)
         })
     })
 }
@@ -509,6 +525,21 @@ mod tests {
             step,
             target_region: target.into(),
             epoch: 3,
+            arbiter_region: None,
+        }
+    }
+
+    #[test]
+    fn the_arbiter_region_must_be_a_region_code() {
+        let mut r = req(Step::RdsReprotect, "eu-west-1");
+        assert_eq!(arbiter_region(&r).unwrap(), None);
+        r.arbiter_region = Some("us-east-1".into());
+        assert_eq!(arbiter_region(&r).unwrap(), Some("us-east-1"));
+        for bad in ["", "mars-north-1", "US-EAST-1", " us-east-1"] {
+            r.arbiter_region = Some(bad.into());
+            let err = arbiter_region(&r).unwrap_err();
+            assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+            assert!(err.to_string().contains("arbiter_region"), "{err}");
         }
     }
 
@@ -730,6 +761,8 @@ mod tests {
         assert_eq!(err.name(), lifeboat::ErrorName::ResourceNotFound);
         let off = suspended(&old);
         assert!(all_suspended(&off));
+        // Rules a failover suspended still name the old primary: not a flip (failback).
+        assert!(!is_flipped(Some(&suspended(&mirrored)), "b-use1"));
         assert!(!all_suspended(&old));
         assert_eq!(off.rules[0].filter, old.rules[0].filter);
     }

@@ -6,7 +6,7 @@ use crate::decide;
 use crate::{Ctx, Outcome, Promoter, ResourceOutcome, outcome};
 
 impl<S: Store> Promoter<S> {
-    pub(crate) async fn dynamodb_verify(&self, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn dynamodb_verify(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
         let region = ctx.target.region.as_str();
         if ctx.target.dynamodb_tables.is_empty() {
             return Err(Error::InvalidInput(format!(

@@ -106,9 +106,16 @@ pub fn has_custom_s3_endpoint(config: &SdkConfig) -> bool {
             .is_some()
 }
 
+/// Builds the store over the Lifeboat table's replica in a Region (see
+/// [`Promoter::with_regional_stores`]).
+pub type RegionalStores<S> = Box<dyn Fn(&str) -> S + Send + Sync>;
+
 /// The handler: a store for the lease, spec and audit log, and the AWS clients.
 pub struct Promoter<S> {
+    /// The table replica of the function's own Region.
     store: S,
+    /// Stores over other Regions' table replicas, for a request's `arbiter_region`.
+    regional: Option<RegionalStores<S>>,
     clients: Clients,
 }
 
@@ -116,21 +123,53 @@ impl<S> std::fmt::Debug for Promoter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Promoter")
             .field("clients", &self.clients)
+            .field("regional_stores", &self.regional.is_some())
             .finish_non_exhaustive()
     }
 }
 
 /// Everything a step needs, read once per invocation.
-pub(crate) struct Ctx<'a> {
+pub(crate) struct Ctx<'a, S> {
     pub req: &'a Request,
+    /// The table replica holding the lease: the arbiter Region's when the request names
+    /// one, else the function's own. The spec, the fenced writes and the audit events
+    /// go there too.
+    pub store: &'a S,
     pub spec: &'a WorkloadSpec,
     pub target: &'a RegionSpec,
 }
 
 impl<S: Store> Promoter<S> {
-    /// A promoter over `store` and `clients`.
+    /// A promoter over `store` (the function's own Region's table replica) and
+    /// `clients`. A request naming an `arbiter_region` needs
+    /// [`Promoter::with_regional_stores`] too.
     pub fn new(store: S, clients: Clients) -> Self {
-        Promoter { store, clients }
+        Promoter {
+            store,
+            regional: None,
+            clients,
+        }
+    }
+
+    /// How to reach another Region's table replica: `make(region)` is the store over
+    /// it (e.g. a [`lifeboat::DynamoStore`] over a client of
+    /// [`lifeboat::aws::RegionalClients`]). Used for a request's `arbiter_region`.
+    pub fn with_regional_stores(
+        mut self,
+        make: impl Fn(&str) -> S + Send + Sync + 'static,
+    ) -> Self {
+        self.regional = Some(Box::new(make));
+        self
+    }
+
+    /// The store over `region`'s table replica.
+    fn regional_store(&self, region: &str) -> Result<S, Error> {
+        match &self.regional {
+            Some(make) => Ok(make(region)),
+            None => Err(Error::InvalidInput(format!(
+                "arbiter_region: `{region}` cannot be reached: this handler has only its own Region's table"
+            ))),
+        }
     }
 
     /// The Lambda entry point: parses the event (`InvalidInput` naming the field), runs
@@ -154,9 +193,20 @@ impl<S: Store> Promoter<S> {
         if req.workload.is_empty() {
             return Err(Error::InvalidInput("workload: must not be empty".into()));
         }
-        let spec = self.store.get_spec(&req.workload).await?;
+        // The lease, the spec the fenced writes build on and the audit log all live in
+        // one replica: the arbiter Region's when named (README, "Consistency across
+        // Regions"), else this Region's.
+        let arbiter_store;
+        let store = match decide::arbiter_region(req)? {
+            Some(region) => {
+                arbiter_store = self.regional_store(region)?;
+                &arbiter_store
+            }
+            None => &self.store,
+        };
+        let spec = store.get_spec(&req.workload).await?;
         let target = decide::target(&spec, req)?;
-        let lease = self.store.get_lease(&req.workload).await?;
+        let lease = store.get_lease(&req.workload).await?;
         decide::check_epoch(&req.workload, req.epoch, lease.as_ref())?;
         if !decide::applies(target, req.step) {
             tracing::info!(
@@ -169,6 +219,7 @@ impl<S: Store> Promoter<S> {
         }
         let ctx = Ctx {
             req,
+            store,
             spec: &spec,
             target,
         };
@@ -196,10 +247,10 @@ impl<S: Store> Promoter<S> {
     }
 
     /// Whether the audit log already holds the event `id` (a step's durable marker).
-    pub(crate) async fn recorded(&self, workload: &str, id: &str) -> Result<bool, Error> {
-        Ok(self
+    pub(crate) async fn recorded(&self, ctx: &Ctx<'_, S>, id: &str) -> Result<bool, Error> {
+        Ok(ctx
             .store
-            .list_events(workload)
+            .list_events(&ctx.req.workload)
             .await?
             .iter()
             .any(|e| e.id == id))
@@ -208,14 +259,14 @@ impl<S: Store> Promoter<S> {
     /// Appends the audit event `id` unless it is there already.
     pub(crate) async fn record(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx<'_, S>,
         id: String,
         action: &str,
         reason: String,
         before: Option<Value>,
         after: Option<Value>,
     ) -> Result<(), Error> {
-        if self.recorded(&ctx.req.workload, &id).await? {
+        if self.recorded(ctx, &id).await? {
             return Ok(());
         }
         let event = AuditEvent {
@@ -227,7 +278,7 @@ impl<S: Store> Promoter<S> {
             before,
             after,
         };
-        self.store.append_event(&ctx.req.workload, &event).await?;
+        ctx.store.append_event(&ctx.req.workload, &event).await?;
         Ok(())
     }
 }
@@ -309,6 +360,65 @@ mod tests {
         }))
         .unwrap_err();
         assert!(err.to_string().contains("epoch"), "{err}");
+    }
+
+    #[test]
+    fn arbiter_region_is_optional_and_unknown_fields_are_refused() {
+        let base = serde_json::json!({
+            "workload": "checkout", "step": "rds_reprotect", "target_region": "us-east-1", "epoch": 4
+        });
+        let req: Request = lifeboat::input::parse(base.clone()).unwrap();
+        assert_eq!(req.arbiter_region, None);
+        let mut with = base.clone();
+        with["arbiter_region"] = "eu-west-1".into();
+        let req: Request = lifeboat::input::parse(with).unwrap();
+        assert_eq!(req.arbiter_region.as_deref(), Some("eu-west-1"));
+        let mut typo = base;
+        typo["arbiter_regoin"] = "eu-west-1".into();
+        let err = lifeboat::input::parse::<Request>(typo).unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(err.to_string().contains("arbiter_regoin"), "{err}");
+    }
+
+    /// A configuration whose endpoint nothing listens on: these tests fail before any
+    /// call, and would fail loudly if one were made.
+    fn nowhere() -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .build()
+    }
+
+    fn promoter() -> Promoter<lifeboat::DynamoStore> {
+        let config = nowhere();
+        Promoter::new(
+            lifeboat::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), "lifeboat"),
+            Clients::new(&config),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bad_or_unreachable_arbiter_region_is_refused_before_any_read() {
+        let mut req = lifeboat::input::parse::<Request>(serde_json::json!({
+            "workload": "checkout", "step": "rds_reprotect", "target_region": "us-east-1",
+            "epoch": 4, "arbiter_region": "mars-north-1"
+        }))
+        .unwrap();
+        let err = promoter().run(&req).await.unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(
+            err.to_string().contains("arbiter_region: `mars-north-1`"),
+            "{err}"
+        );
+        // A real Region, but a handler built without other Regions' stores.
+        req.arbiter_region = Some("us-east-1".into());
+        let err = promoter().run(&req).await.unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(
+            err.to_string().contains("arbiter_region: `us-east-1`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl<S: Store> Promoter<S> {
     }
 
     /// Every RDS instance of the target Region, described before anything is changed.
-    async fn target_instances(&self, ctx: &Ctx<'_>) -> Result<Vec<InstanceView>, Error> {
+    async fn target_instances(&self, ctx: &Ctx<'_, S>) -> Result<Vec<InstanceView>, Error> {
         let region = ctx.target.region.as_str();
         let mut views = Vec::new();
         for id in decide::rds_instances(ctx.target, ctx.req.step)? {
@@ -133,7 +133,7 @@ impl<S: Store> Promoter<S> {
         Ok(views)
     }
 
-    pub(crate) async fn rds_promote(&self, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn rds_promote(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
         let region = ctx.target.region.as_str();
         let views = self.target_instances(ctx).await?;
         let client = self.clients.rds.get(region);
@@ -141,7 +141,7 @@ impl<S: Store> Promoter<S> {
         let mut acted = false;
         for view in &views {
             let id = marker(ctx.req, &view.id);
-            let requested = self.recorded(&ctx.req.workload, &id).await?;
+            let requested = self.recorded(ctx, &id).await?;
             let action = match decide::promote_action(view, requested) {
                 PromoteAction::AlreadyStandalone => "already_standalone",
                 PromoteAction::AlreadyRequested => "already_requested",
@@ -206,7 +206,7 @@ impl<S: Store> Promoter<S> {
         Ok(outcome(ctx.req, done, status, !acted, resources))
     }
 
-    pub(crate) async fn rds_status(&self, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn rds_status(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
         let region = ctx.target.region.as_str();
         let views = self.target_instances(ctx).await?;
         let done = views.iter().all(InstanceView::is_available_writer);
@@ -218,7 +218,7 @@ impl<S: Store> Promoter<S> {
         Ok(outcome(ctx.req, done, status, true, resources))
     }
 
-    pub(crate) async fn rds_reprotect(&self, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn rds_reprotect(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
         let region = ctx.target.region.as_str();
         let sources = self.target_instances(ctx).await?;
         if let Some(waiting) = sources.iter().find(|v| !v.is_available_writer()) {
@@ -282,7 +282,7 @@ impl<S: Store> Promoter<S> {
         let mut spec_version = ctx.spec.version;
         let mut spec_changed = false;
         if let Some(next) = decide::record_replicas(ctx.spec, &engines, &placed) {
-            let stored = self
+            let stored = ctx
                 .store
                 .put_spec(
                     &next,
@@ -424,7 +424,7 @@ impl<S: Store> Promoter<S> {
 
     pub(crate) async fn aurora_move(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx<'_, S>,
         allow_data_loss: bool,
     ) -> Result<Outcome, Error> {
         let region = ctx.target.region.as_str();
@@ -512,7 +512,7 @@ impl<S: Store> Promoter<S> {
         Ok(out)
     }
 
-    pub(crate) async fn aurora_status(&self, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn aurora_status(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
         let region = ctx.target.region.as_str();
         let mut resources = Vec::new();
         let mut done = true;

@@ -65,6 +65,7 @@ impl Step {
 
 /// The input of every step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Request {
     /// Workload id.
     pub workload: String,
@@ -74,6 +75,11 @@ pub struct Request {
     pub target_region: String,
     /// The fencing epoch of the lease the caller holds.
     pub epoch: u64,
+    /// The arbiter Region (failover-executor's `decision.arbiter_region`): the lease is
+    /// checked, and the spec read and written and the audit events appended, in this
+    /// Region's table replica. Absent: the function's own Region's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arbiter_region: Option<String>,
 }
 
 /// What happened to one resource.

@@ -69,7 +69,7 @@ impl<S: Store> Promoter<S> {
         }
     }
 
-    pub(crate) async fn s3_flip(&self, ctx: &Ctx<'_>) -> Result<Outcome, Error> {
+    pub(crate) async fn s3_flip(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
         let old = decide::old_primary(ctx.spec, ctx.req)?;
         let pairs = decide::bucket_pairs(old, ctx.target)?;
         let new_region = ctx.target.region.as_str();

@@ -44,9 +44,16 @@ use crate::request::{DEFAULT_SCHEDULE, ShiftOutcome, SwitchOutcome, ZoneChange};
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "traffic-shifter";
 
+/// Builds the store over the Lifeboat table's replica in a Region (see
+/// [`Shifter::with_regional_stores`]).
+pub type RegionalStores<S> = Box<dyn Fn(&str) -> S + Send + Sync>;
+
 /// The handler with its clients, built once in `main`.
 pub struct Shifter<S> {
+    /// The table replica of the function's own Region.
     store: S,
+    /// Stores over other Regions' table replicas, for a request's `arbiter_region`.
+    regional: Option<RegionalStores<S>>,
     cloudwatch: RegionalClients<cw::Client>,
     route53: r53::Client,
     insync: InsyncWait,
@@ -57,6 +64,7 @@ impl<S> std::fmt::Debug for Shifter<S> {
         f.debug_struct("Shifter")
             .field("cloudwatch", &self.cloudwatch)
             .field("insync", &self.insync)
+            .field("regional_stores", &self.regional.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +108,7 @@ pub fn check_request(req: &Request) -> Result<()> {
             "target_region: must not be empty".into(),
         ));
     }
+    arbiter_region(req)?;
     let present: [(&str, bool); 9] = [
         ("failed_region", req.failed_region.is_some()),
         ("set_alarm_state", req.set_alarm_state.is_some()),
@@ -131,6 +140,18 @@ pub fn check_request(req: &Request) -> Result<()> {
     Ok(())
 }
 
+/// The Region whose table replica holds the lease for this request: `arbiter_region`
+/// when given (it must be an AWS Region code), else `None` for the function's own.
+pub fn arbiter_region(req: &Request) -> Result<Option<&str>> {
+    match req.arbiter_region.as_deref() {
+        None => Ok(None),
+        Some(region) if lifeboat::regions::is_known(region) => Ok(Some(region)),
+        Some(region) => Err(Error::InvalidInput(format!(
+            "arbiter_region: `{region}` is not an AWS Region code"
+        ))),
+    }
+}
+
 impl<S: Store> Shifter<S> {
     /// A shifter over the store, CloudWatch clients per Region and the Route 53 client.
     pub fn new(
@@ -141,9 +162,31 @@ impl<S: Store> Shifter<S> {
     ) -> Self {
         Shifter {
             store,
+            regional: None,
             cloudwatch,
             route53,
             insync,
+        }
+    }
+
+    /// How to reach another Region's table replica: `make(region)` is the store over
+    /// it (e.g. a [`lifeboat::DynamoStore`] over a client of [`RegionalClients`]).
+    /// Used for a request's `arbiter_region`.
+    pub fn with_regional_stores(
+        mut self,
+        make: impl Fn(&str) -> S + Send + Sync + 'static,
+    ) -> Self {
+        self.regional = Some(Box::new(make));
+        self
+    }
+
+    /// The store over `region`'s table replica.
+    fn regional_store(&self, region: &str) -> Result<S> {
+        match &self.regional {
+            Some(make) => Ok(make(region)),
+            None => Err(Error::InvalidInput(format!(
+                "arbiter_region: `{region}` cannot be reached: this handler has only its own Region's table"
+            ))),
         }
     }
 
@@ -158,8 +201,18 @@ impl<S: Store> Shifter<S> {
     /// Runs one step.
     pub async fn run(&self, req: &Request) -> Result<Outcome> {
         check_request(req)?;
+        // The lease and the spec are read in one replica: the arbiter Region's when
+        // named (README, "Consistency across Regions"), else this Region's.
+        let arbiter_store;
+        let store = match arbiter_region(req)? {
+            Some(region) => {
+                arbiter_store = self.regional_store(region)?;
+                &arbiter_store
+            }
+            None => &self.store,
+        };
         // Both reads at once: the failover path is latency-bound.
-        let (spec, epoch) = tokio::join!(self.store.get_spec(&req.workload), self.check_epoch(req));
+        let (spec, epoch) = tokio::join!(store.get_spec(&req.workload), check_epoch(store, req));
         let spec = spec?;
         epoch?;
         let result = match req.step {
@@ -191,12 +244,6 @@ impl<S: Store> Shifter<S> {
             ),
         }
         result
-    }
-
-    /// The lease must be held at exactly the caller's epoch.
-    async fn check_epoch(&self, req: &Request) -> Result<()> {
-        let lease = self.store.get_lease(&req.workload).await?;
-        lifeboat::store::check_fence(&req.workload, req.epoch, lease.as_ref())
     }
 
     fn outcome(&self, req: &Request, status: &str) -> Outcome {
@@ -637,6 +684,12 @@ impl<S: Store> Shifter<S> {
     }
 }
 
+/// The lease (in `store`'s replica) must be held at exactly the caller's epoch.
+async fn check_epoch<S: Store>(store: &S, req: &Request) -> Result<()> {
+    let lease = store.get_lease(&req.workload).await?;
+    lifeboat::store::check_fence(&req.workload, req.epoch, lease.as_ref())
+}
+
 /// The schedule, the stage and its records by zone, decided from the request.
 fn decide_stage(spec: &WorkloadSpec, req: &Request) -> Result<(Vec<u32>, plan::Stage, Zones)> {
     let schedule = req
@@ -821,12 +874,61 @@ mod tests {
                 json!({"workload": "", "step": "verify", "target_region": "eu-west-1", "epoch": 1}),
                 "workload: must not be empty",
             ),
+            (
+                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": "mars-north-1"}),
+                "arbiter_region: `mars-north-1` is not an AWS Region code",
+            ),
+            (
+                json!({"workload": "checkout", "step": "shift", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": ""}),
+                "arbiter_region: `` is not an AWS Region code",
+            ),
+            (
+                json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": 7}),
+                "arbiter_region: invalid type",
+            ),
         ];
         for (input, want) in cases {
             let err = parse(input).unwrap_err();
             assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
             assert!(err.to_string().contains(want), "{err} (wanted {want})");
         }
+    }
+
+    #[test]
+    fn the_arbiter_region_is_optional_and_any_step_takes_it() {
+        let base = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1});
+        assert_eq!(arbiter_region(&parse(base).unwrap()).unwrap(), None);
+        for step in Step::ALL {
+            let mut input = json!({"workload": "checkout", "step": step.as_str(), "target_region": "eu-west-1", "epoch": 1, "arbiter_region": "us-east-1"});
+            if step == Step::Plan {
+                input["action"] = json!("failover");
+            }
+            let req = parse(input).unwrap_or_else(|e| panic!("{}: {e}", step.as_str()));
+            assert_eq!(arbiter_region(&req).unwrap(), Some("us-east-1"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_arbiter_region_the_handler_cannot_reach_is_refused_before_any_read() {
+        // Nothing listens at this endpoint: the test fails loudly if a call is made.
+        let config = aws_types::SdkConfig::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .build();
+        let shifter = Shifter::new(
+            lifeboat::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), "lifeboat"),
+            RegionalClients::new(&config, cw::Client::new),
+            r53::Client::new(&config),
+            InsyncWait::default(),
+        );
+        let req = parse(json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": "us-east-1"})).unwrap();
+        let err = shifter.run(&req).await.unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(
+            err.to_string().contains("arbiter_region: `us-east-1`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,10 +18,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         std::env::var(ENV_INSYNC_INTERVAL_MS).ok(),
         std::env::var(ENV_INSYNC_MAX_POLLS).ok(),
     )?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    // The table's replica in each Region, from the one configuration, built on first
+    // use: this Region's, and the arbiter Region's a request names.
+    let dynamo = RegionalClients::new(&config, aws_sdk_dynamodb::Client::new);
+    let home = dynamo
+        .home()
+        .unwrap_or_else(|| aws_sdk_dynamodb::Client::new(&config));
+    let store = DynamoStore::new(home, table.clone());
     let cloudwatch = RegionalClients::new(&config, aws_sdk_cloudwatch::Client::new);
     let route53 = aws_sdk_route53::Client::new(&for_region(&config, ROUTE53_REGION));
-    let shifter = Arc::new(Shifter::new(store, cloudwatch, route53, insync));
+    let shifter = Arc::new(
+        Shifter::new(store, cloudwatch, route53, insync)
+            .with_regional_stores(move |region| DynamoStore::new(dynamo.get(region), &table)),
+    );
     lifeboat::serve(move |event| {
         let shifter = Arc::clone(&shifter);
         async move { shifter.handle(event).await }

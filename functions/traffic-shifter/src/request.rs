@@ -109,6 +109,11 @@ pub struct Request {
     /// `shift_version`: percent of the Region's traffic on `slot` (0–100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent: Option<u32>,
+    /// Every step: the arbiter Region (failover-executor's `decision.arbiter_region`),
+    /// whose table replica holds the lease; the epoch is checked and the spec read
+    /// there. Absent: the function's own Region's replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arbiter_region: Option<String>,
 }
 
 /// The default planned-shift schedule.
