@@ -27,17 +27,20 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Builds function binaries (dev profile, like the tests), so the first invoke of each
-/// does not compile it inside a state machine's task timeout.
+/// does not compile it inside a state machine's task timeout. One `cargo build` per
+/// function: `cargo lambda watch` runs `cargo run --bin <function>`, which resolves
+/// features for that package alone, and a build of several packages together would
+/// unify features across them and leave `cargo run` a different build to do.
 pub fn build_functions(functions: &[&str]) -> anyhow::Result<()> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(repo_root())
-        .args(["build", "--quiet", "--locked"]);
     for f in functions {
-        cmd.args(["-p", f]);
-    }
-    let status = cmd.status().context("running cargo build")?;
-    if !status.success() {
-        bail!("building the functions failed ({status})");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(repo_root())
+            .args(["build", "--quiet", "--locked", "--bin", f])
+            .status()
+            .context("running cargo build")?;
+        if !status.success() {
+            bail!("building {f} failed ({status})");
+        }
     }
     Ok(())
 }

@@ -2,9 +2,13 @@
 //!
 //! The local harness and the cross-function tests. The harness runs our real code
 //! against real emulation on loopback: a moto server per test binary ([`moto`]), a table
-//! per test ([`table`]), and the example world the drill seeds ([`world`]).
+//! per test ([`table`]), the example world ([`world`]), its routing ([`route53`]) and
+//! data tier ([`data`]), and the local drill's whole chain ([`drill`]).
 
 pub mod cur;
+pub mod data;
+pub mod deploy;
+pub mod drill;
 pub mod lambda;
 pub mod machines;
 pub mod moto;

@@ -53,6 +53,9 @@ pub struct MotoOptions {
     pub lambda_endpoint: Option<String>,
     /// Make Step Functions really execute ASL.
     pub execute_state_machines: bool,
+    /// Make PromoteReadReplica detach the replica as AWS does when it completes (moto
+    /// only flips an internal flag; see `scripts/moto_server.py`). The drill uses it.
+    pub complete_rds_promotion: bool,
 }
 
 impl MotoServer {
@@ -82,6 +85,9 @@ impl MotoServer {
         }
         if options.execute_state_machines {
             cmd.arg("--execute-state-machines");
+        }
+        if options.complete_rds_promotion {
+            cmd.arg("--complete-rds-promotion");
         }
         let mut child = cmd
             .stdin(Stdio::piped())

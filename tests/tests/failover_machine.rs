@@ -24,6 +24,7 @@ async fn a_dry_run_execution_returns_the_plan_and_changes_nothing() {
     let moto = MotoServer::start_with(&MotoOptions {
         lambda_endpoint: Some(format!("http://127.0.0.1:{watch_port}")),
         execute_state_machines: true,
+        ..MotoOptions::default()
     })
     .unwrap();
     let table = harness::table::unique_name("failover-machine");

@@ -19,6 +19,7 @@ async fn a_lambda_task_runs_our_binary_and_catch_sees_our_error_name() {
     let moto = MotoServer::start_with(&MotoOptions {
         lambda_endpoint: Some(format!("http://127.0.0.1:{watch_port}")),
         execute_state_machines: true,
+        ..MotoOptions::default()
     })
     .unwrap();
     let _watch = LambdaWatch::start(
@@ -28,8 +29,13 @@ async fn a_lambda_task_runs_our_binary_and_catch_sees_our_error_name() {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("LIFEBOAT_TABLE", "router-check".into()),
+            (
+                "FAILOVER_STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:123456789012:stateMachine:router-check".into(),
+            ),
         ],
-        &["deploy-wave"],
+        &["failover-executor"],
     )
     .unwrap();
 
@@ -40,7 +46,7 @@ async fn a_lambda_task_runs_our_binary_and_catch_sees_our_error_name() {
         "States": {
             "Invoke": {
                 "Type": "Task",
-                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:deploy-wave",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:failover-executor",
                 "Parameters": { "workload": "nope", "not_a_field": true },
                 "Catch": [{ "ErrorEquals": names, "ResultPath": "$.error", "Next": "Caught" }],
                 "End": true
@@ -84,20 +90,16 @@ async fn a_lambda_task_runs_our_binary_and_catch_sees_our_error_name() {
     }
     assert_eq!(status, ExecutionStatus::Succeeded, "output: {output:?}");
     let out: Value = serde_json::from_str(&output.unwrap()).unwrap();
+    // An operator request with a field it does not know: refused before any I/O.
     let error = out["error"]["Error"].as_str().unwrap();
-    assert!(
-        names.contains(&error),
-        "caught {error}, not one of ours: {out}"
-    );
+    assert_eq!(error, "InvalidInput", "{out}");
     let cause: Value = serde_json::from_str(out["error"]["Cause"].as_str().unwrap()).unwrap();
     assert_eq!(cause["errorType"], error);
-    if error == "NotImplemented" {
-        assert!(
-            cause["errorMessage"]
-                .as_str()
-                .unwrap()
-                .starts_with("deploy-wave"),
-            "{cause}"
-        );
-    }
+    assert!(
+        cause["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not_a_field"),
+        "{cause}"
+    );
 }
