@@ -136,7 +136,8 @@ pub async fn seed(base: &SdkConfig, spec: &WorkloadSpec) -> anyhow::Result<DataT
     })
 }
 
-async fn create_bucket(base: &SdkConfig, region: &str, name: &str) -> anyhow::Result<()> {
+/// Creates a versioned bucket `name` in `region` (versioning: replication needs it).
+pub async fn create_bucket(base: &SdkConfig, region: &str, name: &str) -> anyhow::Result<()> {
     let client = s3_client(base, region);
     let mut create = client.create_bucket().bucket(name);
     if region != "us-east-1" {

@@ -332,16 +332,13 @@ impl World {
         let sfn = aws_sdk_sfn::Client::new(&config);
         let failover_machine = machines::create(&sfn, "failover", SURVIVOR).await?;
         let failback_machine = machines::create(&sfn, "failback", SURVIVOR).await?;
-        let watch = LambdaWatch::start(
+        let watch = LambdaWatch::start_stack(
             watch_port,
+            &moto,
+            SURVIVOR,
+            &table,
             &[
-                ("AWS_ENDPOINT_URL", moto.endpoint()),
-                ("AWS_REGION", SURVIVOR.into()),
-                ("AWS_ACCESS_KEY_ID", "testing".into()),
-                ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-                ("LIFEBOAT_TABLE", table.clone()),
                 ("FAILOVER_STATE_MACHINE_ARN", failover_machine.clone()),
-                ("INSYNC_POLL_INTERVAL_MS", "50".into()),
                 (
                     "FAILOVER_ALARM_TIMING",
                     format!("{},{}", opts.poll_seconds, opts.verify_max_polls),

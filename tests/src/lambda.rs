@@ -110,6 +110,38 @@ impl LambdaWatch {
         Ok(LambdaWatch { child, stdin, port })
     }
 
+    /// Starts `cargo lambda watch` on `port` for a stack in `region` against `moto`,
+    /// with the environment every function of a deployed stack has: the endpoint, the
+    /// Region, test credentials, `LIFEBOAT_TABLE = table`, the `failover` machine's ARN
+    /// (as the template builds it) and fast INSYNC polls; then `extra` (later entries
+    /// win), after building `functions`.
+    pub fn start_stack(
+        port: u16,
+        moto: &crate::moto::MotoServer,
+        region: &str,
+        table: &str,
+        extra: &[(&str, String)],
+        functions: &[&str],
+    ) -> anyhow::Result<LambdaWatch> {
+        let mut env: Vec<(&str, String)> = vec![
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_REGION", region.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("LIFEBOAT_TABLE", table.to_owned()),
+            (
+                "FAILOVER_STATE_MACHINE_ARN",
+                crate::machines::machine_arn("failover", region),
+            ),
+            ("INSYNC_POLL_INTERVAL_MS", "20".into()),
+        ];
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k, v.clone()));
+        }
+        LambdaWatch::start(port, &env, functions)
+    }
+
     /// Base URL of the Invoke API.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -636,16 +636,12 @@ async fn the_deploy_waves_machine_rolls_out_every_wave() {
     let ctx = setup_on(&moto, "deploy-machine").await;
     let sfn = aws_sdk_sfn::Client::new(&moto.sdk_config(HOME).await);
     let machine = machines::create(&sfn, "deploy-waves", HOME).await.unwrap();
-    let _watch = LambdaWatch::start(
+    let _watch = LambdaWatch::start_stack(
         watch_port,
-        &[
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_REGION", HOME.into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("LIFEBOAT_TABLE", ctx.table.clone()),
-            ("INSYNC_POLL_INTERVAL_MS", "0".into()),
-        ],
+        &moto,
+        HOME,
+        &ctx.table,
+        &[("INSYNC_POLL_INTERVAL_MS", "0".into())],
         &["deploy-wave", "traffic-shifter"],
     )
     .unwrap();

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use aws_sdk_s3 as s3;
 use aws_sdk_sfn::types::ExecutionStatus;
+use harness::data::{create_bucket, s3_client};
 use harness::lambda::{LambdaWatch, free_port};
 use harness::machines;
 use harness::moto::{MotoOptions, MotoServer};
 use health_probe::loopback::LoopbackServer;
-use lifeboat::aws::for_region;
 use lifeboat::model::Role;
 use lifeboat::store::{HealthRecord, LagGrade, RunKind, RunOutcome, Verdict};
 use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
@@ -44,38 +44,6 @@ struct World {
     sfn: aws_sdk_sfn::Client,
     machine: String,
     spec: WorkloadSpec,
-}
-
-fn s3_client(base: &aws_types::SdkConfig, region: &str) -> s3::Client {
-    s3::Client::from_conf(
-        s3::config::Builder::from(&for_region(base, region))
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-async fn bucket(base: &aws_types::SdkConfig, region: &str, name: &str) {
-    let client = s3_client(base, region);
-    let mut create = client.create_bucket().bucket(name);
-    if region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(s3::types::BucketLocationConstraint::from(region))
-                .build(),
-        );
-    }
-    create.send().await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket(name)
-        .versioning_configuration(
-            s3::types::VersioningConfiguration::builder()
-                .status(s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 /// The example spec in the US MRSC set: eu-west-1 → us-east-2, ap-southeast-1 →
@@ -122,7 +90,9 @@ async fn world(tag: &str) -> World {
     }
     // Buckets, the primary's replicating to the others (what s3_flip mirrors).
     for r in &spec.regions {
-        bucket(&config, &r.region, &r.buckets[0].name).await;
+        create_bucket(&config, &r.region, &r.buckets[0].name)
+            .await
+            .unwrap();
     }
     let primary = &spec.regions[0];
     let rules: Vec<s3::types::ReplicationRule> = spec.regions[1..]
@@ -202,21 +172,12 @@ async fn world(tag: &str) -> World {
         machines::create(&sfn, nested, HOME).await.unwrap();
     }
     let machine = machines::create(&sfn, "drill", HOME).await.unwrap();
-    let watch = LambdaWatch::start(
+    let watch = LambdaWatch::start_stack(
         watch_port,
-        &[
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_REGION", HOME.into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("LIFEBOAT_TABLE", table.clone()),
-            (
-                "FAILOVER_STATE_MACHINE_ARN",
-                machines::machine_arn("failover", HOME),
-            ),
-            ("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into()),
-            ("INSYNC_POLL_INTERVAL_MS", "20".into()),
-        ],
+        &moto,
+        HOME,
+        &table,
+        &[("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into())],
         &[
             "failover-executor",
             "replica-promoter",

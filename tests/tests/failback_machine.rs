@@ -168,20 +168,12 @@ async fn world() -> World {
 
     let sfn = aws_sdk_sfn::Client::new(&config);
     let machine = machines::create(&sfn, "failback", REGION).await.unwrap();
-    let watch = LambdaWatch::start(
+    let watch = LambdaWatch::start_stack(
         watch_port,
-        &[
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_REGION", REGION.into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("LIFEBOAT_TABLE", table.clone()),
-            (
-                "FAILOVER_STATE_MACHINE_ARN",
-                machines::machine_arn("failover", REGION),
-            ),
-            ("INSYNC_POLL_INTERVAL_MS", "20".into()),
-        ],
+        &moto,
+        REGION,
+        &table,
+        &[],
         &[
             "failover-executor",
             "replica-promoter",

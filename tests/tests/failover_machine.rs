@@ -53,16 +53,12 @@ async fn a_dry_run_execution_returns_the_plan_and_changes_nothing() {
 
     let sfn = aws_sdk_sfn::Client::new(&moto.sdk_config(SURVIVOR).await);
     let machine = machines::create(&sfn, "failover", SURVIVOR).await.unwrap();
-    let _watch = LambdaWatch::start(
+    let _watch = LambdaWatch::start_stack(
         watch_port,
-        &[
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_REGION", SURVIVOR.into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("LIFEBOAT_TABLE", table.clone()),
-            ("FAILOVER_STATE_MACHINE_ARN", machine.clone()),
-        ],
+        &moto,
+        SURVIVOR,
+        &table,
+        &[("FAILOVER_STATE_MACHINE_ARN", machine.clone())],
         &["failover-executor"],
     )
     .unwrap();
