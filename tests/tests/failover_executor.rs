@@ -147,6 +147,28 @@ impl Env {
     }
 }
 
+/// The template's failover alarm is named per stack, so no spec names it: it maps to
+/// the workload Region its `Lifeboat/RegionHealthy` metric has as dimensions.
+#[tokio::test]
+async fn a_per_stack_health_alarm_maps_by_its_metric_dimensions() {
+    let env = Env::new().await;
+    let name = "lifeboat-checkout-us-east-1-unhealthy-seen-from-eu-west-1";
+    let mut payload = fixture("alarm-action.json");
+    payload["alarmData"]["alarmName"] = json!(name);
+    let out = env.call(payload).await.unwrap();
+    let action = &out["actions"][0];
+    assert_eq!(action["workload"], "checkout", "{out}");
+    assert_eq!(action["region"], "us-east-1", "{out}");
+    assert_eq!(action["alarm_kind"], "region_health", "{out}");
+    assert_eq!(action["outcome"], "started", "{out}");
+    let execs = env.executions().await;
+    assert_eq!(execs.len(), 1, "{execs:?}");
+    assert_eq!(
+        execs[0].name,
+        alarm::execution_name("checkout", name, UnixMillis(1_795_464_293_123))
+    );
+}
+
 #[tokio::test]
 async fn fifty_duplicate_alarm_deliveries_start_exactly_one_execution() {
     let env = Env::new().await;
@@ -278,6 +300,9 @@ async fn bad_inputs_are_named_and_change_nothing() {
     bad_time["alarmData"]["state"]["timestamp"] = json!("yesterday");
     let mut unknown_alarm = fixture("alarm-action.json");
     unknown_alarm["alarmData"]["alarmName"] = json!("somebody-elses-alarm");
+    // Not on Lifeboat/RegionHealthy either: nothing ties it to a workload Region.
+    unknown_alarm["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"] = json!({"namespace": "AWS/EC2", "name": "CPUUtilization",
+               "dimensions": {"InstanceId": "i-0123456789abcdef0"}});
     let mut not_an_alarm = fixture("eventbridge-alarm-state-change.json");
     not_an_alarm["detail-type"] = json!("EC2 Instance State-change Notification");
     let mut unknown_workload = fixture("operator-request.json");
