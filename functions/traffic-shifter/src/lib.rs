@@ -374,35 +374,8 @@ impl<S: Store> Shifter<S> {
                     let read = cloud::read_records(&self.route53, zone, &rec.record_name).await?;
                     by_name.insert(rec.record_name.clone(), read);
                 }
-                let mine: Vec<&r53::types::ResourceRecordSet> = by_name
-                    .get(&rec.record_name)
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| s.set_identifier() == Some(rec.set_identifier.as_str()))
-                    .collect();
-                if mine.is_empty() {
-                    return Err(Error::ResourceNotFound {
-                        kind: "Route 53 record",
-                        id: format!(
-                            "{} (set identifier {}) in zone {zone}",
-                            rec.record_name, rec.set_identifier
-                        ),
-                        region: format!("Route 53 ({})", plan::ROUTE53_REGION),
-                    });
-                }
-                let mut differs = false;
-                for set in mine {
-                    let Some(current) = set.weight() else {
-                        return Err(Error::InvalidInput(format!(
-                            "the record {} (set identifier {}) in zone {zone} is not a weighted record",
-                            rec.record_name, rec.set_identifier
-                        )));
-                    };
-                    if current != i64::from(rec.weight) {
-                        differs = true;
-                        sets.push(with_weight(set, i64::from(rec.weight)));
-                    }
-                }
+                let read = by_name.get(&rec.record_name).map_or(&[][..], Vec::as_slice);
+                let differs = reweigh(read, rec, zone, &mut sets)?;
                 if differs {
                     changed_recs.push(rec.clone());
                 }
@@ -745,6 +718,46 @@ fn serves(answers: &[DnsAnswer], region: &str) -> bool {
             .iter()
             .any(|r| r.region.as_deref() == Some(region) && r.share_bp > 0)
     })
+}
+
+/// Queues an UPSERT into `out` for each of `read` (the record sets of `rec`'s name) that
+/// is `rec`'s set identifier and does not have `rec`'s weight yet; whether any did.
+/// `rec` missing from `read` is `ResourceNotFound`, a record without a weight (not a
+/// weighted record) `InvalidInput`: both before anything is changed.
+pub(crate) fn reweigh(
+    read: &[r53::types::ResourceRecordSet],
+    rec: &plan::RecordWeight,
+    zone: &str,
+    out: &mut Vec<r53::types::ResourceRecordSet>,
+) -> Result<bool> {
+    let mine: Vec<&r53::types::ResourceRecordSet> = read
+        .iter()
+        .filter(|s| s.set_identifier() == Some(rec.set_identifier.as_str()))
+        .collect();
+    if mine.is_empty() {
+        return Err(Error::ResourceNotFound {
+            kind: "Route 53 record",
+            id: format!(
+                "{} (set identifier {}) in zone {zone}",
+                rec.record_name, rec.set_identifier
+            ),
+            region: format!("Route 53 ({})", plan::ROUTE53_REGION),
+        });
+    }
+    let mut differs = false;
+    for set in mine {
+        let Some(current) = set.weight() else {
+            return Err(Error::InvalidInput(format!(
+                "the record {} (set identifier {}) in zone {zone} is not a weighted record",
+                rec.record_name, rec.set_identifier
+            )));
+        };
+        if current != i64::from(rec.weight) {
+            differs = true;
+            out.push(with_weight(set, i64::from(rec.weight)));
+        }
+    }
+    Ok(differs)
 }
 
 /// The record set with a new weight, everything else kept.

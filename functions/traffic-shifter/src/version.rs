@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_route53 as r53;
 use lifeboat::model::{DeploySpec, Slot, WorkloadSpec};
 use lifeboat::{Error, Result, Store};
 
@@ -71,33 +70,7 @@ impl<S: Store> Shifter<S> {
         let mut changed = Vec::new();
         let mut upserts = Vec::new();
         for rec in &recs {
-            let mine: Vec<&r53::types::ResourceRecordSet> = sets
-                .iter()
-                .filter(|s| s.set_identifier() == Some(rec.set_identifier.as_str()))
-                .collect();
-            if mine.is_empty() {
-                return Err(Error::ResourceNotFound {
-                    kind: "Route 53 record",
-                    id: format!(
-                        "{} (set identifier {}) in zone {zone}",
-                        rec.record_name, rec.set_identifier
-                    ),
-                    region: format!("Route 53 ({})", plan::ROUTE53_REGION),
-                });
-            }
-            let mut differs = false;
-            for set in mine {
-                let Some(current) = set.weight() else {
-                    return Err(Error::InvalidInput(format!(
-                        "the record {} (set identifier {}) in zone {zone} is not a weighted record",
-                        rec.record_name, rec.set_identifier
-                    )));
-                };
-                if current != i64::from(rec.weight) {
-                    differs = true;
-                    upserts.push(crate::with_weight(set, i64::from(rec.weight)));
-                }
-            }
+            let differs = crate::reweigh(&sets, rec, &zone, &mut upserts)?;
             if differs {
                 changed.push(rec.clone());
             }
