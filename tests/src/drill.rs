@@ -248,8 +248,7 @@ pub fn health_alarm_name(workload: &str, primary: &str, seen_from: &str) -> Stri
 
 impl World {
     /// Starts the emulators and the functions, and seeds the world.
-    pub async fn start(opts: &DrillOptions, clock_verbose: bool) -> anyhow::Result<World> {
-        let _ = clock_verbose;
+    pub async fn start(opts: &DrillOptions) -> anyhow::Result<World> {
         let watch_port = free_port()?;
         let moto = MotoServer::start_with(&MotoOptions {
             lambda_endpoint: Some(format!("http://127.0.0.1:{watch_port}")),
@@ -687,7 +686,7 @@ impl Drill {
         };
         let mut report = DrillReport::default();
         let began = Instant::now();
-        let world = World::start(opts, opts.verbose).await?;
+        let world = World::start(opts).await?;
         report.rto_objective_ms = world.spec.policy.rto_seconds.saturating_mul(1000);
         clock.row(
             &mut report,

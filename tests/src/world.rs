@@ -60,3 +60,25 @@ pub async fn seed_in(moto: &MotoServer, table: &str, region: &str) -> anyhow::Re
         spec,
     })
 }
+
+/// A `HEALTH#` observation of `region` at `at`: `verdict` for `failure_threshold` /
+/// `recovery_threshold` (3) rounds in a row, 2 ms probes, replication lag `lag`.
+pub fn settled_health(
+    region: &str,
+    verdict: lifeboat::store::Verdict,
+    lag: Option<f64>,
+    at: lifeboat::UnixMillis,
+) -> lifeboat::store::HealthRecord {
+    use lifeboat::store::{HealthRecord, LagGrade, Verdict};
+    HealthRecord {
+        region: region.into(),
+        verdict,
+        consecutive_failures: u32::from(verdict == Verdict::Unhealthy) * 3,
+        consecutive_successes: u32::from(verdict == Verdict::Healthy) * 3,
+        probe_latency_ms: Some(2),
+        replication_lag_seconds: lag,
+        lag_grade: Some(LagGrade::Ok),
+        observed_at: at,
+        detail: None,
+    }
+}

@@ -27,7 +27,7 @@ use harness::machines;
 use harness::moto::{MotoOptions, MotoServer};
 use health_probe::loopback::LoopbackServer;
 use lifeboat::model::Role;
-use lifeboat::store::{HealthRecord, LagGrade, RunKind, RunOutcome, Verdict};
+use lifeboat::store::{RunKind, RunOutcome, Verdict};
 use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
 use serde_json::{Value, json};
 
@@ -153,17 +153,7 @@ async fn world(tag: &str) -> World {
     let spec = store.create_spec(&spec).await.unwrap();
     let now = UnixMillis::now();
     for r in &spec.regions {
-        let health = HealthRecord {
-            region: r.region.clone(),
-            verdict: Verdict::Healthy,
-            consecutive_failures: 0,
-            consecutive_successes: 3,
-            probe_latency_ms: Some(2),
-            replication_lag_seconds: None,
-            lag_grade: Some(LagGrade::Ok),
-            observed_at: now,
-            detail: None,
-        };
+        let health = harness::world::settled_health(&r.region, Verdict::Healthy, None, now);
         store.put_health("checkout", &health).await.unwrap();
     }
 

@@ -23,7 +23,7 @@ use harness::machines;
 use harness::moto::{MotoOptions, MotoServer};
 use health_probe::loopback::LoopbackServer;
 use lifeboat::aws::for_region;
-use lifeboat::store::{HealthRecord, LagGrade, RunKind, RunOutcome, RunRecord, Verdict};
+use lifeboat::store::{RunKind, RunOutcome, RunRecord, Verdict};
 use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
 use serde_json::{Value, json};
 
@@ -77,17 +77,8 @@ async fn world() -> World {
 
     // The failover that happened: us-east-1 -> eu-west-1, decided as the executor does.
     let now = UnixMillis::now();
-    let health = |region: &str, verdict: Verdict| HealthRecord {
-        region: region.into(),
-        verdict,
-        consecutive_failures: u32::from(verdict == Verdict::Unhealthy) * 3,
-        consecutive_successes: u32::from(verdict == Verdict::Healthy) * 3,
-        probe_latency_ms: Some(2),
-        replication_lag_seconds: None,
-        lag_grade: Some(LagGrade::Ok),
-        observed_at: now,
-        detail: None,
-    };
+    let health =
+        |region: &str, verdict: Verdict| harness::world::settled_health(region, verdict, None, now);
     let req = FailoverRequest {
         workload: "checkout".into(),
         failed_region: None,

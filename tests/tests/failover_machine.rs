@@ -10,7 +10,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use harness::lambda::{LambdaWatch, free_port};
 use harness::machines;
 use harness::moto::{MotoOptions, MotoServer};
-use lifeboat::store::{HealthRecord, LagGrade, Verdict};
+use lifeboat::store::Verdict;
 use lifeboat::{Store, UnixMillis};
 use serde_json::{Value, json};
 
@@ -37,17 +37,7 @@ async fn a_dry_run_execution_returns_the_plan_and_changes_nothing() {
         ("eu-west-1", Verdict::Healthy),
         ("ap-southeast-1", Verdict::Healthy),
     ] {
-        let health = HealthRecord {
-            region: region.into(),
-            verdict,
-            consecutive_failures: u32::from(verdict == Verdict::Unhealthy) * 3,
-            consecutive_successes: u32::from(verdict == Verdict::Healthy) * 3,
-            probe_latency_ms: Some(3),
-            replication_lag_seconds: Some(1.0),
-            lag_grade: Some(LagGrade::Ok),
-            observed_at: now,
-            detail: None,
-        };
+        let health = harness::world::settled_health(region, verdict, Some(1.0), now);
         w.store.put_health("checkout", &health).await.unwrap();
     }
 
