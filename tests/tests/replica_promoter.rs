@@ -36,11 +36,9 @@ use aws_sdk_s3::operation::get_bucket_replication::{
 };
 use aws_sdk_s3::operation::put_bucket_replication::PutBucketReplicationOutput;
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
     DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, Metrics, MetricsStatus,
     ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
     ReplicationTime, ReplicationTimeStatus, ReplicationTimeValue, StorageClass,
-    VersioningConfiguration,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_types::SdkConfig;
@@ -914,25 +912,7 @@ fn bucket_of<'a>(spec: &'a WorkloadSpec, region: &str) -> &'a str {
 }
 
 async fn create_bucket(config: &SdkConfig, region: &str, name: &str) {
-    let client = s3(config, region);
-    let mut create = client.create_bucket().bucket(name);
-    if region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region))
-                .build(),
-        );
-    }
-    create.send().await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket(name)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
+    harness::data::create_bucket(config, region, name)
         .await
         .unwrap();
 }
