@@ -39,6 +39,9 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from twin import install as twin_install
+from twin.core import Controls, Twin
+
 
 class Serialized:
     """WSGI middleware running one request at a time, body included."""
@@ -66,18 +69,15 @@ class LambdaRouter:
 
     INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
 
-    def __init__(self, app, lambda_endpoint: str):
+    def __init__(self, app, lambda_endpoint: str, twin: Twin):
         self.app = app
         self.endpoint = lambda_endpoint.rstrip("/")
+        self.twin = twin
 
-    @staticmethod
-    def function_name(raw: str) -> str:
-        name = urllib.parse.unquote(raw)
-        if name.startswith("arn:"):
-            # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
-            parts = name.split(":")
-            name = parts[6] if len(parts) > 6 else name
-        return name.split(":")[0]
+    def function_name(self, raw: str) -> str:
+        """A name or ARN (arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]),
+        the deployed name mapped to its binary (template FunctionName -> Binary)."""
+        return self.twin.binary_of(urllib.parse.unquote(raw))
 
     def __call__(self, environ, start_response):
         match = self.INVOKE.match(environ.get("PATH_INFO", ""))
@@ -202,11 +202,18 @@ def main() -> int:
     if args.execute_state_machines:
         fix_sfn_integration()
 
-    app = Serialized(DomainDispatcherApplication(create_backend_app))
+    serialized = Serialized(DomainDispatcherApplication(create_backend_app))
+    twin = Twin(serialized.lock)
+    twin.host = args.host
+    twin.lambda_endpoint = args.lambda_endpoint
+    twin_install.install(twin)
+    app = serialized
     if args.lambda_endpoint:
-        app = LambdaRouter(app, args.lambda_endpoint)
+        app = LambdaRouter(app, args.lambda_endpoint, twin)
+    app = Controls(twin_install.wrap(app, twin), twin)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]
+    twin.start(port)
     # moto's Step Functions calls services (our Lambdas included) at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -232,6 +239,7 @@ def main() -> int:
 
         threading.Thread(target=wait_eof, daemon=True).start()
     stop.wait()
+    twin.stopping.set()
     server.shutdown()
     return 0
 

@@ -1,0 +1,21 @@
+"""Which twin modules the moto server installs, and in what order.
+
+Each module has `install(twin)` (patch moto models, register controls and background
+loops) and may have `wrap(app, twin) -> app` (a WSGI layer). Layers are applied in the
+order below, so the last one listed is the outermost (just inside the `/_twin/` controls).
+"""
+
+MODULES: list = []
+
+
+def install(twin) -> None:
+    for module in MODULES:
+        module.install(twin)
+
+
+def wrap(app, twin):
+    for module in MODULES:
+        layer = getattr(module, "wrap", None)
+        if layer is not None:
+            app = layer(app, twin)
+    return app
