@@ -56,8 +56,19 @@ class Twin:
         self.host = "127.0.0.1"
         self.port: int | None = None
         self.lambda_endpoint: str | None = None
-        # Deployed function name (template FunctionName) -> cargo binary name.
+        # Deployed function name (template FunctionName) -> cargo binary name, and each
+        # binary's timeout in seconds (template Timeout / Globals), set by the stack module.
         self.functions: dict[str, str] = {}
+        self.function_timeouts: dict[str, float] = {}
+        # Lambda resource-based policy statements (AWS::Lambda::Permission and the ones SAM
+        # generates): {"function": binary, "principal", "source_arn", "source_account"}.
+        # Written by the stack module (or POST /_twin/lambda/permissions); AWS services
+        # (alarm actions, EventBridge targets) invoke a function only when one allows them.
+        self.permissions: list[dict] = []
+        # Region -> the fault its AWS APIs answer with ({"mode": "hang"|"error"|"throttle"
+        # |"slow", ...}), kept by the faults module; others read it (a replica whose source
+        # Region hangs stops replicating).
+        self.region_faults: dict[str, dict] = {}
         self.timeline = Timeline()
         self.controls: dict[str, Handler] = {}
         self.settings: dict[str, Any] = {}
@@ -66,6 +77,7 @@ class Twin:
         self._started: list[tuple[float | Callable[[], float], Callable[[], None], str]] = []
         self.control("timeline")(self._timeline)
         self.control("settings")(self._settings)
+        self.control("lambda/permissions")(self._permissions)
 
     # ---------------------------------------------------------------- plumbing
     @property
@@ -134,9 +146,39 @@ class Twin:
     def setting(self, name: str, default: Any) -> Any:
         return self.settings.get(name, default)
 
+    def minute(self) -> float:
+        """Real seconds a CloudWatch/EventBridge "minute" lasts here: 60 unless the named
+        local setting `twin.minute_seconds` shortens it (printed in the timeline)."""
+        return float(self.setting("twin.minute_seconds", 60))
+
+    def region_failing(self, region: str) -> bool:
+        """Whether Region `region` is down (its APIs hang or fail) by the faults module."""
+        fault = self.region_faults.get(region)
+        return bool(fault) and fault.get("mode") in ("hang", "error")
+
+    def allowed(self, function_ref: str, principal: str, source_arn: str | None) -> bool:
+        """Whether a resource policy lets `principal` invoke the function for `source_arn`
+        (Lambda resource-based policies; a statement without SourceArn allows any)."""
+        binary = self.binary_of(function_ref)
+        for p in self.permissions:
+            if self.binary_of(p.get("function", "")) != binary or p.get("principal") != principal:
+                continue
+            want = p.get("source_arn")
+            if not want or want == source_arn or (want.endswith("*") and (source_arn or "").startswith(want[:-1])):
+                return True
+        return False
+
     # ---------------------------------------------------------------- controls
     def _timeline(self, method: str, body: Any, query: dict) -> tuple:
         return 200, {"rows": self.timeline.since(int(query.get("since", 0) or 0))}
+
+    def _permissions(self, method: str, body: Any, query: dict) -> tuple:
+        if method == "POST":
+            if not isinstance(body, dict) or not body.get("function") or not body.get("principal"):
+                return 400, {"error": "lambda/permissions: {function, principal, source_arn?, source_account?}"}
+            self.permissions.append(body)
+            self.timeline.record("lambda.permission", f"{body['principal']} may invoke {body['function']}" + (f" for {body['source_arn']}" if body.get("source_arn") else ""))
+        return 200, {"permissions": self.permissions}
 
     def _settings(self, method: str, body: Any, query: dict) -> tuple:
         if method == "POST":
