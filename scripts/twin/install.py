@@ -19,3 +19,10 @@ def wrap(app, twin):
         if layer is not None:
             app = layer(app, twin)
     return app
+
+
+from . import route53  # noqa: E402
+from . import dns  # noqa: E402
+
+MODULES.append(route53)
+MODULES.append(dns)
