@@ -26,3 +26,10 @@ from . import dns  # noqa: E402
 
 MODULES.append(route53)
 MODULES.append(dns)
+
+
+from . import events  # noqa: E402
+from . import cloudwatch  # noqa: E402
+
+MODULES.append(events)
+MODULES.append(cloudwatch)
