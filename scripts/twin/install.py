@@ -33,3 +33,14 @@ from . import cloudwatch  # noqa: E402
 
 MODULES.append(events)
 MODULES.append(cloudwatch)
+
+
+# Keep these last: the Region faults wrap every other layer, and the call log wraps the
+# faults (so faulted calls are logged with their fault). Register other modules above.
+from . import workload  # noqa: E402
+from . import faults  # noqa: E402
+from . import calllog  # noqa: E402
+
+MODULES.append(workload)
+MODULES.append(faults)
+MODULES.append(calllog)
