@@ -34,6 +34,10 @@ from . import cloudwatch  # noqa: E402
 MODULES.append(events)
 MODULES.append(cloudwatch)
 
+from . import stack  # noqa: E402
+
+MODULES.append(stack)
+
 
 # Keep these last: the Region faults wrap every other layer, and the call log wraps the
 # faults (so faulted calls are logged with their fault). Register other modules above.
