@@ -65,36 +65,113 @@ class LambdaRouter:
     200 with `X-Amz-Function-Error: Unhandled` and the `{"errorType", "errorMessage"}`
     payload; we translate, so ASL Retry/Catch see our error names. Invocations run
     outside the request lock: a function calls back into moto while it runs.
+
+    As Lambda does:
+    - `X-Amz-Invocation-Type: Event` is answered 202 at once (empty body) and the function
+      runs in a background thread ("For the Event invocation type, this status code is 202",
+      Invoke API reference, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html).
+    - A function that has not answered within its timeout (`twin.function_timeouts[binary]`,
+      default 30 s, the template's Globals Timeout; the named local setting
+      `lambda.timeout_seconds.<binary>` overrides it) gets the timed-out answer: HTTP 200,
+      `X-Amz-Function-Error: Unhandled` ("Unhandled errors include ... function timeouts",
+      Invoke API reference) and `{"errorType": "Sandbox.Timedout", "errorMessage":
+      "RequestId: <id> Error: Task timed out after 30.00 seconds"}` ("Troubleshoot invocation
+      issues in Lambda", Sandbox.Timedout, https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html);
+      moto's Step Functions takes `errorType` as the task's error name. The process under
+      `cargo lambda watch` is not stopped (real Lambda would freeze it).
+    - `POST /_twin/lambda/fault {"function": "replica-promoter", "mode": "timeout"|"none",
+      "count": N}` makes the function's next N invocations (default: until cleared) run past
+      their timeout: held for the timeout, never forwarded, then answered as timed out.
+    Timeline rows: `lambda.invoke` (function, ms, status, invocation_type) and `lambda.timeout`.
     """
 
     INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
+    SETTING = "lambda.timeout_seconds."
 
     def __init__(self, app, lambda_endpoint: str, twin: Twin):
         self.app = app
         self.endpoint = lambda_endpoint.rstrip("/")
         self.twin = twin
+        self.faults: dict[str, int | None] = {}  # binary -> invocations left (None: until cleared)
+        self.faults_lock = threading.Lock()
+        twin.control("lambda/fault")(self.fault_control)
+        twin.settings_hooks.append(self.on_settings)
+
+    def on_settings(self, changed: dict) -> None:
+        """`lambda.timeout_seconds.<binary>` sets that function's timeout (seconds)."""
+        for name, value in changed.items():
+            if name.startswith(self.SETTING):
+                self.twin.function_timeouts[name[len(self.SETTING):]] = float(value)
+
+    def timeout_of(self, binary: str) -> float:
+        override = self.twin.setting(self.SETTING + binary, None)
+        return float(override) if override is not None else float(self.twin.function_timeouts.get(binary, 30))
+
+    def fault_control(self, method: str, body, query: dict) -> tuple:
+        if method == "POST":
+            if not isinstance(body, dict) or not body.get("function") or body.get("mode") not in ("timeout", "none"):
+                return 400, {"error": "lambda/fault: {function, mode: timeout|none, count?}"}
+            binary = self.function_name(body["function"])
+            with self.faults_lock:
+                if body["mode"] == "none":
+                    self.faults.pop(binary, None)
+                else:
+                    count = body.get("count")
+                    self.faults[binary] = int(count) if count is not None else None
+            self.twin.timeline.record(
+                "lambda.fault", f"{binary}: {body['mode']}" + (f" for {body['count']} invocations" if body.get("count") is not None else ""),
+                function=binary, mode=body["mode"], count=body.get("count"))
+        return 200, {"faults": self.faults}
+
+    def take_fault(self, binary: str) -> bool:
+        """Whether this invocation of `binary` is to time out (consumes one of `count`)."""
+        with self.faults_lock:
+            if binary not in self.faults:
+                return False
+            left = self.faults[binary]
+            if left is not None:
+                if left <= 1:
+                    self.faults.pop(binary)
+                else:
+                    self.faults[binary] = left - 1
+            return True
 
     def function_name(self, raw: str) -> str:
         """A name or ARN (arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]),
         the deployed name mapped to its binary (template FunctionName -> Binary)."""
         return self.twin.binary_of(urllib.parse.unquote(raw))
 
-    def __call__(self, environ, start_response):
-        match = self.INVOKE.match(environ.get("PATH_INFO", ""))
-        if environ.get("REQUEST_METHOD") != "POST" or not match:
-            return self.app(environ, start_response)
-        name = self.function_name(match["function"])
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b"{}"
+    def timed_out(self, binary: str, timeout: float) -> tuple[str, list, bytes]:
+        import uuid
+
+        self.twin.timeline.record("lambda.timeout", f"{binary} timed out after {timeout:.2f} seconds", function=binary, timeout=timeout)
+        payload = json.dumps({
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {uuid.uuid4()} Error: Task timed out after {timeout:.2f} seconds",
+        }).encode()
+        return "200 OK", [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")], payload
+
+    def run(self, binary: str, body: bytes) -> tuple[str, list, bytes]:
+        """One invocation as Lambda runs it: forwarded, bounded by the function's timeout."""
+        import socket
+        import time
+
+        timeout = self.timeout_of(binary)
+        if self.take_fault(binary):
+            self.twin.stopping.wait(timeout)
+            return self.timed_out(binary, timeout)
         request = urllib.request.Request(
-            f"{self.endpoint}/2015-03-31/functions/{urllib.parse.quote(name)}/invocations",
+            f"{self.endpoint}/2015-03-31/functions/{urllib.parse.quote(binary)}/invocations",
             data=body,
             method="POST",
             headers={"Content-Type": "application/json"},
         )
         headers = [("Content-Type", "application/json")]
+        started = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=900) as response:
+            # The socket timeout bounds each wait for data; `cargo lambda watch` answers only
+            # once the function returns, so it bounds the invocation.
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 status, payload = "200 OK", response.read()
         except urllib.error.HTTPError as error:
             payload = error.read()
@@ -103,10 +180,43 @@ class LambdaRouter:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
             else:
                 status = f"{error.code} {error.reason}"
+        except (TimeoutError, socket.timeout):
+            return self.timed_out(binary, timeout)
         except OSError as error:
+            reason = getattr(error, "reason", None)
+            if isinstance(reason, (TimeoutError, socket.timeout)) or time.monotonic() - started >= timeout:
+                return self.timed_out(binary, timeout)
             status = "502 Bad Gateway"
             payload = json.dumps({"errorType": "ServiceException", "errorMessage": str(error)}).encode()
             headers.append(("x-amzn-ErrorType", "ServiceException"))
+        return status, headers, payload
+
+    def invoke(self, binary: str, body: bytes, invocation_type: str) -> tuple[str, list, bytes]:
+        import time
+
+        started = time.monotonic()
+        status, headers, payload = self.run(binary, body)
+        ms = round((time.monotonic() - started) * 1000, 1)
+        error = dict(headers).get("X-Amz-Function-Error")
+        self.twin.timeline.record(
+            "lambda.invoke", f"{binary} ({invocation_type}): {status}" + (f", {error}" if error else "") + f" in {ms} ms",
+            function=binary, ms=ms, status=int(status.split(" ", 1)[0]), invocation_type=invocation_type,
+            function_error=error)
+        return status, headers, payload
+
+    def __call__(self, environ, start_response):
+        match = self.INVOKE.match(environ.get("PATH_INFO", ""))
+        if environ.get("REQUEST_METHOD") != "POST" or not match:
+            return self.app(environ, start_response)
+        name = self.function_name(match["function"])
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b"{}"
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        if invocation_type == "Event":
+            threading.Thread(target=self.invoke, args=(name, body, "Event"), name=f"invoke-{name}", daemon=True).start()
+            start_response("202 Accepted", [("Content-Type", "application/json"), ("Content-Length", "0")])
+            return [b""]
+        status, headers, payload = self.invoke(name, body, invocation_type)
         headers.append(("Content-Length", str(len(payload))))
         start_response(status, headers)
         return [payload]

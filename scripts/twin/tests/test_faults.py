@@ -164,3 +164,107 @@ def test_set_and_clear_are_timeline_rows(server, clear):
 
 def test_bad_request_is_400(server):
     assert server.control("faults", {"region": "x", "mode": "explode"})[0] == 400
+
+
+# ---------------------------------------------------------------- Lambda: async invoke, timeouts
+class FakeLambdaWatch:
+    """Stands in for `cargo lambda watch`: `echo` returns its input, `slow` sleeps 1.5 s,
+    `boom` fails (HTTP 500 as cargo lambda answers a function error)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        calls = self.calls = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                name = self.path.split("/")[3]
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                calls.append((name, body))
+                if name == "slow":
+                    time.sleep(1.5)
+                status, payload = (500, b'{"errorType":"Boom","errorMessage":"no"}') if name == "boom" else (200, body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def lambdas():
+    from conftest import Server
+
+    fake = FakeLambdaWatch()
+    server = Server("--lambda-endpoint", fake.url)
+    yield server, fake
+    server.stop()
+    fake.server.shutdown()
+
+
+def test_function_error_is_200_unhandled(lambdas):
+    server, _ = lambdas
+    out = server.client("lambda").invoke(FunctionName="boom", Payload=b"{}")
+    assert out["StatusCode"] == 200 and out["FunctionError"] == "Unhandled"
+    assert json.loads(out["Payload"].read())["errorType"] == "Boom"
+
+
+def test_event_invoke_answers_202_at_once_and_runs_in_background(lambdas):
+    server, fake = lambdas
+    started = time.monotonic()
+    out = server.client("lambda").invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:slow",
+                                         InvocationType="Event", Payload=b'{"n": 1}')
+    assert out["StatusCode"] == 202 and time.monotonic() - started < 0.5
+    deadline = time.monotonic() + 3
+    while ("slow", b'{"n": 1}') not in fake.calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ("slow", b'{"n": 1}') in fake.calls
+
+
+def test_timeout_answers_sandbox_timedout(lambdas):
+    server, _ = lambdas
+    server.control("settings", {"lambda.timeout_seconds.slow": 0.5})
+    started = time.monotonic()
+    out = server.client("lambda").invoke(FunctionName="slow", Payload=b"{}")
+    elapsed = time.monotonic() - started
+    payload = json.loads(out["Payload"].read())
+    assert out["StatusCode"] == 200 and out["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert payload["errorMessage"].endswith("Task timed out after 0.50 seconds")
+    assert 0.5 <= elapsed < 1.4
+    assert any(r["kind"] == "lambda.timeout" and r["function"] == "slow" for r in server.timeline())
+
+
+def test_timeout_fault_holds_for_the_timeout_and_never_forwards(lambdas):
+    server, fake = lambdas
+    server.control("settings", {"lambda.timeout_seconds.echo": 0.3})
+    assert server.control("lambda/fault", {"function": "echo", "mode": "timeout", "count": 1})[0] == 200
+    before = len(fake.calls)
+    started = time.monotonic()
+    out = server.client("lambda").invoke(FunctionName="echo", Payload=b'{"x": 1}')
+    assert time.monotonic() - started >= 0.3
+    assert json.loads(out["Payload"].read())["errorType"] == "Sandbox.Timedout"
+    assert len(fake.calls) == before  # never forwarded
+    out = server.client("lambda").invoke(FunctionName="echo", Payload=b'{"x": 2}')  # count was 1
+    assert "FunctionError" not in out and json.loads(out["Payload"].read()) == {"x": 2}
+    rows = [r for r in server.timeline() if r["kind"] == "lambda.invoke" and r["function"] == "echo"]
+    assert rows[-1]["status"] == 200 and rows[-1]["ms"] >= 0
+
+
+def test_region_fault_applies_to_invoke(lambdas):
+    server, _ = lambdas
+    server.control("faults", {"region": "eu-west-1", "mode": "throttle", "services": ["lambda"]})
+    try:
+        assert code_of(lambda: server.client("lambda", "eu-west-1").invoke(FunctionName="echo", Payload=b"{}")) == ("TooManyRequestsException", 429)
+    finally:
+        server.control("faults", method="DELETE")
