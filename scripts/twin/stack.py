@@ -830,7 +830,10 @@ class Deployer:
                     if old and old["type"] == kind:
                         physical = old["physical_id"]
                     else:
-                        physical, created = self._create_health_check(name, region, logical, props), True
+                        try:
+                            physical, created = self._create_health_check(name, region, logical, props), True
+                        except ClientError as error:
+                            self._failed(state, previous, name, region, logical, kind, error)
                     attrs: dict[str, Any] = {"HealthCheckId": physical}
                 else:
                     physical, attrs = identify(kind, logical, props, ctx)
@@ -842,12 +845,7 @@ class Deployer:
                     try:
                         self._apply(name, region, logical, kind, props, entry, old, created)
                     except ClientError as error:
-                        # CloudFormation would roll back; the twin keeps what it made so
-                        # that a corrected deploy updates it in place.
-                        kept = {k: v for k, v in previous["resources"].items() if k not in state["resources"]}
-                        self.stacks[(region, name)] = {**state, "resources": {**kept, **state["resources"]}}
-                        self.twin.timeline.record("stack.failed", f"stack {name} in {region}: {logical} ({kind}) CREATE_FAILED: {error}", stack=name, region=region, resource=logical)
-                        raise StackError(f"{logical} ({kind}): CREATE_FAILED: {error}") from error
+                        self._failed(state, previous, name, region, logical, kind, error)
                     state["resources"][logical] = entry
                     ctx.physical[logical] = entry["physical_id"]
                 else:
@@ -874,6 +872,14 @@ class Deployer:
             stack=name, region=region,
         )
         return self.summary(state)
+
+    def _failed(self, state: dict, previous: dict, name: str, region: str, logical: str, kind: str, error: ClientError) -> None:
+        """A resource AWS refused: CloudFormation would roll back; the twin keeps what it
+        made (so a corrected deploy updates it in place) and refuses the stack (400)."""
+        kept = {k: v for k, v in previous["resources"].items() if k not in state["resources"]}
+        self.stacks[(region, name)] = {**state, "resources": {**kept, **state["resources"]}}
+        self.twin.timeline.record("stack.failed", f"stack {name} in {region}: {logical} ({kind}) CREATE_FAILED: {error}", stack=name, region=region, resource=logical)
+        raise StackError(f"{logical} ({kind}): CREATE_FAILED: {error}") from error
 
     def _resolve_one(self, ctx: Context, logical: str, res: dict, overrides: dict, state: dict) -> dict:
         """One resource's properties resolved, its overrides applied (and listed)."""

@@ -392,3 +392,36 @@ def test_a_resource_the_template_no_longer_has_is_deleted(server, deployed):
     assert cw.describe_alarms(AlarmNames=["lifeboat-checkout-ap-southeast-1-switch"])["MetricAlarms"] == []
     listed = {(s["region"], s["stack"]) for s in server.control("stack")[1]["stacks"]}
     assert listed >= {(r, "lifeboat") for r in DEPLOY_ORDER}
+
+
+def test_health_checks_that_name_a_sibling_alarm_without_depending_on_it_are_warned(deployed):
+    # CloudFormation creates independent resources in parallel; a health check whose
+    # alarm is created by the same stack, with no DependsOn, may be created first.
+    warnings = deployed["us-east-1"]["warnings"]
+    assert any(w.startswith("Region2HealthCheck names alarm lifeboat-checkout-eu-west-1-switch (Switch1Alarm") for w in warnings), warnings
+    assert deployed["eu-west-1"]["warnings"] == []
+
+
+def test_a_health_check_whose_alarm_does_not_exist_fails_the_stack(server):
+    # The home stack deployed before the stack hosting its primary's switch: the twin's
+    # Route 53 refuses CreateHealthCheck, and the deploy answers 400 naming the resource.
+    params = {**stack_parameters("us-east-1"), "WorkloadId": "nowhere", "SwitchRegions": ""}
+    status, body = server.control("stack", {"region": "us-east-1", "stack_name": "early", "parameters": params})
+    assert status == 400 and "PrimaryRegionHealthCheck" in body["error"], body
+    rows = [r for r in server.timeline() if r["kind"] == "stack.failed" and r.get("stack") == "early"]
+    assert rows and "CREATE_FAILED" in rows[-1]["detail"]
+    status, body = server.control("stack", method="DELETE", query="region=us-east-1&stack=early")
+    assert status == 200, body
+
+
+def test_drift_sees_a_removed_permission_and_a_removed_target(server, deployed):
+    _, body = server.control("lambda/permissions")
+    events = server.client("events", "eu-west-1")
+    rule = deployed["eu-west-1"]["resources"]["HealthProbeFunctionProbe"]["physical_id"]
+    events.remove_targets(Rule=rule, Ids=["HealthProbeFunctionProbeLambdaTarget"])
+    try:
+        rows = drift(server, "eu-west-1")
+        assert {r["property"] for r in rows if r["resource"] == "HealthProbeFunctionProbe"} == {"Targets.HealthProbeFunctionProbeLambdaTarget"}
+    finally:
+        events.put_targets(Rule=rule, Targets=[{"Id": "HealthProbeFunctionProbeLambdaTarget", "Arn": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:lifeboat-health-probe"}])
+    assert drift(server, "eu-west-1") == []
