@@ -13,12 +13,9 @@ is not held by it; a synchronous call that waits inside one request for work tha
 another request (StartSyncExecution of an Express machine calling our Lambdas) would
 deadlock here.
 
-With --complete-rds-promotion, PromoteReadReplica finishes as it does on AWS once the
-instance has rebooted: the instance no longer names a replica source and its source no
-longer lists it. moto 5.2.5 only clears an internal flag, so DescribeDBInstances keeps
-showing `ReadReplicaSourceDBInstanceIdentifier` and a promotion never visibly completes.
-The local drill and its CI test turn this on; the function tests leave moto as it is and
-check RDS's answers with aws-smithy-mocks.
+RDS read replicas (their creation, promotion, lag and breakage) and Aurora global
+failover are emulated by the twin's `rds` module (scripts/twin/rds.py), always on.
+`--complete-rds-promotion` is a deprecated no-op kept while the Rust harness still passes it.
 """
 
 import argparse
@@ -222,33 +219,6 @@ class LambdaRouter:
         return [payload]
 
 
-def complete_rds_promotion() -> None:
-    """Make moto's PromoteReadReplica detach the replica, as AWS does when it completes."""
-    from moto.rds import models
-
-    original = models.RDSBackend.promote_read_replica
-
-    def promote_read_replica(self, db_kwargs):
-        database = self.databases.get(db_kwargs.get("db_instance_identifier"))
-        source = None
-        if database is not None and database.is_replica:
-            source = database.source_db_instance_identifier
-        promoted = original(self, db_kwargs)
-        if source:
-            try:
-                primary = self.find_db_from_id(source)
-            except Exception:  # the source is gone (a failed Region): nothing to unlink
-                primary = None
-            if primary is not None:
-                for ref in (promoted.db_instance_arn, promoted.db_instance_identifier):
-                    if ref in primary.replicas:
-                        primary.replicas.remove(ref)
-            promoted.source_db_instance_identifier = None
-        return promoted
-
-    models.RDSBackend.promote_read_replica = promote_read_replica
-
-
 def fix_sfn_integration() -> None:
     """Make moto's Step Functions integration (`arn:aws:states:::states:startExecution`,
     `.sync`, `.sync:2`) speak the names AWS uses. moto 5.2.5 hands the ASL's parameters
@@ -301,14 +271,11 @@ def main() -> int:
         action="store_true",
         help="make Step Functions really execute ASL (moto's execute_state_machine)",
     )
-    parser.add_argument(
-        "--complete-rds-promotion",
-        action="store_true",
-        help="make PromoteReadReplica detach the replica as AWS does (see the module docstring)",
-    )
+    # Deprecated no-op: the twin's rds module now completes promotions (after their delay)
+    # whether or not this is given. Still accepted because the Rust harness passes it;
+    # remove once the harness no longer does.
+    parser.add_argument("--complete-rds-promotion", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.complete_rds_promotion:
-        complete_rds_promotion()
     if args.execute_state_machines:
         fix_sfn_integration()
 

@@ -23,9 +23,11 @@ def wrap(app, twin):
 
 from . import route53  # noqa: E402
 from . import dns  # noqa: E402
+from . import rds  # noqa: E402
 
 MODULES.append(route53)
 MODULES.append(dns)
+MODULES.append(rds)
 
 
 from . import events  # noqa: E402
