@@ -4,17 +4,62 @@
 //! Endpoints come only from the standard variables (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_<SERVICE>`), which the SDK reads itself; that is how the local
 //! harness points everything at moto. There is no "is local" switch.
+//!
+//! Every call has a deadline. `aws-config`'s defaults set only a 3.1 s connect timeout
+//! (no read, attempt or operation timeout), so a Region that accepts connections and
+//! then hangs — the usual way a Region is in trouble — would hold a call until the
+//! Lambda's own timeout. [`load`] sets an attempt and an operation timeout for every
+//! client built from the shared configuration.
+//!
+//! Every call also names its caller: the SDK's user agent carries `app/<function name>`
+//! (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda), which CloudTrail records as the call's
+//! `userAgent` and the local twin's call log reads.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
 use aws_types::SdkConfig;
+use aws_types::app_name::AppName;
 use aws_types::region::Region;
 
-/// Loads the one shared configuration (credentials, home Region, endpoints, retries).
+/// The variable Lambda sets to the function's name.
+pub const ENV_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// One HTTP attempt's deadline, from sending the request to the response's headers.
+/// A healthy control-plane call answers in tens of milliseconds; 5 s leaves room for
+/// a slow but working Region and cuts a hanging one.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One operation's deadline, all retries included (standard mode: 3 attempts).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// The timeouts [`load`] sets.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The app name the SDK's user agent carries for `function` (`None` when Lambda's
+/// name is not a valid app name, which a function name always is).
+pub fn app_name(function: Option<&str>) -> Option<AppName> {
+    function.and_then(|f| AppName::new(f.to_owned()).ok())
+}
+
+/// Loads the one shared configuration (credentials, home Region, endpoints, retries),
+/// with [`timeouts`] and the function's name in the user agent.
 pub async fn load() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    let function = std::env::var(ENV_FUNCTION_NAME).ok();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
+    if let Some(app) = app_name(function.as_deref()) {
+        loader = loader.app_name(app);
+    }
+    loader.load().await
 }
 
 /// The same configuration pointed at another Region.
@@ -83,6 +128,25 @@ mod tests {
             .region(Region::new("us-east-1"))
             .endpoint_url("http://127.0.0.1:5999")
             .build()
+    }
+
+    #[test]
+    fn every_call_has_an_attempt_and_an_operation_deadline() {
+        let t = timeouts();
+        assert_eq!(t.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(t.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert!(ATTEMPT_TIMEOUT < OPERATION_TIMEOUT);
+        assert_eq!(t.connect_timeout(), Some(Duration::from_millis(3100)));
+    }
+
+    #[test]
+    fn the_function_name_becomes_the_user_agent_app_name() {
+        assert_eq!(
+            app_name(Some("failover-executor")).map(|a| a.to_string()),
+            Some("failover-executor".to_owned())
+        );
+        assert_eq!(app_name(None), None);
+        assert_eq!(app_name(Some("not valid: spaces")), None);
     }
 
     #[test]

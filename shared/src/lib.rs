@@ -7,6 +7,7 @@
 //!   with optimistic concurrency on the spec and a fenced lease;
 //! - [`error`]: the stable error names Step Functions retries and catches by;
 //! - [`aws`]: one SDK configuration, clients per Region on demand;
+//! - `switch` (feature `cloudwatch`): how a routing switch's metric is written;
 //! - [`time`] and [`regions`]: Unix-millisecond time and the AWS Region codes.
 
 pub mod aws;
@@ -15,6 +16,8 @@ pub mod input;
 pub mod model;
 pub mod regions;
 pub mod store;
+#[cfg(feature = "cloudwatch")]
+pub mod switch;
 pub mod time;
 
 pub use error::{Error, ErrorName, Result, Retry};

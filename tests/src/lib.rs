@@ -14,4 +14,5 @@ pub mod machines;
 pub mod moto;
 pub mod route53;
 pub mod table;
+pub mod twin;
 pub mod world;

@@ -41,6 +41,9 @@ pub use request::Request;
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "health-probe";
 
+/// How long re-asserting one routing switch may take (best effort, off the round).
+pub const SWITCH_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Time kept free before the Lambda deadline after the last round.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
@@ -142,7 +145,9 @@ impl<S: Store> Prober<S> {
             Request::One { workload } => {
                 let spec = self.store.get_spec(workload).await?;
                 // A state machine's probe step: one round, the machine does the waiting.
-                let report = self.probe_workload(&spec, Duration::ZERO, deadline).await?;
+                let report = self
+                    .probe_workload(&spec, Duration::ZERO, deadline, false)
+                    .await?;
                 Ok(Output {
                     workloads: vec![report],
                 })
@@ -151,7 +156,10 @@ impl<S: Store> Prober<S> {
                 let ids = self.store.list_workloads().await?;
                 let reports = join_all(ids.iter().map(|id| async move {
                     let result = match self.store.get_spec(id).await {
-                        Ok(spec) => self.probe_workload(&spec, self.window, deadline).await,
+                        Ok(spec) => {
+                            self.probe_workload(&spec, self.window, deadline, true)
+                                .await
+                        }
                         Err(e) => Err(e),
                     };
                     result.unwrap_or_else(|e| {
@@ -179,6 +187,7 @@ impl<S: Store> Prober<S> {
         spec: &WorkloadSpec,
         window: Duration,
         deadline: Option<UnixMillis>,
+        hold_switches: bool,
     ) -> Result<WorkloadReport, Error> {
         let interval = Duration::from_secs(u64::from(spec.policy.probe_interval_seconds.max(1)));
         let longest_probe = spec
@@ -198,7 +207,12 @@ impl<S: Store> Prober<S> {
         };
         loop {
             let round_started = Instant::now();
-            let stale = self.round(spec, &mut previous, &mut report).await?;
+            let (stale, ()) = tokio::join!(self.round(spec, &mut previous, &mut report), async {
+                if hold_switches {
+                    self.hold_switches(spec).await;
+                }
+            });
+            let stale = stale?;
             if stale {
                 previous = self.load_health(&spec.workload).await?;
             }
@@ -222,6 +236,56 @@ impl<S: Store> Prober<S> {
             .filter_map(|r| previous.get(&r.region).cloned())
             .collect();
         Ok(report)
+    }
+
+    /// Re-asserts every routing-switch position recorded for the workload (the
+    /// scheduled run only, once per round): each switch's metric is written again in
+    /// its Region, so the switch alarm always has fresh data saying where Lifeboat put
+    /// it (`lifeboat::switch`). Best effort and bounded: a switch Region that hangs
+    /// (a failed Region hosting another's switch) costs at most [`SWITCH_WRITE_TIMEOUT`]
+    /// and never holds up the round or fails it.
+    async fn hold_switches(&self, spec: &WorkloadSpec) {
+        let positions = match tokio::time::timeout(
+            SWITCH_WRITE_TIMEOUT,
+            self.store.get_switches(&spec.workload),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(error)) => {
+                tracing::warn!(workload = %spec.workload, error = %error.chain(), "Reading switch positions failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(workload = %spec.workload, "Reading switch positions timed out");
+                return;
+            }
+        };
+        join_all(positions.iter().filter_map(|p| {
+            let switch = spec.region(&p.region)?.routing_switch.as_ref()?;
+            let client = self.cloudwatch.get(&switch.region);
+            Some(async move {
+                let result = tokio::time::timeout(
+                    SWITCH_WRITE_TIMEOUT,
+                    lifeboat::switch::put(&client, switch, p.on),
+                )
+                .await;
+                let error = match result {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e.chain(),
+                    Err(_) => format!("timed out after {SWITCH_WRITE_TIMEOUT:?}"),
+                };
+                tracing::warn!(
+                    workload = %spec.workload,
+                    region = %p.region,
+                    switch_region = %switch.region,
+                    on = p.on,
+                    error = %error,
+                    "Re-asserting a routing switch failed"
+                );
+            })
+        }))
+        .await;
     }
 
     async fn load_health(&self, workload: &str) -> Result<HashMap<String, HealthRecord>, Error> {

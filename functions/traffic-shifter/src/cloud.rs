@@ -112,7 +112,9 @@ fn metric(switch: &RoutingSwitch) -> cw::types::Metric {
     m.build()
 }
 
-/// The latest one-second bucket's value, when its minimum and maximum agree.
+/// The latest one-minute bucket's value, when its minimum and maximum agree. One
+/// minute: the switch metric is standard resolution (see [`put_switch_metric`]), and
+/// CloudWatch serves standard-resolution data at periods of 60 s and multiples.
 async fn latest_value(client: &cw::Client, switch: &RoutingSwitch) -> Result<Option<f64>> {
     let now = UnixMillis::now();
     let secs = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX);
@@ -122,7 +124,7 @@ async fn latest_value(client: &cw::Client, switch: &RoutingSwitch) -> Result<Opt
             .metric_stat(
                 cw::types::MetricStat::builder()
                     .metric(metric(switch))
-                    .period(1)
+                    .period(60)
                     .stat(stat)
                     .build(),
             )
@@ -160,32 +162,10 @@ async fn latest_value(client: &cw::Client, switch: &RoutingSwitch) -> Result<Opt
     })
 }
 
-/// PutMetricData of the switch's desired value (high resolution, so the next read
-/// sees this second alone).
+/// PutMetricData of the switch's desired value (`lifeboat::switch`: standard
+/// resolution, the only kind a Route 53 health check's alarm may watch).
 pub async fn put_switch_metric(client: &cw::Client, m: &SwitchMove) -> Result<()> {
-    let mut datum = cw::types::MetricDatum::builder()
-        .metric_name(&m.switch.metric_name)
-        .value(m.value())
-        .storage_resolution(1)
-        .timestamp(DateTime::from_millis(
-            i64::try_from(UnixMillis::now().0).unwrap_or(i64::MAX),
-        ));
-    for d in &m.switch.dimensions {
-        datum = datum.dimensions(
-            cw::types::Dimension::builder()
-                .name(&d.name)
-                .value(&d.value)
-                .build(),
-        );
-    }
-    client
-        .put_metric_data()
-        .namespace(&m.switch.namespace)
-        .metric_data(datum.build())
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk("cloudwatch", "PutMetricData", e))?;
-    Ok(())
+    lifeboat::switch::put(client, &m.switch, m.on).await
 }
 
 /// SetAlarmState to the switch's desired state.

@@ -24,7 +24,8 @@ use aws_sdk_route53 as r53;
 use lambda_runtime::LambdaEvent;
 use lifeboat::aws::RegionalClients;
 use lifeboat::model::WorkloadSpec;
-use lifeboat::{Error, Result, Store};
+use lifeboat::store::{Fence, SwitchPosition};
+use lifeboat::{Error, Result, Store, UnixMillis};
 use serde_json::Value;
 
 pub mod cloud;
@@ -216,8 +217,8 @@ impl<S: Store> Shifter<S> {
         let spec = spec?;
         epoch?;
         let result = match req.step {
-            Step::Failover => self.failover(&spec, req).await,
-            Step::Enable => self.enable(&spec, req).await,
+            Step::Failover => self.failover(store, &spec, req).await,
+            Step::Enable => self.enable(store, &spec, req).await,
             Step::Shift => self.shift(&spec, req).await,
             Step::Verify => self.verify(&spec, req).await,
             Step::Plan => self.plan(&spec, req),
@@ -265,21 +266,25 @@ impl<S: Store> Shifter<S> {
         }
     }
 
-    async fn failover(&self, spec: &WorkloadSpec, req: &Request) -> Result<Outcome> {
+    async fn failover(&self, store: &S, spec: &WorkloadSpec, req: &Request) -> Result<Outcome> {
         let failed = plan::failed_region(spec, req.failed_region.as_deref())?;
         let (moves, skipped) = plan::failover_moves(spec, &req.target_region, &failed)?;
-        self.set_switches(req, moves, skipped, "failed_over").await
+        self.set_switches(store, req, moves, skipped, "failed_over")
+            .await
     }
 
-    async fn enable(&self, spec: &WorkloadSpec, req: &Request) -> Result<Outcome> {
+    async fn enable(&self, store: &S, spec: &WorkloadSpec, req: &Request) -> Result<Outcome> {
         let moves = plan::enable_moves(spec, &req.target_region)?;
-        self.set_switches(req, moves, Vec::new(), "enabled").await
+        self.set_switches(store, req, moves, Vec::new(), "enabled")
+            .await
     }
 
     /// Reads every switch first (a missing alarm fails before anything is written),
+    /// records each desired position (fenced: health-probe re-asserts it from then on),
     /// then writes only what is not in place: the metric, then the alarm state.
     async fn set_switches(
         &self,
+        store: &S,
         req: &Request,
         moves: Vec<SwitchMove>,
         skipped: Vec<SwitchSkip>,
@@ -287,6 +292,23 @@ impl<S: Store> Shifter<S> {
     ) -> Result<Outcome> {
         let set_alarm = req.set_alarm_state.unwrap_or(true);
         let states = self.read_switches(&moves).await?;
+        let now = UnixMillis::now();
+        for m in &moves {
+            let position = SwitchPosition {
+                region: m.controls.clone(),
+                on: m.on,
+                epoch: req.epoch,
+                set_at: now,
+                set_by: format!(
+                    "traffic-shifter {} (epoch {})",
+                    req.step.as_str(),
+                    req.epoch
+                ),
+            };
+            store
+                .put_switch(&req.workload, &position, Fence { epoch: req.epoch })
+                .await?;
+        }
         let mut out = self.outcome(req, status);
         for (m, st) in moves.iter().zip(states) {
             let client = self.cloudwatch.get(&m.switch.region);

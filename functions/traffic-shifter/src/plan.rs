@@ -52,7 +52,7 @@ pub struct SwitchMove {
 impl SwitchMove {
     /// The metric value that means this state.
     pub fn value(&self) -> f64 {
-        if self.on { 1.0 } else { 0.0 }
+        lifeboat::switch::value(self.on)
     }
 
     /// The alarm state that means this state.

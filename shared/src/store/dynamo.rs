@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AuditEvent, Fence, HealthRecord, LEASE_SK, Lease, LeasePurpose, LeaseRequest, RunRecord,
-    SPEC_SK, Store, event_sk, health_sk, run_sk, workload_pk,
+    SPEC_SK, Store, SwitchPosition, event_sk, health_sk, run_sk, switch_sk, workload_pk,
 };
 use crate::error::{Error, Result};
 use crate::model::WorkloadSpec;
@@ -635,6 +635,32 @@ impl Store for DynamoStore {
 
     async fn list_runs(&self, workload: &str) -> Result<Vec<RunRecord>> {
         self.query_prefix(workload, "RUN#").await
+    }
+
+    async fn put_switch(
+        &self,
+        workload: &str,
+        position: &SwitchPosition,
+        fence: Fence,
+    ) -> Result<()> {
+        let pk = workload_pk(workload);
+        let item = to_item(position, &pk, &switch_sk(&position.region), "switch")?;
+        if self
+            .put_conditional(workload, item, None, Some(fence))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::ConcurrentModification {
+                workload: workload.to_owned(),
+                expected: fence.epoch,
+                found: fence.epoch,
+            })
+        }
+    }
+
+    async fn get_switches(&self, workload: &str) -> Result<Vec<SwitchPosition>> {
+        self.query_prefix(workload, "SWITCH#").await
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `WORKLOAD#<id>` | `LEASE` | [`Lease`] with fencing `epoch` |
 //! | `WORKLOAD#<id>` | `EVENT#<time>#<id>` | [`AuditEvent`], append-only |
 //! | `WORKLOAD#<id>` | `RUN#<time>#<id>` | [`RunRecord`] |
+//! | `WORKLOAD#<id>` | `SWITCH#<region>` | [`SwitchPosition`], fenced |
 
 use std::fmt;
 use std::future::Future;
@@ -35,6 +36,11 @@ pub const LEASE_SK: &str = "LEASE";
 /// Sort key of a Region's health item.
 pub fn health_sk(region: &str) -> String {
     format!("HEALTH#{region}")
+}
+
+/// Sort key of the position Lifeboat last set a Region's routing switch to.
+pub fn switch_sk(region: &str) -> String {
+    format!("SWITCH#{region}")
 }
 
 /// Sort key of an audit event: time first, so a query returns them in order.
@@ -293,9 +299,42 @@ pub struct RunRecord {
     pub details: serde_json::Value,
 }
 
+/// The position Lifeboat last set a Region's routing switch to. traffic-shifter writes
+/// it (fenced) before it writes the switch's metric; health-probe re-asserts it every
+/// round, so a switch holds on AWS, where an alarm's metric with no new data would
+/// otherwise decide the switch (README, "Routing switches"). No item means on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchPosition {
+    /// The Region whose traffic the switch controls.
+    pub region: String,
+    /// On (the Region may take traffic) or off.
+    pub on: bool,
+    /// The lease epoch of the run that set it.
+    pub epoch: u64,
+    /// When.
+    pub set_at: UnixMillis,
+    /// Who (an execution ARN, or an operator).
+    pub set_by: String,
+}
+
 /// The store port. Every function talks to the table through this, so decisions can be
 /// tested over a store without I/O and the DynamoDB adapter is tested against moto.
 pub trait Store: Send + Sync {
+    /// Records a switch position (fenced: only the lease holder at `fence` may move a
+    /// switch). Writing the same position again is a no-op success.
+    fn put_switch(
+        &self,
+        workload: &str,
+        position: &SwitchPosition,
+        fence: Fence,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every switch position recorded for the workload.
+    fn get_switches(
+        &self,
+        workload: &str,
+    ) -> impl Future<Output = Result<Vec<SwitchPosition>>> + Send;
+
     /// Ids of every workload with a spec.
     fn list_workloads(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 

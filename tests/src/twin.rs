@@ -1,0 +1,265 @@
+//! The harness's side of the twin (`scripts/twin/`): typed calls to the `/_twin/<name>`
+//! controls of the moto server, and a DNS client for the twin's Route 53 resolver.
+//!
+//! The twin is AWS's behaviour where moto lacks it — alarms that evaluate themselves and
+//! fire their actions, EventBridge delivery, Route 53 health checks and DNS answers, RDS
+//! that takes time and breaks, Regions that hang — built from `template.yaml` through
+//! [`Twin::deploy_stack`]. Everything it does is on its timeline ([`Twin::timeline`]);
+//! every AWS call anyone makes is in its call log ([`Twin::calls`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::moto::MotoServer;
+
+/// A handle on the twin of one moto server.
+#[derive(Debug, Clone)]
+pub struct Twin {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// One row of the twin's timeline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TwinRow {
+    /// Sequence number (pass the last one + 1 as `since`).
+    pub seq: u64,
+    /// Epoch seconds.
+    pub at: f64,
+    /// What kind of thing happened (`cloudwatch.alarm`, `events.delivery`, `fault.set`, ...).
+    pub kind: String,
+    /// What happened.
+    pub detail: String,
+}
+
+/// One AWS API call the twin saw.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiCall {
+    /// Sequence number.
+    pub seq: u64,
+    /// Epoch seconds.
+    pub at: f64,
+    /// Service signing name (`dynamodb`, `monitoring`, `route53`, ...).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Operation (`PutItem`, `GetHealthCheckStatus`, ...).
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// The Region the call was signed for.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Who called: a function's name, `states`, `aws` (the twin itself) or `harness`.
+    #[serde(default)]
+    pub caller: Option<String>,
+    /// HTTP status answered (none when it hung).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The fault applied, if any.
+    #[serde(default)]
+    pub fault: Option<String>,
+    /// `control` or `data` for Route 53.
+    #[serde(default)]
+    pub plane: Option<String>,
+}
+
+/// A workload endpoint the twin serves for one Region.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkloadEndpoint {
+    /// The Region.
+    pub region: String,
+    /// Its loopback address (the value of its DNS record).
+    pub address: String,
+    /// The port every Region's endpoint shares.
+    pub port: u16,
+    /// Its health URL.
+    pub url: String,
+}
+
+/// What the twin's resolver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// Response code (`NoError`, `NXDomain`, ...).
+    pub rcode: String,
+    /// The A records' addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Their TTL (the first answer's).
+    pub ttl: Option<u32>,
+}
+
+impl Twin {
+    /// The twin of `moto`.
+    pub fn new(moto: &MotoServer) -> Twin {
+        Twin {
+            base: format!("{}/_twin", moto.endpoint()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        name: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/{name}", self.base))
+            .timeout(Duration::from_secs(120));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} /_twin/{name}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            bail!("{method} /_twin/{name} answered {status}: {value}");
+        }
+        Ok(value)
+    }
+
+    /// `GET /_twin/<name>`.
+    pub async fn get(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, name, None).await
+    }
+
+    /// `POST /_twin/<name>` with `body`.
+    pub async fn post(&self, name: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, name, Some(body)).await
+    }
+
+    /// `DELETE /_twin/<name>`.
+    pub async fn delete(&self, name: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::DELETE, name, None).await
+    }
+
+    /// Sets named local settings (each is printed in the twin's timeline).
+    pub async fn settings(&self, settings: Value) -> anyhow::Result<()> {
+        self.post("settings", settings).await.map(drop)
+    }
+
+    /// Deploys `template.yaml` as the stack of `region` with `parameters` and named
+    /// local `overrides` (`{"<LogicalId>": {"<Property>": value}}`); what was created.
+    pub async fn deploy_stack(
+        &self,
+        region: &str,
+        parameters: &Value,
+        overrides: &Value,
+    ) -> anyhow::Result<Value> {
+        self.post(
+            "stack",
+            json!({"region": region, "parameters": parameters, "overrides": overrides}),
+        )
+        .await
+        .with_context(|| format!("deploying template.yaml in {region}"))
+    }
+
+    /// Where the live resources of `region`'s stack differ from the template.
+    pub async fn drift(&self, region: &str) -> anyhow::Result<Vec<Value>> {
+        let out = self.get(&format!("stack/drift?region={region}")).await?;
+        Ok(out["drift"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The twin's timeline from `since`.
+    pub async fn timeline(&self, since: u64) -> anyhow::Result<Vec<TwinRow>> {
+        let out = self.get(&format!("timeline?since={since}")).await?;
+        serde_json::from_value(out["rows"].clone()).context("reading the twin's timeline")
+    }
+
+    /// The call log from `since`.
+    pub async fn calls(&self, since: u64) -> anyhow::Result<Vec<ApiCall>> {
+        let out = self.get(&format!("calls?since={since}")).await?;
+        serde_json::from_value(out["calls"].clone()).context("reading the call log")
+    }
+
+    /// The next call-log sequence number (to read only what comes after).
+    pub async fn calls_mark(&self) -> anyhow::Result<u64> {
+        Ok(self.calls(0).await?.last().map_or(0, |c| c.seq + 1))
+    }
+
+    /// Sets a fault (`{"region", "mode", ...}`: see `scripts/twin/faults.py`).
+    pub async fn fault(&self, fault: Value) -> anyhow::Result<()> {
+        self.post("faults", fault).await.map(drop)
+    }
+
+    /// Clears every fault.
+    pub async fn clear_faults(&self) -> anyhow::Result<()> {
+        self.delete("faults").await.map(drop)
+    }
+
+    /// Starts (or returns) the workload endpoint of `region`.
+    pub async fn workload(&self, region: &str) -> anyhow::Result<WorkloadEndpoint> {
+        let out = self.post("workload", json!({"region": region})).await?;
+        serde_json::from_value(out).context("reading a workload endpoint")
+    }
+
+    /// The twin's DNS server.
+    pub async fn dns_addr(&self) -> anyhow::Result<SocketAddr> {
+        let out = self.get("dns").await?;
+        let host: IpAddr = out["host"]
+            .as_str()
+            .unwrap_or("127.0.0.1")
+            .parse()
+            .context("the twin's DNS host")?;
+        let port = out["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .context("the twin's DNS port")?;
+        Ok(SocketAddr::new(host, port))
+    }
+}
+
+/// Asks the DNS server at `server` for the A records of `name`, over UDP.
+pub async fn resolve_a(server: SocketAddr, name: &str) -> anyhow::Result<DnsAnswer> {
+    let mut query = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = false;
+    query.add_query(Query::query(
+        Name::from_ascii(name).with_context(|| format!("DNS name {name}"))?,
+        RecordType::A,
+    ));
+    let bytes = query.to_vec().context("encoding the DNS query")?;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .context("binding a UDP socket")?;
+    socket
+        .send_to(&bytes, server)
+        .await
+        .context("sending the DNS query")?;
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+        .await
+        .context("no DNS answer within 2 s")?
+        .context("reading the DNS answer")?;
+    let answer = Message::from_vec(&buf[..n]).context("decoding the DNS answer")?;
+    let addresses = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect();
+    Ok(DnsAnswer {
+        rcode: format!("{:?}", answer.metadata.response_code),
+        addresses,
+        ttl: answer.answers.first().map(|r| r.ttl),
+    })
+}
+
+fn rand_id() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos & 0xffff) as u16
+}
