@@ -21,7 +21,7 @@ use futures_util::future::{join_all, try_join_all};
 use lambda_runtime::LambdaEvent;
 use lifeboat::aws::RegionalClients;
 use lifeboat::model::{RegionSpec, WorkloadSpec};
-use lifeboat::store::{HealthRecord, Verdict};
+use lifeboat::store::{HealthRecord, SwitchPosition, Verdict};
 use lifeboat::{Error, ErrorName, Store, UnixMillis};
 use serde::Serialize;
 use serde_json::Value;
@@ -41,8 +41,20 @@ pub use request::Request;
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "health-probe";
 
-/// How long re-asserting one routing switch may take (best effort, off the round).
-pub const SWITCH_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a round waits for AWS's view of a Region (Route 53 health checks, the
+/// Region's alarms, replication lag) before it goes on without it.
+pub const SIGNAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `fut`, or `late()` when it takes longer than [`SIGNAL_TIMEOUT`].
+async fn bounded<T>(fut: impl std::future::Future<Output = T>, late: impl FnOnce() -> T) -> T {
+    tokio::time::timeout(SIGNAL_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| late())
+}
+
+/// How long re-asserting one routing switch may take (best effort, beside the round):
+/// a switch hosted in a Region that hangs must not hold up the round.
+pub const SWITCH_WRITE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Time kept free before the Lambda deadline after the last round.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -207,11 +219,15 @@ impl<S: Store> Prober<S> {
         };
         loop {
             let round_started = Instant::now();
-            let (stale, ()) = tokio::join!(self.round(spec, &mut previous, &mut report), async {
-                if hold_switches {
-                    self.hold_switches(spec).await;
+            let positions = self.switch_positions(&spec.workload).await;
+            let (stale, ()) = tokio::join!(
+                self.round(spec, &positions, &mut previous, &mut report),
+                async {
+                    if hold_switches {
+                        self.hold_switches(spec, &positions).await;
+                    }
                 }
-            });
+            );
             let stale = stale?;
             if stale {
                 previous = self.load_health(&spec.workload).await?;
@@ -244,23 +260,7 @@ impl<S: Store> Prober<S> {
     /// it (`lifeboat::switch`). Best effort and bounded: a switch Region that hangs
     /// (a failed Region hosting another's switch) costs at most [`SWITCH_WRITE_TIMEOUT`]
     /// and never holds up the round or fails it.
-    async fn hold_switches(&self, spec: &WorkloadSpec) {
-        let positions = match tokio::time::timeout(
-            SWITCH_WRITE_TIMEOUT,
-            self.store.get_switches(&spec.workload),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            Ok(Err(error)) => {
-                tracing::warn!(workload = %spec.workload, error = %error.chain(), "Reading switch positions failed");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(workload = %spec.workload, "Reading switch positions timed out");
-                return;
-            }
-        };
+    async fn hold_switches(&self, spec: &WorkloadSpec, positions: &[SwitchPosition]) {
         join_all(positions.iter().filter_map(|p| {
             let switch = spec.region(&p.region)?.routing_switch.as_ref()?;
             let client = self.cloudwatch.get(&switch.region);
@@ -288,6 +288,19 @@ impl<S: Store> Prober<S> {
         .await;
     }
 
+    /// The routing-switch positions Lifeboat recorded for the workload, from this
+    /// Region's table (none when it cannot be read: then nothing is re-asserted and no
+    /// switch excuses a Route 53 check this round).
+    async fn switch_positions(&self, workload: &str) -> Vec<SwitchPosition> {
+        match self.store.get_switches(workload).await {
+            Ok(p) => p,
+            Err(error) => {
+                tracing::warn!(workload = %workload, error = %error.chain(), "Reading switch positions failed");
+                Vec::new()
+            }
+        }
+    }
+
     async fn load_health(&self, workload: &str) -> Result<HashMap<String, HealthRecord>, Error> {
         Ok(self
             .store
@@ -303,11 +316,16 @@ impl<S: Store> Prober<S> {
     async fn round(
         &self,
         spec: &WorkloadSpec,
+        positions: &[SwitchPosition],
         previous: &mut HashMap<String, HealthRecord>,
         report: &mut WorkloadReport,
     ) -> Result<bool, Error> {
         let now = UnixMillis::now();
-        let observations = join_all(spec.regions.iter().map(|r| self.observe(spec, r, now))).await;
+        let observations = join_all(spec.regions.iter().map(|r| {
+            let switched_off = positions.iter().any(|p| p.region == r.region && !p.on);
+            self.observe(spec, r, switched_off, now)
+        }))
+        .await;
         let steps: Vec<(Option<&HealthRecord>, hysteresis::Step)> = spec
             .regions
             .iter()
@@ -363,10 +381,11 @@ impl<S: Store> Prober<S> {
         &self,
         spec: &WorkloadSpec,
         region: &RegionSpec,
+        switched_off: bool,
         now: UnixMillis,
     ) -> Observation {
         let endpoints = join_all(region.endpoints.iter().map(|e| self.http.probe(e)));
-        let route53 = signals::route53(&self.route53, region);
+        let route53 = signals::route53(&self.route53, region, switched_off);
         let cloudwatch = self.cloudwatch.get(&region.region);
         let alarms = async {
             if region.alarms.is_empty() {
@@ -376,6 +395,28 @@ impl<S: Store> Prober<S> {
             }
         };
         let lag = self.lag(spec, region, now);
+        // AWS's view of the Region is bounded: a Route 53 control plane or a Region's
+        // CloudWatch that hangs must not hold up the round (the endpoints carry their
+        // own timeouts). Late Route 53 or lag answers are notes; late alarms of the
+        // Region are a failure, as an error from them is (a symptom of the Region).
+        let route53 = bounded(route53, || signals::Seen {
+            notes: vec![format!("Route 53 did not answer within {SIGNAL_TIMEOUT:?}")],
+            ..signals::Seen::default()
+        });
+        let alarms = bounded(alarms, || signals::Seen {
+            failures: vec![format!(
+                "CloudWatch in {} did not answer within {SIGNAL_TIMEOUT:?}",
+                region.region
+            )],
+            ..signals::Seen::default()
+        });
+        let lag = bounded(lag, || {
+            Err(Error::TransientDependency {
+                service: "cloudwatch",
+                operation: "GetMetricData",
+                source: format!("no answer within {SIGNAL_TIMEOUT:?}").into(),
+            })
+        });
         let (endpoints, route53, alarms, lag) = tokio::join!(endpoints, route53, alarms, lag);
 
         let mut obs = Observation::default();

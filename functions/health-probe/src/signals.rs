@@ -51,7 +51,16 @@ pub fn route53_healthy(observations: &[HealthCheckObservation]) -> Option<bool> 
 /// reports unhealthy fails the round; one that does not exist, or a Route 53 API that
 /// does not answer (its control plane lives in us-east-1, not in the probed Region), is
 /// a note: it says nothing about the Region itself.
-pub async fn route53(client: &aws_sdk_route53::Client, region: &RegionSpec) -> Seen {
+///
+/// A Region's record health check watches its routing switch: while Lifeboat has the
+/// switch off (`switched_off`), the check is unhealthy because of that decision, not
+/// because of the Region, so it is a note too — else a Region switched off by a
+/// failover could never be seen healthy again, and never be failed back.
+pub async fn route53(
+    client: &aws_sdk_route53::Client,
+    region: &RegionSpec,
+    switched_off: bool,
+) -> Seen {
     let mut seen = Seen::default();
     for id in region
         .dns
@@ -66,6 +75,9 @@ pub async fn route53(client: &aws_sdk_route53::Client, region: &RegionSpec) -> S
         {
             Ok(out) => match route53_healthy(out.health_check_observations()) {
                 Some(true) => {}
+                Some(false) if switched_off => seen.notes.push(format!(
+                    "Route 53 health check {id} reports unhealthy: Lifeboat has the Region's routing switch off"
+                )),
                 Some(false) => seen
                     .failures
                     .push(format!("Route 53 health check {id} reports unhealthy")),

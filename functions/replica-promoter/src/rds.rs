@@ -236,6 +236,9 @@ impl<S: Store> Promoter<S> {
         let mut placed = Vec::new();
         let mut created = false;
         let mut pending = false;
+        // A replica exists when RDS says so: `creating` takes minutes on AWS, and the
+        // failback must not move the writer onto a replica that is not there yet.
+        let mut creating = false;
         for (index, source) in sources.iter().enumerate() {
             let Some(source_arn) = source.arn.as_deref() else {
                 return Err(Error::VerificationFailed(format!(
@@ -251,6 +254,7 @@ impl<S: Store> Promoter<S> {
                 {
                     Ok((action, status)) => {
                         created |= action == "replica_created";
+                        creating |= status != "available";
                         placed.push((other.region.clone(), index, replica.clone()));
                         resources.push(resource(
                             "rds_instance",
@@ -306,9 +310,11 @@ impl<S: Store> Promoter<S> {
             )
             .await?;
         }
-        let done = !pending;
+        let done = !pending && !creating;
         let status = if pending {
             "partially_protected"
+        } else if creating {
+            "replicas_creating"
         } else {
             "protected"
         };
