@@ -15,7 +15,7 @@ deadlock here.
 
 RDS read replicas (their creation, promotion, lag and breakage) and Aurora global
 failover are emulated by the twin's `rds` module (scripts/twin/rds.py), always on.
-`--complete-rds-promotion` is a deprecated no-op kept while the Rust harness still passes it.
+`--setting NAME=JSON` sets a named local setting of the twin at start (printed in its timeline).
 """
 
 import argparse
@@ -201,6 +201,20 @@ class LambdaRouter:
             function_error=error)
         return status, headers, payload
 
+    def not_run_here(self, raw: str) -> str | None:
+        """The Region of a function ARN whose stack this twin does not run, if any.
+
+        One `cargo lambda watch` runs one stack's functions (one `AWS_REGION`). The named
+        local setting `lambda.regions` lists the Regions whose stacks run locally; an
+        invocation of another Region's function (an EventBridge rule or alarm of that
+        stack) is not run, and says so, instead of running as the wrong Region."""
+        regions = self.twin.setting("lambda.regions", None)
+        ref = urllib.parse.unquote(raw)
+        if not regions or not ref.startswith("arn:"):
+            return None
+        region = ref.split(":")[3]
+        return None if region in regions else region
+
     def __call__(self, environ, start_response):
         match = self.INVOKE.match(environ.get("PATH_INFO", ""))
         if environ.get("REQUEST_METHOD") != "POST" or not match:
@@ -208,6 +222,17 @@ class LambdaRouter:
         name = self.function_name(match["function"])
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b"{}"
+        elsewhere = self.not_run_here(match["function"])
+        if elsewhere is not None:
+            message = f"{name} of the {elsewhere} stack is not run by this twin (local setting lambda.regions)"
+            self.twin.timeline.record("lambda.skipped", message, function=name, region=elsewhere)
+            payload = json.dumps({"Type": "Service", "Message": message}).encode()
+            start_response("503 Service Unavailable", [
+                ("Content-Type", "application/json"),
+                ("x-amzn-ErrorType", "ServiceException"),
+                ("Content-Length", str(len(payload))),
+            ])
+            return [payload]
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         if invocation_type == "Event":
             threading.Thread(target=self.invoke, args=(name, body, "Event"), name=f"invoke-{name}", daemon=True).start()
@@ -271,10 +296,13 @@ def main() -> int:
         action="store_true",
         help="make Step Functions really execute ASL (moto's execute_state_machine)",
     )
-    # Deprecated no-op: the twin's rds module now completes promotions (after their delay)
-    # whether or not this is given. Still accepted because the Rust harness passes it;
-    # remove once the harness no longer does.
-    parser.add_argument("--complete-rds-promotion", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a named local setting of the twin (e.g. twin.minute_seconds=5), as POST /_twin/settings sets it",
+    )
     args = parser.parse_args()
     if args.execute_state_machines:
         fix_sfn_integration()
@@ -284,6 +312,12 @@ def main() -> int:
     twin.host = args.host
     twin.lambda_endpoint = args.lambda_endpoint
     twin_install.install(twin)
+    initial = {}
+    for setting in args.setting:
+        name, _, value = setting.partition("=")
+        initial[name] = json.loads(value)
+    if initial:
+        twin._settings("POST", initial, {})
     app = serialized
     if args.lambda_endpoint:
         app = LambdaRouter(app, args.lambda_endpoint, twin)

@@ -2,9 +2,11 @@
 //! primary Region with a cross-Region read replica in every other Region, and one S3
 //! bucket per Region (versioned) with the primary's buckets replicating to the others.
 //!
-//! moto keeps replication *configuration* but copies nothing between buckets, and its
-//! PromoteReadReplica only completes visibly with the launcher's
-//! `--complete-rds-promotion` (see `scripts/moto_server.py`).
+//! moto keeps replication *configuration* but copies nothing between buckets. RDS is the
+//! twin's (`scripts/twin/rds.py`): a read replica is `creating` for a while, as on AWS,
+//! so the seed waits until every replica is `available` and replicating.
+
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_rds as rds;
@@ -83,6 +85,9 @@ pub async fn seed(base: &SdkConfig, spec: &WorkloadSpec) -> anyhow::Result<DataT
             .await
             .with_context(|| format!("CreateDBInstanceReadReplica {id} in {}", r.region))?;
         replicas.push((r.region.clone(), id.to_owned()));
+    }
+    for (region, id) in &replicas {
+        wait_status(base, region, id, "available", Duration::from_secs(120)).await?;
     }
 
     let mut buckets = Vec::new();
@@ -190,6 +195,39 @@ fn replication_rule(
                 .build()?,
         )
         .build()?)
+}
+
+/// Waits (bounded) until instance `id` in `region` reports `status`.
+pub async fn wait_status(
+    base: &SdkConfig,
+    region: &str,
+    id: &str,
+    status: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let client = rds_client(base, region);
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let out = client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .with_context(|| format!("DescribeDBInstances {id} in {region}"))?;
+        let seen = out
+            .db_instances()
+            .first()
+            .and_then(|d| d.db_instance_status())
+            .unwrap_or_default()
+            .to_owned();
+        if seen == status {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{id} in {region} is `{seen}`, not `{status}`, after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// How an RDS instance stands: `Some(source)` while it is a replica, `None` once it is a

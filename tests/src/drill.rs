@@ -1,41 +1,49 @@
-//! The local failover drill: the whole chain against the emulators, shared by
-//! `scripts/drill` (the `lifeboat-drill` binary) and the CI test `tests/tests/drill.rs`.
+//! The local failover drill: the whole chain in the twin, shared by `scripts/drill` (the
+//! `lifeboat-drill` binary) and the CI test `tests/tests/drill.rs`.
 //!
-//! 1. moto (Step Functions executing ASL, Lambda Invoke routed to `cargo lambda watch`,
-//!    RDS promotions completing as on AWS) and `cargo lambda watch` with our binaries;
-//! 2. a three-Region world: a local HTTP endpoint per Region, the hosted zone, weighted
-//!    records, `CLOUDWATCH_METRIC` health checks and routing switches, the RDS writer and
-//!    its cross-Region replicas, S3 buckets with replication, the table with the spec;
-//! 3. the primary's health alarm, as the template defines it (with a shorter period);
-//! 4. probe rounds (the EventBridge schedule's exact payload to health-probe), the
-//!    primary broken, rounds until the probes call it unhealthy;
-//! 5. the alarm evaluated from the metric data health-probe put into CloudWatch, set to
-//!    ALARM, and its action delivered to failover-executor with the payload CloudWatch
-//!    sends — the two hops moto cannot do, stood in for by this module;
-//! 6. the `failover` execution that delivery starts, to its end; then checks of what it
-//!    must have done (writer promoted, switch flipped, roles in the spec, lease released,
-//!    run recorded) and the measured RTO, from the break to the target seen serving by
-//!    the machine's own probe.
+//! 1. moto with the twin (`scripts/twin/`: alarms that evaluate themselves and fire their
+//!    actions, EventBridge that delivers, Route 53 health checks and a DNS server, RDS
+//!    that takes time and breaks, Regions that hang) and `cargo lambda watch` with our
+//!    binaries;
+//! 2. the world built from `template.yaml` (one stack per Region: alarms, health checks,
+//!    schedules, rules, permissions; [`crate::stacks`]), a workload endpoint per Region
+//!    on its own loopback address, the hosted zone with weighted records, the RDS writer
+//!    and its cross-Region replicas, S3 buckets with replication, the table with the spec;
+//! 3. the scheduled probes (the prober stack's EventBridge schedule) see every Region
+//!    healthy and DNS answers every Region;
+//! 4. us-east-1 breaks as a Region does: its endpoint and every AWS API signed for it
+//!    hang, Route 53's control plane (served from us-east-1) too;
+//! 5. nothing else is done by the harness until traffic has moved: the probes call the
+//!    primary unhealthy, the primary's health alarm (as the template defines it) goes to
+//!    ALARM by itself, its action starts the `failover` execution;
+//! 6. the RTO as a client sees it (from the break to the first DNS answer without the
+//!    failed Region plus a request served by the survivor it names), beside the internal
+//!    one (break to `finalize`), and the failed Region stays out of DNS for five
+//!    switch-alarm periods;
+//! 7. the Region is repaired, the failback runs from the operator's console input, and
+//!    DNS answers the home Region again.
 //!
-//! Everything runs in the surviving Region (`eu-west-1`): moto replicates nothing
-//! between Regions, and a failover must not need the failed one.
+//! Everything the functions do runs in the surviving Region (`eu-west-1`). What the
+//! harness still stands in for is listed in the report ([`STAND_INS`]).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_sdk_cloudwatch as cw;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use aws_types::SdkConfig;
-use health_probe::loopback::LoopbackServer;
 use lifeboat::model::Role;
+use lifeboat::store::Verdict;
 use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
 use serde_json::{Value, json};
 
 use crate::data::{self, DataTier};
 use crate::lambda::{LambdaWatch, free_port};
-use crate::machines::{self, ACCOUNT};
+use crate::machines;
 use crate::moto::{MotoOptions, MotoServer};
+use crate::stacks::{Deployed, StackInputs};
+use crate::twin::{self, Twin, TwinRow, WorkloadEndpoint};
 
 /// The Region that fails.
 pub const FAILED: &str = "us-east-1";
@@ -44,8 +52,12 @@ pub const FAILED: &str = "us-east-1";
 pub const SURVIVOR: &str = "eu-west-1";
 /// The workload.
 pub const WORKLOAD: &str = "checkout";
-/// The EventBridge scheduled event health-probe gets every minute.
-pub const SCHEDULED_PROBE: &str = include_str!("../../events/health-probe/scheduled-event.json");
+
+/// What the harness still does itself, with why (README, "What the harness stands in for").
+pub const STAND_INS: [&str; 2] = [
+    "global-table replication between Regions: moto's tables are independent; the harness copies newer items (spec by version, lease by epoch, health by observed_at, runs and events when absent) after the failover and after the failback",
+    "S3 object replication: moto keeps replication configuration but copies no object; the drill checks the configuration, and the failover reads no object",
+];
 
 /// What can go wrong on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +68,24 @@ pub enum Fault {
     PromotionRefused,
 }
 
-/// How to run the drill.
+/// How to run the drill. Every field is a named local input, printed in the timeline.
 #[derive(Debug, Clone)]
 pub struct DrillOptions {
-    /// The failover machine's `timing.poll_seconds` (status and verification polls).
+    /// The failover machine's `timing.poll_seconds` for an alarm-started failover
+    /// (failover-executor's `FAILOVER_ALARM_TIMING`) and the failback's input.
     pub poll_seconds: u32,
     /// The failover machine's `timing.verify_max_polls`.
     pub verify_max_polls: u32,
-    /// The alarm's period. The template's alarm uses 60 s and three periods; the local
-    /// alarm uses this period and one, so a drill takes seconds, not minutes.
-    pub alarm_period_seconds: i32,
+    /// How many real seconds a CloudWatch/EventBridge minute lasts in the twin
+    /// (`twin.minute_seconds`): the template's 60 s alarm periods and `rate(1 minute)`
+    /// schedules run at this pace, so a drill takes minutes, not an hour.
+    pub minute_seconds: f64,
+    /// How long an RDS promotion takes (`rds.promote_seconds`).
+    pub promote_seconds: f64,
+    /// How long creating an RDS read replica takes (`rds.replica_create_seconds`).
+    pub replica_create_seconds: f64,
+    /// Switch-alarm periods to watch after the failover (at least five).
+    pub hold_periods: u32,
     /// A fault to inject.
     pub fault: Option<Fault>,
     /// Print progress as it goes.
@@ -76,8 +96,11 @@ impl Default for DrillOptions {
     fn default() -> Self {
         DrillOptions {
             poll_seconds: 1,
-            verify_max_polls: 10,
-            alarm_period_seconds: 10,
+            verify_max_polls: 20,
+            minute_seconds: 4.0,
+            promote_seconds: 3.0,
+            replica_create_seconds: 2.0,
+            hold_periods: 5,
             fault: None,
             verbose: false,
         }
@@ -111,22 +134,32 @@ pub struct Check {
 /// The drill's result.
 #[derive(Debug, Clone, Default)]
 pub struct DrillReport {
-    /// Every step, harness and machine.
+    /// Every step: harness, twin and machine.
     pub timeline: Vec<Row>,
     /// Every check.
     pub checks: Vec<Check>,
+    /// The named local inputs (settings, stack parameters, timing).
+    pub local_inputs: Vec<String>,
     /// The failover execution's final status.
     pub execution_status: Option<String>,
     /// The failover execution's error, when it failed.
     pub execution_error: Option<(String, String)>,
     /// The failback execution's final status.
     pub failback_status: Option<String>,
-    /// Break → the target seen serving by the machine's probe.
+    /// Break → the failover's `finalize` (the machine saw the target serving).
     pub rto_ms: Option<u64>,
+    /// Break → a client's DNS answer no longer names the failed Region and the survivor
+    /// it names serves.
+    pub client_rto_ms: Option<u64>,
     /// Break → the probes call the primary unhealthy.
     pub detection_ms: Option<u64>,
+    /// Break → the primary's health alarm in ALARM.
+    pub alarm_ms: Option<u64>,
     /// The objective.
     pub rto_objective_ms: u64,
+    /// What the functions asked of the failed Region (and of Route 53's control plane)
+    /// from the break to the end of the failover, from the twin's call log.
+    pub calls_to_failed: Vec<twin::ApiCall>,
 }
 
 impl DrillReport {
@@ -144,6 +177,17 @@ impl DrillReport {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nLocal inputs (named overrides of the twin and the stacks):"
+        );
+        for i in &self.local_inputs {
+            let _ = writeln!(out, "  {i}");
+        }
+        let _ = writeln!(out, "Stand-ins (what the harness still does itself):");
+        for s in STAND_INS {
+            let _ = writeln!(out, "  {s}");
+        }
         let _ = writeln!(
             out,
             "\n{:>9}  {:>9}  {:<34} detail",
@@ -176,9 +220,19 @@ impl DrillReport {
         );
         let _ = writeln!(
             out,
-            "Measured RTO (break → {SURVIVOR} seen serving by the failover's probe): {} (objective {} ms)",
-            ms(self.rto_ms),
+            "Alarm (break → the primary's health alarm in ALARM): {}",
+            ms(self.alarm_ms)
+        );
+        let _ = writeln!(
+            out,
+            "RTO as a client sees it (break → DNS without {FAILED} and {SURVIVOR} serving): {} (objective {} ms)",
+            ms(self.client_rto_ms),
             self.rto_objective_ms
+        );
+        let _ = writeln!(
+            out,
+            "Internal RTO (break → the failover's finalize): {}",
+            ms(self.rto_ms)
         );
         out
     }
@@ -214,12 +268,18 @@ impl Clock {
 /// The running world: emulators, functions, endpoints and what was seeded.
 #[derive(Debug)]
 pub struct World {
-    /// moto.
+    /// moto with the twin.
     pub moto: MotoServer,
+    /// The twin's controls.
+    pub twin: Twin,
     /// `cargo lambda watch` with our binaries.
     pub watch: LambdaWatch,
-    /// The local HTTP endpoint of each Region.
-    pub endpoints: BTreeMap<String, LoopbackServer>,
+    /// The workload endpoint of each Region (served by the twin).
+    pub endpoints: BTreeMap<String, WorkloadEndpoint>,
+    /// The twin's DNS server.
+    pub dns: SocketAddr,
+    /// The record a client resolves.
+    pub record_name: String,
     /// Configuration for the survivor, pointed at moto.
     pub config: SdkConfig,
     /// The table name.
@@ -230,14 +290,20 @@ pub struct World {
     pub spec: WorkloadSpec,
     /// The RDS and S3 seeded.
     pub data: DataTier,
+    /// The stacks deployed from `template.yaml`.
+    pub stacks: Deployed,
     /// The `failover` machine's ARN.
     pub failover_machine: String,
     /// The `failback` machine's ARN.
     pub failback_machine: String,
     /// The spec as seeded, before any failover: what the failback must restore.
     pub original: WorkloadSpec,
-    /// The primary's health alarm (in the survivor).
+    /// The primary's health alarm (in the survivor), as the template names it.
     pub alarm_name: String,
+    /// The named local inputs.
+    pub local_inputs: Vec<String>,
+    /// How long a CloudWatch minute lasts in this twin (`twin.minute_seconds`).
+    pub minute_seconds: f64,
     http: reqwest::Client,
 }
 
@@ -247,37 +313,77 @@ pub fn health_alarm_name(workload: &str, primary: &str, seen_from: &str) -> Stri
 }
 
 impl World {
-    /// Starts the emulators and the functions, and seeds the world.
+    /// Starts the emulators and the functions, and builds the world.
     pub async fn start(opts: &DrillOptions) -> anyhow::Result<World> {
         let watch_port = free_port()?;
+        let settings: Vec<(String, Value)> = vec![
+            ("twin.minute_seconds".into(), json!(opts.minute_seconds)),
+            ("rds.promote_seconds".into(), json!(opts.promote_seconds)),
+            (
+                "rds.replica_create_seconds".into(),
+                json!(opts.replica_create_seconds),
+            ),
+            // One cargo lambda watch runs one stack's functions: the survivor's.
+            ("lambda.regions".into(), json!([SURVIVOR])),
+        ];
+        let mut local_inputs: Vec<String> = settings
+            .iter()
+            .map(|(k, v)| format!("twin setting {k} = {v}"))
+            .collect();
         let moto = MotoServer::start_with(&MotoOptions {
             lambda_endpoint: Some(format!("http://127.0.0.1:{watch_port}")),
             execute_state_machines: true,
-            complete_rds_promotion: true,
+            settings,
         })?;
+        let twin = Twin::new(&moto);
         let config = moto.sdk_config(SURVIVOR).await;
         let table = crate::table::unique_name("drill");
 
-        // One local endpoint per Region, and the spec pointing at them.
+        // A workload endpoint per Region, each on its own loopback address.
         let mut spec = crate::world::example_spec()?;
         let mut endpoints = BTreeMap::new();
-        let alarm_name = health_alarm_name(WORKLOAD, FAILED, SURVIVOR);
+        let mut addresses = BTreeMap::new();
         for r in &mut spec.regions {
-            let server = LoopbackServer::start()
-                .await
-                .context("starting a local endpoint")?;
+            let endpoint = twin.workload(&r.region).await?;
             for e in &mut r.endpoints {
-                e.url = server.url("/health");
+                e.url.clone_from(&endpoint.url);
                 e.timeout_ms = 500;
+                e.body_contains = Some("ok".into());
             }
             // The example's application alarms do not exist in this world; the failover
             // alarm is not in the spec either: failover-executor maps it by its metric's
             // `Workload` and `Region` dimensions, as for a deployed stack.
             r.alarms.clear();
-            endpoints.insert(r.region.clone(), server);
+            addresses.insert(r.region.clone(), endpoint.address.clone());
+            endpoints.insert(r.region.clone(), endpoint);
         }
-        spec.policy.probe_interval_seconds = 1;
-        let spec = crate::route53::seed(&moto, &spec, "drill").await?;
+        let record_name = spec
+            .regions
+            .first()
+            .and_then(|r| r.dns.first())
+            .map(|d| d.record_name.clone())
+            .context("the example spec has no DNS record")?;
+
+        // The stacks, as `sam deploy` would create them in every Region.
+        let parameters = vec![
+            // One probe round per scheduled event: the twin's minute is the interval.
+            ("ProbeWindowSeconds".to_owned(), "0".to_owned()),
+        ];
+        for (k, v) in &parameters {
+            local_inputs.push(format!("stack parameter {k} = {v}"));
+        }
+        local_inputs.push(format!(
+            "failover-executor FAILOVER_ALARM_TIMING = {},{} (poll s, verify polls)",
+            opts.poll_seconds, opts.verify_max_polls
+        ));
+        let inputs = StackInputs {
+            table: table.clone(),
+            probe_region: Some(SURVIVOR.to_owned()),
+            parameters,
+            ..StackInputs::default()
+        };
+        let (spec, stacks) =
+            crate::route53::seed_world(&moto, &spec, "", &inputs, &addresses).await?;
         let data = data::seed(&config, &spec).await?;
         let mut spec = spec;
         if opts.fault == Some(Fault::PromotionRefused) {
@@ -305,29 +411,6 @@ impl World {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
         let spec = store.create_spec(&spec).await.context("storing the spec")?;
 
-        // The primary's health alarm as template.yaml defines it, in the survivor's stack.
-        let cw = cw::Client::new(&config);
-        cw.put_metric_alarm()
-            .alarm_name(&alarm_name)
-            .alarm_description(format!(
-                "The primary Region {FAILED} of {WORKLOAD} is unhealthy as probed from {SURVIVOR}."
-            ))
-            .namespace("Lifeboat")
-            .metric_name("RegionHealthy")
-            .dimensions(dimension("Workload", WORKLOAD))
-            .dimensions(dimension("Region", FAILED))
-            .statistic(cw::types::Statistic::Minimum)
-            .period(opts.alarm_period_seconds)
-            .evaluation_periods(1)
-            .datapoints_to_alarm(1)
-            .threshold(1.0)
-            .comparison_operator(cw::types::ComparisonOperator::LessThanThreshold)
-            .treat_missing_data("missing")
-            .alarm_actions(machines::function_arn(SURVIVOR, "failover-executor"))
-            .send()
-            .await
-            .context("PutMetricAlarm (the primary's health alarm)")?;
-
         let sfn = aws_sdk_sfn::Client::new(&config);
         let failover_machine = machines::create(&sfn, "failover", SURVIVOR).await?;
         let failback_machine = machines::create(&sfn, "failback", SURVIVOR).await?;
@@ -342,6 +425,7 @@ impl World {
                     "FAILOVER_ALARM_TIMING",
                     format!("{},{}", opts.poll_seconds, opts.verify_max_polls),
                 ),
+                ("LIFEBOAT_PROBE_WINDOW_SECONDS", "0".into()),
             ],
             &[
                 "health-probe",
@@ -350,21 +434,31 @@ impl World {
                 "traffic-shifter",
             ],
         )?;
+        let dns = twin.dns_addr().await?;
         let original = spec.clone();
         Ok(World {
             moto,
+            twin,
             watch,
             endpoints,
+            dns,
+            record_name,
             config,
             table,
             store,
             spec,
             data,
+            stacks,
             failover_machine,
             failback_machine,
             original,
-            alarm_name,
-            http: reqwest::Client::new(),
+            alarm_name: health_alarm_name(WORKLOAD, FAILED, SURVIVOR),
+            local_inputs,
+            minute_seconds: opts.minute_seconds,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(500))
+                .build()
+                .context("an HTTP client")?,
         })
     }
 
@@ -375,8 +469,7 @@ impl World {
             "{}/2015-03-31/functions/{function}/invocations",
             self.watch.endpoint()
         );
-        let response = self
-            .http
+        let response = reqwest::Client::new()
             .post(&url)
             .header("content-type", "application/json")
             .body(payload.to_string())
@@ -399,172 +492,44 @@ impl World {
         Ok(value)
     }
 
-    /// One probe round: the scheduled event EventBridge delivers every minute.
-    pub async fn probe_round(&self) -> anyhow::Result<BTreeMap<String, String>> {
-        let event: Value = serde_json::from_str(SCHEDULED_PROBE)?;
-        let out = self.invoke("health-probe", &event).await?;
-        let mut verdicts = BTreeMap::new();
-        for w in out["workloads"].as_array().into_iter().flatten() {
-            if w["workload"] != WORKLOAD {
-                continue;
-            }
-            for r in w["regions"].as_array().into_iter().flatten() {
-                verdicts.insert(
-                    r["region"].as_str().unwrap_or("?").to_owned(),
-                    r["verdict"].as_str().unwrap_or("?").to_owned(),
-                );
+    /// The verdict the probes last wrote for each Region (in the survivor's table).
+    pub async fn verdicts(&self) -> anyhow::Result<BTreeMap<String, Verdict>> {
+        Ok(self
+            .store
+            .get_health(WORKLOAD)
+            .await?
+            .into_iter()
+            .map(|h| (h.region, h.verdict))
+            .collect())
+    }
+
+    /// The Regions whose addresses `queries` DNS answers for the workload's record
+    /// name through the twin's resolver (weighted: one record per answer).
+    pub async fn dns_regions(&self, queries: u32) -> anyhow::Result<BTreeMap<String, u32>> {
+        let mut seen = BTreeMap::new();
+        for _ in 0..queries {
+            let answer = twin::resolve_a(self.dns, &self.record_name).await?;
+            for a in answer.addresses {
+                let region = self
+                    .endpoints
+                    .iter()
+                    .find(|(_, e)| e.address == a.to_string())
+                    .map_or_else(|| a.to_string(), |(r, _)| r.clone());
+                *seen.entry(region).or_insert(0) += 1;
             }
         }
-        Ok(verdicts)
+        Ok(seen)
     }
 
-    /// The alarm, evaluated as CloudWatch does from the data in moto: `Some(datapoints)`
-    /// when the latest `datapoints_to_alarm` of `evaluation_periods` periods breach.
-    pub async fn evaluate_alarm(&self) -> anyhow::Result<Option<Vec<(UnixMillis, f64)>>> {
-        let cw = cw::Client::new(&self.config);
-        let alarms = cw
-            .describe_alarms()
-            .alarm_names(&self.alarm_name)
-            .send()
-            .await
-            .context("DescribeAlarms")?;
-        let a = alarms
-            .metric_alarms()
-            .first()
-            .context("the health alarm is gone")?;
-        let period = a.period().unwrap_or(60);
-        let periods = a.evaluation_periods().unwrap_or(1);
-        let needed = a.datapoints_to_alarm().unwrap_or(periods);
-        let threshold = a.threshold().unwrap_or(1.0);
-        let now = i64::try_from(UnixMillis::now().0 / 1000).unwrap_or(i64::MAX);
-        let start = now - i64::from(period) * i64::from(periods);
-        let stats = cw
-            .get_metric_statistics()
-            .namespace(a.namespace().unwrap_or("Lifeboat"))
-            .metric_name(a.metric_name().unwrap_or("RegionHealthy"))
-            .set_dimensions(Some(a.dimensions().to_vec()))
-            .start_time(cw::primitives::DateTime::from_secs(start))
-            .end_time(cw::primitives::DateTime::from_secs(now + 1))
-            .period(period)
-            .statistics(cw::types::Statistic::Minimum)
-            .send()
-            .await
-            .context("GetMetricStatistics")?;
-        let mut points: Vec<(UnixMillis, f64)> = stats
-            .datapoints()
-            .iter()
-            .filter_map(|d| {
-                let t = d.timestamp()?.to_millis().ok()?;
-                Some((UnixMillis(u64::try_from(t).ok()?), d.minimum()?))
-            })
-            .collect();
-        points.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-        points.truncate(usize::try_from(periods).unwrap_or(1));
-        let breaching = points.iter().filter(|(_, v)| *v < threshold).count();
-        Ok((breaching >= usize::try_from(needed).unwrap_or(1)).then_some(points))
-    }
-
-    /// Sets the alarm to ALARM in moto and returns the payload CloudWatch sends to a
-    /// Lambda alarm action (the shape of `events/failover-executor/alarm-action.json`).
-    pub async fn fire_alarm(&self, points: &[(UnixMillis, f64)]) -> anyhow::Result<Value> {
-        let cw = cw::Client::new(&self.config);
-        let before = cw
-            .describe_alarms()
-            .alarm_names(&self.alarm_name)
-            .send()
-            .await
-            .context("DescribeAlarms")?;
-        let a = before
-            .metric_alarms()
-            .first()
-            .context("the health alarm is gone")?
-            .clone();
-        let stamp = |t: UnixMillis| t.rfc3339().replace('Z', "+0000");
-        let values: Vec<String> = points.iter().map(|(_, v)| format!("{v:.1}")).collect();
-        let reason = format!(
-            "Threshold Crossed: {n} out of the last {n} datapoints [{}] were less than the threshold ({:.1}) (minimum {n} datapoint for OK -> ALARM transition).",
-            values.join(", "),
-            a.threshold().unwrap_or(1.0),
-            n = points.len(),
-        );
-        let now = UnixMillis::now();
-        let reason_data = json!({
-            "version": "1.0",
-            "queryDate": stamp(now),
-            "statistic": "Minimum",
-            "period": a.period().unwrap_or(60),
-            "recentDatapoints": points.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
-            "threshold": a.threshold().unwrap_or(1.0),
-        });
-        cw.set_alarm_state()
-            .alarm_name(&self.alarm_name)
-            .state_value(cw::types::StateValue::Alarm)
-            .state_reason(&reason)
-            .state_reason_data(reason_data.to_string())
-            .send()
-            .await
-            .context("SetAlarmState ALARM")?;
-        let after = cw
-            .describe_alarms()
-            .alarm_names(&self.alarm_name)
-            .send()
-            .await
-            .context("DescribeAlarms")?;
-        let changed = after
-            .metric_alarms()
-            .first()
-            .and_then(|a| a.state_updated_timestamp())
-            .and_then(|t| t.to_millis().ok())
-            .and_then(|t| u64::try_from(t).ok())
-            .map_or(now, UnixMillis);
-        let dimensions: serde_json::Map<String, Value> = a
-            .dimensions()
-            .iter()
-            .filter_map(|d| Some((d.name()?.to_owned(), json!(d.value()?))))
-            .collect();
-        Ok(json!({
-            "source": "aws.cloudwatch",
-            "alarmArn": a.alarm_arn().map_or_else(
-                || format!("arn:aws:cloudwatch:{SURVIVOR}:{ACCOUNT}:alarm:{}", self.alarm_name),
-                str::to_owned,
-            ),
-            "accountId": ACCOUNT,
-            "time": stamp(changed),
-            "region": SURVIVOR,
-            "alarmData": {
-                "alarmName": self.alarm_name,
-                "state": {
-                    "value": "ALARM",
-                    "reason": reason,
-                    "reasonData": reason_data.to_string(),
-                    "timestamp": stamp(changed),
-                },
-                "previousState": {
-                    "value": a.state_value().map_or("INSUFFICIENT_DATA", |s| s.as_str()),
-                    "reason": a.state_reason().unwrap_or_default(),
-                    "timestamp": stamp(a.state_updated_timestamp()
-                        .and_then(|t| t.to_millis().ok())
-                        .and_then(|t| u64::try_from(t).ok())
-                        .map_or(now, UnixMillis)),
-                },
-                "configuration": {
-                    "description": a.alarm_description().unwrap_or_default(),
-                    "metrics": [{
-                        "id": "m1",
-                        "metricStat": {
-                            "metric": {
-                                "namespace": a.namespace().unwrap_or_default(),
-                                "name": a.metric_name().unwrap_or_default(),
-                                "dimensions": dimensions,
-                            },
-                            "period": a.period().unwrap_or(60),
-                            "stat": "Minimum",
-                        },
-                        "returnData": true,
-                    }],
-                },
-            },
-        }))
+    /// Whether the workload endpoint of `region`, reached at its DNS address, serves.
+    pub async fn serves(&self, region: &str) -> bool {
+        let Some(e) = self.endpoints.get(region) else {
+            return false;
+        };
+        match self.http.get(&e.url).send().await {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        }
     }
 
     /// The executions of the failover machine.
@@ -582,84 +547,83 @@ impl World {
             .map(|e| e.execution_arn().to_owned())
             .collect())
     }
+
+    /// The primary's health alarm state.
+    pub async fn alarm_state(&self) -> anyhow::Result<String> {
+        Ok(
+            crate::route53::alarm(&self.config, SURVIVOR, &self.alarm_name)
+                .await?
+                .0,
+        )
+    }
 }
 
-fn dimension(name: &str, value: &str) -> cw::types::Dimension {
-    cw::types::Dimension::builder()
-        .name(name)
-        .value(value)
-        .build()
+/// What a client of the workload sees: the twin's DNS answers and the endpoints they
+/// name. Cloned into the task that measures the client's RTO while the failover runs.
+#[derive(Debug, Clone)]
+struct ClientView {
+    dns: SocketAddr,
+    record_name: String,
+    endpoints: BTreeMap<String, WorkloadEndpoint>,
+    http: reqwest::Client,
 }
 
-/// The last Lambda task error of an execution (`errorType: message`): what a Catch
-/// turned into the machine's own Fail state.
-pub fn last_task_error(history: &[HistoryEvent]) -> Option<String> {
-    history.iter().rev().find_map(|e| {
-        let d = e.lambda_function_failed_event_details()?;
-        Some(format!(
-            "{}: {}",
-            d.error().unwrap_or("?"),
-            d.cause().unwrap_or_default()
-        ))
-    })
-}
+impl ClientView {
+    fn of(world: &World) -> ClientView {
+        ClientView {
+            dns: world.dns,
+            record_name: world.record_name.clone(),
+            endpoints: world.endpoints.clone(),
+            http: world.http.clone(),
+        }
+    }
 
-/// Each state of an execution: `(name, entered, exited)`, in the order entered.
-pub fn states(history: &[HistoryEvent]) -> Vec<(String, UnixMillis, Option<UnixMillis>)> {
-    let millis = |e: &HistoryEvent| {
-        e.timestamp()
-            .to_millis()
-            .ok()
-            .and_then(|t| u64::try_from(t).ok())
-            .map_or(UnixMillis(0), UnixMillis)
-    };
-    let mut out: Vec<(String, UnixMillis, Option<UnixMillis>)> = Vec::new();
-    for e in history {
-        if let Some(d) = e.state_entered_event_details() {
-            out.push((d.name().to_owned(), millis(e), None));
-        } else if let Some(d) = e.state_exited_event_details() {
-            // The latest entry of that name still open (loops enter a state again).
-            if let Some(row) = out
-                .iter_mut()
-                .rev()
-                .find(|(n, _, exit)| n == d.name() && exit.is_none())
-            {
-                row.2 = Some(millis(e));
+    /// One look as a client: `queries` DNS answers (weighted routing answers one record
+    /// at a time), the Regions they named, and whether each named Region served a request.
+    async fn look(&self, queries: u32) -> (BTreeMap<String, u32>, bool) {
+        let mut named: BTreeMap<String, u32> = BTreeMap::new();
+        for _ in 0..queries {
+            let Ok(answer) = twin::resolve_a(self.dns, &self.record_name).await else {
+                continue;
+            };
+            for a in answer.addresses {
+                let region = self
+                    .endpoints
+                    .iter()
+                    .find(|(_, e)| e.address == a.to_string())
+                    .map_or_else(|| a.to_string(), |(r, _)| r.clone());
+                *named.entry(region).or_insert(0) += 1;
             }
         }
-    }
-    out
-}
-
-async fn history(
-    sfn: &aws_sdk_sfn::Client,
-    execution_arn: &str,
-) -> anyhow::Result<Vec<HistoryEvent>> {
-    let mut events = Vec::new();
-    let mut token = None;
-    loop {
-        let out = sfn
-            .get_execution_history()
-            .execution_arn(execution_arn)
-            .set_next_token(token)
-            .max_results(1000)
-            .send()
-            .await
-            .context("GetExecutionHistory")?;
-        events.extend(out.events().iter().cloned());
-        token = out.next_token().map(str::to_owned);
-        if token.is_none() {
-            return Ok(events);
+        let mut all_serve = !named.is_empty();
+        for region in named.keys() {
+            let served = match self.endpoints.get(region) {
+                Some(e) => self
+                    .http
+                    .get(&e.url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                None => false,
+            };
+            all_serve &= served;
         }
+        (named, all_serve)
     }
-}
 
-fn check(report: &mut DrillReport, what: &str, ok: bool, seen: impl Into<String>) {
-    report.checks.push(Check {
-        what: what.to_owned(),
-        ok,
-        seen: seen.into(),
-    });
+    /// Polls until the answers no longer name `failed` and what they name serves;
+    /// when that first held (bounded by `limit`).
+    async fn until_recovered(&self, failed: &str, limit: Duration) -> Option<UnixMillis> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let (named, serves) = self.look(12).await;
+            if !named.is_empty() && !named.contains_key(failed) && serves {
+                return Some(UnixMillis::now());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        None
+    }
 }
 
 /// A drill in progress: the world, the clock and the report so far. [`run`] goes
@@ -674,10 +638,25 @@ pub struct Drill {
     pub opts: DrillOptions,
     clock: Clock,
     broke_at: Option<UnixMillis>,
+    twin_seen: u64,
+    client: Option<tokio::task::JoinHandle<Option<UnixMillis>>>,
 }
 
+/// Twin timeline kinds the drill's timeline shows (the rest is in `GET /_twin/timeline`).
+const TWIN_KINDS: [&str; 9] = [
+    "cloudwatch.alarm",
+    "cloudwatch.action",
+    "events.delivery",
+    "fault.set",
+    "fault.cleared",
+    "rds.status",
+    "rds.replication",
+    "route53.health",
+    "lambda.timeout",
+];
+
 impl Drill {
-    /// Starts the emulators and the functions and seeds the world.
+    /// Starts the emulators and the functions and builds the world.
     pub async fn start(opts: &DrillOptions) -> anyhow::Result<Drill> {
         let clock = Clock {
             start: Instant::now(),
@@ -688,24 +667,44 @@ impl Drill {
         let began = Instant::now();
         let world = World::start(opts).await?;
         report.rto_objective_ms = world.spec.policy.rto_seconds.saturating_mul(1000);
+        report.local_inputs.clone_from(&world.local_inputs);
+        let resources: usize = world
+            .stacks
+            .stacks
+            .values()
+            .map(|s| s["resources"].as_object().map_or(0, |r| r.len()))
+            .sum();
         clock.row(
             &mut report,
             began,
-            "start emulators + seed world",
+            "start twin + deploy template.yaml",
             format!(
-                "moto {} · cargo lambda watch {} · endpoints {} · RDS writer + {} replicas · {} buckets · table {}",
+                "moto {} · cargo lambda watch {} · {} stacks, {resources} resources from template.yaml · endpoints {} · DNS {} · RDS writer + {} replicas · table {}",
                 world.moto.endpoint(),
                 world.watch.endpoint(),
+                world.stacks.stacks.len(),
                 world
                     .endpoints
                     .iter()
-                    .map(|(r, s)| format!("{r}={}", s.addr()))
+                    .map(|(r, e)| format!("{r}={}", e.address))
                     .collect::<Vec<_>>()
                     .join(" "),
+                world.dns,
                 world.data.replicas.len(),
-                world.data.buckets.len(),
                 world.table,
             ),
+        );
+        // The world is the template's: every deployed property as template.yaml (with
+        // the named inputs) says.
+        let mut drift = Vec::new();
+        for region in world.stacks.stacks.keys() {
+            drift.extend(world.twin.drift(region).await?);
+        }
+        check(
+            &mut report,
+            "the twin's alarms, health checks, rules and permissions are template.yaml's (no drift)",
+            drift.is_empty(),
+            format!("{drift:?}"),
         );
         Ok(Drill {
             world,
@@ -713,6 +712,8 @@ impl Drill {
             opts: opts.clone(),
             clock,
             broke_at: None,
+            twin_seen: 0,
+            client: None,
         })
     }
 
@@ -724,143 +725,182 @@ impl Drill {
         check(&mut self.report, what, ok, seen);
     }
 
-    /// One probe round with every Region serving; checks they all are.
+    /// A CloudWatch minute in the twin.
+    fn minute(&self) -> Duration {
+        Duration::from_secs_f64(self.opts.minute_seconds.max(0.1))
+    }
+
+    /// Adds what the twin did since the last call to the timeline.
+    pub async fn twin_rows(&mut self) -> anyhow::Result<Vec<TwinRow>> {
+        let rows = self.world.twin.timeline(self.twin_seen).await?;
+        if let Some(last) = rows.last() {
+            self.twin_seen = last.seq + 1;
+        }
+        for r in &rows {
+            if !TWIN_KINDS.contains(&r.kind.as_str()) || is_noise(r) {
+                continue;
+            }
+            let at = UnixMillis((r.at * 1000.0) as u64);
+            self.report.timeline.push(Row {
+                at_ms: self.clock.at_ms(at),
+                took_ms: 0.0,
+                step: format!("  twin: {}", r.kind),
+                detail: r.detail.clone(),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Waits (bounded by `limit`) until the probes' verdicts satisfy `done`; when.
+    async fn until_verdicts(
+        &mut self,
+        limit: Duration,
+        done: impl Fn(&BTreeMap<String, Verdict>) -> bool,
+    ) -> anyhow::Result<(Option<UnixMillis>, BTreeMap<String, Verdict>)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let verdicts = self.world.verdicts().await?;
+            if done(&verdicts) {
+                return Ok((Some(UnixMillis::now()), verdicts));
+            }
+            if Instant::now() > deadline {
+                return Ok((None, verdicts));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The scheduled probes see every Region healthy and DNS answers every Region.
     pub async fn baseline(&mut self) -> anyhow::Result<()> {
         let began = Instant::now();
-        let verdicts = self.world.probe_round().await?;
-        let all_healthy = verdicts.len() == self.world.spec.regions.len()
-            && verdicts.values().all(|v| v == "healthy");
+        let regions = self.world.spec.regions.len();
+        let limit = self.minute() * 6;
+        let (at, verdicts) = self
+            .until_verdicts(limit, |v| {
+                v.len() == regions && v.values().all(|v| *v == Verdict::Healthy)
+            })
+            .await?;
         self.row(
             began,
-            "probe round (scheduled event)",
+            "scheduled probes (EventBridge)",
             format!("{verdicts:?}"),
         );
         self.check(
-            "every Region healthy before the break",
-            all_healthy,
+            "the prober's schedule probes every Region healthy before the break",
+            at.is_some(),
             format!("{verdicts:?}"),
         );
+        let began = Instant::now();
+        let named = self.world.dns_regions(40).await?;
+        self.row(began, "DNS answers (40 queries)", format!("{named:?}"));
+        self.check(
+            "DNS answers every Region before the break",
+            named.len() == regions,
+            format!("{named:?}"),
+        );
+        self.twin_rows().await?;
         Ok(())
     }
 
-    /// Breaks the primary's endpoint and probes until the probes call it unhealthy
-    /// (`failure_threshold` rounds); `true` when they did.
+    /// Breaks the primary as a Region breaks (its endpoint and its AWS APIs hang, and
+    /// Route 53's control plane, served from it, too), starts the client's RTO watch,
+    /// and waits for the probes to call it unhealthy; `true` when they did.
     pub async fn break_and_detect(&mut self) -> anyhow::Result<bool> {
         let began = Instant::now();
         let broke_at = UnixMillis::now();
         self.broke_at = Some(broke_at);
         self.world
-            .endpoints
-            .get(FAILED)
-            .context("no endpoint for the failed Region")?
-            .set_answer(503, r#"{"status":"down"}"#);
+            .twin
+            .fault(json!({
+                "region": FAILED,
+                "mode": "hang",
+                "targets": ["aws", "workload"],
+                "route53_control_plane": true,
+            }))
+            .await?;
         self.row(
             began,
             &format!("break {FAILED}"),
-            "its endpoint answers 503".into(),
+            "its endpoint and its AWS APIs hang; Route 53's control plane too".into(),
         );
+        let view = ClientView::of(&self.world);
+        let limit = Duration::from_secs(600);
+        self.client = Some(tokio::spawn(async move {
+            view.until_recovered(FAILED, limit).await
+        }));
 
         let k = self.world.spec.policy.failure_threshold;
-        let unhealthy_at = self
-            .probe_until("unhealthy", k + 3, "after the break")
+        let limit = self.minute() * (k + 4);
+        let (at, verdicts) = self
+            .until_verdicts(limit, |v| v.get(FAILED) == Some(&Verdict::Unhealthy))
             .await?;
-        self.report.detection_ms = unhealthy_at.map(|t| t.since(broke_at));
+        self.report.detection_ms = at.map(|t| t.since(broke_at));
+        self.row(began, "probes call it unhealthy", format!("{verdicts:?}"));
         let seen = self
             .report
             .detection_ms
             .map_or("never".into(), |ms| format!("after {ms} ms"));
         self.check(
-            &format!("probes call {FAILED} unhealthy after failure_threshold = {k} rounds"),
-            unhealthy_at.is_some(),
+            &format!("the scheduled probes call {FAILED} unhealthy (failure_threshold = {k})"),
+            at.is_some(),
             seen,
         );
-        Ok(unhealthy_at.is_some())
+        self.twin_rows().await?;
+        Ok(at.is_some())
     }
 
-    /// Probe rounds, one every 200 ms, until the probes give the failed Region
-    /// `verdict` (at most `rounds`); when they did.
-    async fn probe_until(
-        &mut self,
-        verdict: &str,
-        rounds: u32,
-        label: &str,
-    ) -> anyhow::Result<Option<UnixMillis>> {
-        for round in 1..=rounds {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let began = Instant::now();
-            let verdicts = self.world.probe_round().await?;
-            let seen = verdicts.get(FAILED).cloned().unwrap_or_default();
-            self.row(
-                began,
-                &format!("probe round {round} {label}"),
-                format!("{FAILED}: {seen}"),
-            );
-            if seen == verdict {
-                return Ok(Some(UnixMillis::now()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Evaluates the alarm from the metric data (bounded) and, when it breaches, sets it
-    /// to ALARM and returns the payload its action delivers.
-    pub async fn alarm(&mut self) -> anyhow::Result<Option<Value>> {
+    /// Waits for the primary's health alarm to go to ALARM by itself and for the
+    /// failover execution its action (or the EventBridge rule) starts; that execution.
+    pub async fn await_alarm_execution(&mut self) -> anyhow::Result<Option<String>> {
         let began = Instant::now();
-        let mut points = None;
-        for _ in 0..50 {
-            points = self.world.evaluate_alarm().await?;
-            if points.is_some() {
+        let periods = self
+            .world
+            .stacks
+            .parameters
+            .get(SURVIVOR)
+            .and_then(|p| p.get("FailoverEvaluationPeriods"))
+            .and_then(|v| v.as_str().and_then(|s| s.parse::<u32>().ok()))
+            .unwrap_or(3);
+        let deadline = Instant::now() + self.minute() * (periods + 6);
+        let mut alarm_at = None;
+        let mut execution = None;
+        while Instant::now() < deadline {
+            if alarm_at.is_none() && self.world.alarm_state().await? == "ALARM" {
+                alarm_at = Some(UnixMillis::now());
+            }
+            if let Some(e) = self.world.failover_executions().await?.first() {
+                execution = Some(e.clone());
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let detail = format!(
-            "{}: {}",
-            self.world.alarm_name,
-            points.as_ref().map_or("not breaching".into(), |p| format!(
-                "breaching, datapoints {:?}",
-                p.iter().map(|(_, v)| *v).collect::<Vec<_>>()
-            ))
-        );
-        self.row(began, "alarm evaluated (harness)", detail);
-        let Some(points) = points else {
-            self.check("the health alarm goes to ALARM", false, "never breached");
-            return Ok(None);
-        };
-        let began = Instant::now();
-        let payload = self.world.fire_alarm(&points).await?;
+        if alarm_at.is_none() && self.world.alarm_state().await? == "ALARM" {
+            alarm_at = Some(UnixMillis::now());
+        }
+        if let (Some(b), Some(a)) = (self.broke_at, alarm_at) {
+            self.report.alarm_ms = Some(a.since(b));
+        }
         self.row(
             began,
-            "alarm → ALARM (SetAlarmState)",
-            format!("state change at {}", payload["time"]),
-        );
-        Ok(Some(payload))
-    }
-
-    /// Delivers the alarm action to failover-executor; the execution it started.
-    pub async fn deliver(&mut self, payload: &Value) -> anyhow::Result<Option<String>> {
-        let began = Instant::now();
-        let answer = self.world.invoke("failover-executor", payload).await?;
-        let action = answer["actions"][0].clone();
-        self.row(
-            began,
-            "alarm action → failover-executor",
+            "alarm fires, failover starts",
             format!(
-                "{} {}",
-                action["outcome"].as_str().unwrap_or("?"),
-                action["execution_name"].as_str().unwrap_or("")
+                "{} → {} · execution {}",
+                self.world.alarm_name,
+                self.world.alarm_state().await?,
+                execution.as_deref().unwrap_or("none")
             ),
         );
-        let execution = action["execution_arn"].as_str().map(str::to_owned);
         self.check(
-            "the alarm action starts a failover execution",
-            execution.is_some() && action["outcome"] == "started",
-            if execution.is_some() {
-                action["outcome"].to_string()
-            } else {
-                answer.to_string()
-            },
+            "the primary's health alarm (template.yaml) goes to ALARM by itself",
+            alarm_at.is_some(),
+            self.world.alarm_state().await?,
         );
+        self.check(
+            "its action starts one failover execution",
+            execution.is_some(),
+            execution.clone().unwrap_or_else(|| "none".into()),
+        );
+        self.twin_rows().await?;
         Ok(execution)
     }
 
@@ -875,7 +915,16 @@ impl Drill {
     ) -> anyhow::Result<(machines::Finished, Vec<HistoryEvent>)> {
         let sfn = aws_sdk_sfn::Client::new(&self.world.config);
         let began = Instant::now();
-        let end = machines::wait(&sfn, execution, limit).await?;
+        // A run that does not end in time is a failed check with its history shown,
+        // not a harness error that hides where it got stuck.
+        let end = match machines::wait(&sfn, execution, limit).await {
+            Ok(end) => end,
+            Err(e) => machines::Finished {
+                status: ExecutionStatus::Running,
+                output: None,
+                error: Some(("DrillTimeout".into(), format!("{e:#}"))),
+            },
+        };
         self.row(
             began,
             &format!("{machine} execution"),
@@ -931,6 +980,164 @@ impl Drill {
         verify_failover(&self.world, &mut self.report).await
     }
 
+    /// The client's RTO: waits for the watch started at the break (bounded) and checks
+    /// it against the objective.
+    pub async fn client_rto(&mut self) -> anyhow::Result<()> {
+        let began = Instant::now();
+        let seen = match self.client.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(120), task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
+            None => None,
+        };
+        self.report.client_rto_ms = match (self.broke_at, seen) {
+            (Some(b), Some(s)) => Some(s.since(b)),
+            _ => None,
+        };
+        self.row(
+            began,
+            "client sees the failover",
+            self.report
+                .client_rto_ms
+                .map_or("never".into(), |ms| format!("{ms} ms after the break")),
+        );
+        self.check(
+            &format!("a client's DNS answers leave {FAILED} and the survivor they name serves, within the RTO objective"),
+            self.report
+                .client_rto_ms
+                .is_some_and(|ms| ms <= self.report.rto_objective_ms),
+            format!("{:?} ms", self.report.client_rto_ms),
+        );
+        Ok(())
+    }
+
+    /// Watches DNS for `hold_periods` switch-alarm periods after the failover: the
+    /// failed Region must stay out of every answer (on AWS an alarm whose metric stops
+    /// would otherwise bring it back), and its switch must stay off.
+    pub async fn hold_out(&mut self) -> anyhow::Result<()> {
+        let began = Instant::now();
+        let until = Instant::now() + self.minute() * self.opts.hold_periods;
+        let mut answers: BTreeMap<String, u32> = BTreeMap::new();
+        let mut looks = 0;
+        while Instant::now() < until {
+            for (r, n) in self.world.dns_regions(8).await? {
+                *answers.entry(r).or_insert(0) += n;
+            }
+            looks += 1;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.row(
+            began,
+            &format!("hold: {} switch periods", self.opts.hold_periods),
+            format!("{looks} looks, DNS named {answers:?}"),
+        );
+        self.check(
+            &format!(
+                "{FAILED} stays out of DNS for {} switch-alarm periods after the failover",
+                self.opts.hold_periods
+            ),
+            looks > 0 && !answers.contains_key(FAILED) && !answers.is_empty(),
+            format!("{answers:?}"),
+        );
+        let spec = self.world.store.get_spec(WORKLOAD).await?;
+        check_switch(&self.world, &mut self.report, &spec, "ALARM").await?;
+        self.twin_rows().await?;
+        Ok(())
+    }
+
+    /// What the functions asked of the failed Region after the break, from the twin's
+    /// call log (Route 53's control plane counted apart), as a timeline row.
+    pub async fn calls_to_failed(&mut self) -> anyhow::Result<Vec<twin::ApiCall>> {
+        let Some(broke) = self.broke_at else {
+            return Ok(Vec::new());
+        };
+        let since = broke.0 as f64 / 1000.0;
+        let calls: Vec<twin::ApiCall> = self
+            .world
+            .twin
+            .calls(0)
+            .await?
+            .into_iter()
+            .filter(|c| c.at >= since)
+            .filter(|c| {
+                c.region.as_deref() == Some(FAILED) || c.plane.as_deref() == Some("control")
+            })
+            .filter(|c| !matches!(c.caller.as_deref(), Some("aws") | Some("harness") | None))
+            .collect();
+        let mut by: BTreeMap<String, u32> = BTreeMap::new();
+        for c in &calls {
+            *by.entry(format!(
+                "{} {}:{}{}",
+                c.caller.as_deref().unwrap_or("?"),
+                c.service.as_deref().unwrap_or("?"),
+                c.operation.as_deref().unwrap_or("?"),
+                c.fault
+                    .as_deref()
+                    .map_or(String::new(), |f| format!(" ({f})"))
+            ))
+            .or_insert(0) += 1;
+        }
+        self.report.timeline.push(Row {
+            at_ms: self.clock.at_ms(UnixMillis::now()),
+            took_ms: 0.0,
+            step: format!("calls to {FAILED} after the break"),
+            detail: format!("{by:?}"),
+        });
+        self.report.calls_to_failed.clone_from(&calls);
+        Ok(calls)
+    }
+
+    /// Repairs the failed Region (every fault cleared) and waits for the scheduled
+    /// probes to call it healthy again; `true` when they did.
+    pub async fn recover(&mut self) -> anyhow::Result<bool> {
+        let began = Instant::now();
+        self.world.twin.clear_faults().await?;
+        self.row(
+            began,
+            &format!("repair {FAILED}"),
+            "every fault cleared".into(),
+        );
+        let m = self.world.spec.policy.recovery_threshold;
+        let limit = self.minute() * (m + 4);
+        let (at, verdicts) = self
+            .until_verdicts(limit, |v| v.get(FAILED) == Some(&Verdict::Healthy))
+            .await?;
+        self.row(began, "probes call it healthy", format!("{verdicts:?}"));
+        self.check(
+            &format!("the scheduled probes call {FAILED} healthy again (recovery_threshold = {m})"),
+            at.is_some(),
+            format!("{verdicts:?}"),
+        );
+        self.twin_rows().await?;
+        Ok(at.is_some())
+    }
+
+    /// After the failback, DNS answers the home Region again (bounded: its switch alarm
+    /// and health check follow the metric within a few periods).
+    pub async fn dns_back(&mut self) -> anyhow::Result<()> {
+        let began = Instant::now();
+        let deadline = Instant::now() + self.minute() * 6;
+        let mut named = BTreeMap::new();
+        while Instant::now() < deadline {
+            named = self.world.dns_regions(20).await?;
+            if named.contains_key(FAILED) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let serves = self.world.serves(FAILED).await;
+        self.row(began, "DNS after the failback", format!("{named:?}"));
+        self.check(
+            &format!("DNS answers {FAILED} again after the failback, and it serves"),
+            named.contains_key(FAILED) && serves,
+            format!("{named:?}, serves: {serves}"),
+        );
+        self.twin_rows().await?;
+        Ok(())
+    }
+
     /// Stands in for the global table's replication (moto replicates nothing): copies
     /// what `from`'s table holds to the other Regions' tables, newer items only.
     pub async fn replicate(&mut self, from: &str) -> anyhow::Result<()> {
@@ -950,37 +1157,6 @@ impl Drill {
             format!("{n} item(s) from {from} to {}", to.join(", ")),
         );
         Ok(())
-    }
-
-    /// Repairs the failed Region's endpoint and probes until the probes call it
-    /// healthy again (`recovery_threshold` rounds); `true` when they did.
-    pub async fn recover(&mut self) -> anyhow::Result<bool> {
-        let began = Instant::now();
-        self.world
-            .endpoints
-            .get(FAILED)
-            .context("no endpoint for the failed Region")?
-            .set_healthy();
-        self.row(
-            began,
-            &format!("repair {FAILED}"),
-            "its endpoint answers 200".into(),
-        );
-        let m = self.world.spec.policy.recovery_threshold;
-        let healthy = self
-            .probe_until("healthy", m + 3, "after the repair")
-            .await?
-            .is_some();
-        self.check(
-            &format!("probes call {FAILED} healthy again after recovery_threshold = {m} rounds"),
-            healthy,
-            if healthy {
-                "healthy"
-            } else {
-                "still unhealthy"
-            },
-        );
-        Ok(healthy)
     }
 
     /// Starts the `failback` machine with the operator's console input (and the
@@ -1076,6 +1252,15 @@ impl Drill {
 /// The failback machine's console input the drill starts it with.
 pub const FAILBACK_INPUT: &str = include_str!("../../events/failback/operator-request.json");
 
+/// Twin rows too frequent to be worth a timeline line: the probe schedule's deliveries
+/// (one per twin minute), and the retried deliveries to the stacks whose functions this
+/// twin does not run (`lambda.regions`).
+fn is_noise(row: &TwinRow) -> bool {
+    row.kind == "events.delivery"
+        && (row.detail.contains("function:lifeboat-health-probe")
+            || row.detail.contains("not run by this twin"))
+}
+
 /// Runs the whole chain and returns its report (an `Err` only when the harness itself
 /// could not run; a failover that did not happen is a report with failed checks).
 pub async fn run(opts: &DrillOptions) -> anyhow::Result<DrillReport> {
@@ -1084,15 +1269,16 @@ pub async fn run(opts: &DrillOptions) -> anyhow::Result<DrillReport> {
     if !drill.break_and_detect().await? {
         return Ok(drill.report);
     }
-    let Some(payload) = drill.alarm().await? else {
-        return Ok(drill.report);
-    };
-    let Some(execution) = drill.deliver(&payload).await? else {
+    let Some(execution) = drill.await_alarm_execution().await? else {
         return Ok(drill.report);
     };
     drill.await_failover(&execution).await?;
+    drill.client_rto().await?;
     drill.verify_failover().await?;
+    drill.hold_out().await?;
+    drill.calls_to_failed().await?;
     if !drill.report.ok() || !drill.recover().await? {
+        drill.twin_rows().await?;
         return Ok(drill.report);
     }
     drill.replicate(SURVIVOR).await?;
@@ -1102,6 +1288,7 @@ pub async fn run(opts: &DrillOptions) -> anyhow::Result<DrillReport> {
         drill.replicate(&arbiter).await?;
     }
     drill.verify_failback().await?;
+    drill.dns_back().await?;
     Ok(drill.report)
 }
 
@@ -1190,8 +1377,21 @@ async fn check_switch(
         .region(FAILED)
         .and_then(|r| r.routing_switch.clone())
         .context("the failed Region has no routing switch")?;
-    let (seen, _) =
-        crate::route53::alarm(&world.config, &switch.region, &switch.alarm_name).await?;
+    // A switch turned on holds a one-minute alarm on `Minimum < 1`: the minute in which
+    // it was turned on still holds the off datapoints, so the alarm is OK from the next
+    // whole minute of on datapoints (health-probe re-asserts them). Off is at once: any
+    // off datapoint makes the minute's minimum 0. Wait up to three twin minutes.
+    let deadline = Instant::now() + Duration::from_secs_f64(world.minute_seconds * 3.0);
+    let mut seen;
+    loop {
+        seen = crate::route53::alarm(&world.config, &switch.region, &switch.alarm_name)
+            .await?
+            .0;
+        if seen == state || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let onoff = if state == "OK" { "on" } else { "off" };
     check(
         report,
@@ -1236,4 +1436,75 @@ async fn check_bucket(
         format!("{to:?}"),
     );
     Ok(())
+}
+
+/// The last Lambda task error of an execution (`errorType: message`): what a Catch
+/// turned into the machine's own Fail state.
+pub fn last_task_error(history: &[HistoryEvent]) -> Option<String> {
+    history.iter().rev().find_map(|e| {
+        let d = e.lambda_function_failed_event_details()?;
+        Some(format!(
+            "{}: {}",
+            d.error().unwrap_or("?"),
+            d.cause().unwrap_or_default()
+        ))
+    })
+}
+
+/// Each state of an execution: `(name, entered, exited)`, in the order entered.
+pub fn states(history: &[HistoryEvent]) -> Vec<(String, UnixMillis, Option<UnixMillis>)> {
+    let millis = |e: &HistoryEvent| {
+        e.timestamp()
+            .to_millis()
+            .ok()
+            .and_then(|t| u64::try_from(t).ok())
+            .map_or(UnixMillis(0), UnixMillis)
+    };
+    let mut out: Vec<(String, UnixMillis, Option<UnixMillis>)> = Vec::new();
+    for e in history {
+        if let Some(d) = e.state_entered_event_details() {
+            out.push((d.name().to_owned(), millis(e), None));
+        } else if let Some(d) = e.state_exited_event_details() {
+            // The latest entry of that name still open (loops enter a state again).
+            if let Some(row) = out
+                .iter_mut()
+                .rev()
+                .find(|(n, _, exit)| n == d.name() && exit.is_none())
+            {
+                row.2 = Some(millis(e));
+            }
+        }
+    }
+    out
+}
+
+async fn history(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> anyhow::Result<Vec<HistoryEvent>> {
+    let mut events = Vec::new();
+    let mut token = None;
+    loop {
+        let out = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .set_next_token(token)
+            .max_results(1000)
+            .send()
+            .await
+            .context("GetExecutionHistory")?;
+        events.extend(out.events().iter().cloned());
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(events);
+        }
+    }
+}
+
+fn check(report: &mut DrillReport, what: &str, ok: bool, seen: impl Into<String>) {
+    report.checks.push(Check {
+        what: what.to_owned(),
+        ok,
+        seen: seen.into(),
+    });
 }

@@ -20,6 +20,12 @@ pub const FUNCTIONS: [&str; 6] = [
     "cost-reporter",
 ];
 
+/// Instances `cargo lambda watch` may run of each function at once. Lambda runs each
+/// invocation in its own execution environment, scaling out; with one instance, a storm
+/// of asynchronous alarm deliveries would queue a state machine's own task of the same
+/// function behind it until that task timed out, which AWS would not do.
+pub const CONCURRENCY: u32 = 4;
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
@@ -76,7 +82,7 @@ impl LambdaWatch {
         // process dies), `cat` returns and the EXIT trap kills the whole group: watch,
         // cargo and every function process.
         let script = format!(
-            "trap 'kill 0' EXIT; '{}' lambda watch --invoke-address 127.0.0.1 --invoke-port {port} --ignore-changes --quiet --locked 1>&2 & cat >/dev/null",
+            "trap 'kill 0' EXIT; '{}' lambda watch --invoke-address 127.0.0.1 --invoke-port {port} --concurrency {CONCURRENCY} --ignore-changes --quiet --locked 1>&2 & cat >/dev/null",
             watch.display()
         );
         let mut cmd = Command::new("bash");

@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod machines;
 pub mod moto;
 pub mod route53;
+pub mod stacks;
 pub mod table;
 pub mod twin;
 pub mod world;

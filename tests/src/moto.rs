@@ -53,10 +53,14 @@ pub struct MotoOptions {
     pub lambda_endpoint: Option<String>,
     /// Make Step Functions really execute ASL.
     pub execute_state_machines: bool,
-    /// Make PromoteReadReplica detach the replica as AWS does when it completes (moto
-    /// only flips an internal flag; see `scripts/moto_server.py`). The drill uses it.
-    pub complete_rds_promotion: bool,
+    /// Named local settings of the twin (`scripts/twin/core.py`), printed in its
+    /// timeline; `twin.minute_seconds` defaults to [`TEST_MINUTE_SECONDS`].
+    pub settings: Vec<(String, serde_json::Value)>,
 }
+
+/// How long a CloudWatch (and EventBridge `rate`) minute lasts in the tests' twin unless
+/// a test says otherwise: alarms evaluate every 2 s, so a test sees them move in seconds.
+pub const TEST_MINUTE_SECONDS: f64 = 2.0;
 
 impl MotoServer {
     /// Starts a plain server on a free loopback port and waits until it answers.
@@ -86,8 +90,12 @@ impl MotoServer {
         if options.execute_state_machines {
             cmd.arg("--execute-state-machines");
         }
-        if options.complete_rds_promotion {
-            cmd.arg("--complete-rds-promotion");
+        let mut settings = options.settings.clone();
+        if !settings.iter().any(|(k, _)| k == "twin.minute_seconds") {
+            settings.push(("twin.minute_seconds".into(), TEST_MINUTE_SECONDS.into()));
+        }
+        for (name, value) in &settings {
+            cmd.arg("--setting").arg(format!("{name}={value}"));
         }
         let mut child = cmd
             .stdin(Stdio::piped())

@@ -1,10 +1,13 @@
-//! A workload's routing in the emulator: hosted zones, weighted records, Route 53
-//! `CLOUDWATCH_METRIC` health checks and the routing-switch alarms and metrics they
-//! watch, seeded from a spec. Used by traffic-shifter's tests and the drill's world.
+//! A workload's routing in the emulator: the Lifeboat stacks of `template.yaml`
+//! deployed into the twin (routing-switch alarms, Route 53 `CLOUDWATCH_METRIC` health
+//! checks, rules, permissions: [`crate::stacks`]), then what the user's own stack has:
+//! the hosted zone and its weighted records, each on its Region's health check.
+//! Used by traffic-shifter's tests and the drill's world.
 //!
-//! moto keeps health checks but not their `AlarmIdentifier`, never evaluates alarms and
-//! always reports health-check status as success: the seeded alarm starts `OK` with the
-//! metric at 1, and whoever flips the switch moves the alarm (SetAlarmState) too.
+//! The twin's alarms evaluate themselves and its Route 53 health checks follow their
+//! alarm's data, as on AWS: a switch is its metric. The seed puts every switch on as
+//! an operator does after deploying (the metric at 1, and the alarm confirmed `OK` so a
+//! test need not wait for an evaluation).
 
 use std::collections::BTreeMap;
 
@@ -16,11 +19,13 @@ use lifeboat::WorkloadSpec;
 use lifeboat::aws::for_region;
 
 use crate::moto::MotoServer;
+use crate::stacks::{self, Deployed, StackInputs};
+use crate::twin::Twin;
 
 /// Route 53's API Region.
 pub const ROUTE53_REGION: &str = "us-east-1";
 
-/// The state reason the seeded alarms carry.
+/// The state reason of the alarms the seed confirms `OK`.
 pub const SEED_REASON: &str = "seeded by the harness";
 
 /// The zone a record lives in: the record name without its first label.
@@ -31,60 +36,75 @@ fn zone_name(record: &str) -> String {
     }
 }
 
-/// Seeds the routing of `spec` and returns the spec rewritten with the real hosted
-/// zone and health-check ids, and with alarm names and switch namespaces suffixed by
-/// `tag` (tests share one moto server, whose CloudWatch state is per Region only).
-///
-/// For every Region with DNS records: a weighted `A` record per entry (TTL 60, a
-/// TEST-NET-3 address, the Region's weight, its health check); a `CLOUDWATCH_METRIC`
-/// health check on the Region's switch alarm (insufficient data: last known status);
-/// the switch alarm in the switch's Region (`Minimum` < 1 over 10 s, missing data
-/// ignored) with the metric at 1 two minutes ago and the alarm `OK`.
+/// The workload id the stacks of `tag` are deployed for: tests share one server, whose
+/// CloudWatch is per Region only, so each test's alarms and switch dimensions carry it.
+pub fn workload_id(spec: &WorkloadSpec, tag: &str) -> String {
+    if tag.is_empty() {
+        spec.workload.clone()
+    } else {
+        format!("{}-{tag}", spec.workload)
+    }
+}
+
+/// Seeds the routing of `spec` with stacks that have no prober (see [`seed_world`]).
 pub async fn seed(
     moto: &MotoServer,
     spec: &WorkloadSpec,
     tag: &str,
 ) -> anyhow::Result<WorkloadSpec> {
+    let inputs = StackInputs {
+        table: format!("lifeboat-{tag}"),
+        stack_name: Some(format!("lifeboat-{tag}")),
+        ..StackInputs::default()
+    };
+    let addresses = BTreeMap::new();
+    Ok(seed_world(moto, spec, tag, &inputs, &addresses).await?.0)
+}
+
+/// Deploys the stacks for `spec` (with `inputs`), puts every switch on, and creates the
+/// hosted zones and weighted records. Returns the spec rewritten with the real hosted
+/// zone and health-check ids and the deployed switch names, and what was deployed.
+///
+/// For every Region with DNS records: a weighted `A` record per entry (TTL 60, the
+/// Region's address in `addresses`, else a TEST-NET-3 one; the Region's weight; its
+/// switch's health check).
+pub async fn seed_world(
+    moto: &MotoServer,
+    spec: &WorkloadSpec,
+    tag: &str,
+    inputs: &StackInputs,
+    addresses: &BTreeMap<String, String>,
+) -> anyhow::Result<(WorkloadSpec, Deployed)> {
     let base = moto.sdk_config(ROUTE53_REGION).await;
     let route53 = r53::Client::new(&base);
+    let twin = Twin::new(moto);
     let mut spec = spec.clone();
+    let id = workload_id(&spec, tag);
 
-    // Switches first: tagged names, alarm, metric at 1, alarm OK.
+    // The spec names the switches the stacks create (template.yaml: alarm
+    // `lifeboat-<WorkloadId>-<Region>-switch`, dimensions Workload and Region).
     for r in &mut spec.regions {
         let Some(s) = r.routing_switch.as_mut() else {
             continue;
         };
-        s.alarm_name = format!("{}-{tag}", s.alarm_name);
-        s.namespace = format!("{}/{tag}", s.namespace);
+        s.alarm_name = format!("lifeboat-{id}-{}-switch", r.region);
+        for d in &mut s.dimensions {
+            if d.name == "Workload" {
+                d.value.clone_from(&id);
+            }
+        }
+    }
+    let mut for_stacks = spec.clone();
+    for_stacks.workload.clone_from(&id);
+    let deployed = stacks::deploy(&twin, &for_stacks, inputs).await?;
+
+    // Every switch on: its metric at 1 and its alarm confirmed OK.
+    for r in &spec.regions {
+        let Some(s) = r.routing_switch.as_ref() else {
+            continue;
+        };
         let cw = cw::Client::new(&for_region(&base, &s.region));
-        let dims = cw_dimensions(&s.dimensions);
-        cw.put_metric_alarm()
-            .alarm_name(&s.alarm_name)
-            .namespace(&s.namespace)
-            .metric_name(&s.metric_name)
-            .set_dimensions(Some(dims.clone()))
-            .statistic(cw::types::Statistic::Minimum)
-            .period(10)
-            .evaluation_periods(1)
-            .threshold(1.0)
-            .comparison_operator(cw::types::ComparisonOperator::LessThanThreshold)
-            .treat_missing_data("ignore")
-            .send()
-            .await
-            .with_context(|| format!("PutMetricAlarm {} in {}", s.alarm_name, s.region))?;
-        let two_minutes_ago = lifeboat::UnixMillis::now().0.saturating_sub(120_000);
-        cw.put_metric_data()
-            .namespace(&s.namespace)
-            .metric_data(
-                cw::types::MetricDatum::builder()
-                    .metric_name(&s.metric_name)
-                    .set_dimensions(Some(dims))
-                    .value(1.0)
-                    .storage_resolution(1)
-                    .timestamp(aws_smithy_types_datetime(two_minutes_ago))
-                    .build(),
-            )
-            .send()
+        lifeboat::switch::put(&cw, s, true)
             .await
             .with_context(|| format!("PutMetricData {} in {}", s.namespace, s.region))?;
         cw.set_alarm_state()
@@ -118,39 +138,20 @@ pub async fn seed(
         }
     }
 
-    // Health checks and weighted records.
+    // Weighted records, each on its Region's health check (from the home stack).
     let mut batches: BTreeMap<String, Vec<r53::types::Change>> = BTreeMap::new();
     for (i, r) in spec.regions.iter_mut().enumerate() {
-        let switch = r.routing_switch.clone();
-        for (j, d) in r.dns.iter_mut().enumerate() {
+        let health_check_id = deployed.health_checks.get(&r.region).cloned();
+        let address = addresses
+            .get(&r.region)
+            .cloned()
+            .unwrap_or_else(|| format!("203.0.113.{}", i + 10));
+        for d in &mut r.dns {
             let zone = zones
                 .get(&d.hosted_zone_id)
                 .cloned()
                 .context("zone seeded above")?;
             d.hosted_zone_id = zone.clone();
-            let mut health_check_id = None;
-            if let Some(s) = &switch {
-                let config = r53::types::HealthCheckConfig::builder()
-                    .r#type(r53::types::HealthCheckType::CloudwatchMetric)
-                    .alarm_identifier(
-                        r53::types::AlarmIdentifier::builder()
-                            .region(r53::types::CloudWatchRegion::from(s.region.as_str()))
-                            .name(&s.alarm_name)
-                            .build()?,
-                    )
-                    .insufficient_data_health_status(
-                        r53::types::InsufficientDataHealthStatus::LastKnownStatus,
-                    )
-                    .build()?;
-                let out = route53
-                    .create_health_check()
-                    .caller_reference(format!("{tag}-{i}-{j}"))
-                    .health_check_config(config)
-                    .send()
-                    .await
-                    .with_context(|| format!("CreateHealthCheck for {}", r.region))?;
-                health_check_id = out.health_check().map(|h| h.id().to_owned());
-            }
             d.health_check_id = health_check_id.clone();
             let set = r53::types::ResourceRecordSet::builder()
                 .name(&d.record_name)
@@ -160,10 +161,10 @@ pub async fn seed(
                 .ttl(60)
                 .resource_records(
                     r53::types::ResourceRecord::builder()
-                        .value(format!("203.0.113.{}", i + 10))
+                        .value(&address)
                         .build()?,
                 )
-                .set_health_check_id(health_check_id)
+                .set_health_check_id(health_check_id.clone())
                 .build()?;
             batches.entry(zone).or_default().push(
                 r53::types::Change::builder()
@@ -186,7 +187,7 @@ pub async fn seed(
             .await
             .with_context(|| format!("creating records in {zone}"))?;
     }
-    Ok(spec)
+    Ok((spec, deployed))
 }
 
 fn cw_dimensions(dims: &[lifeboat::model::Dimension]) -> Vec<cw::types::Dimension> {
@@ -198,10 +199,6 @@ fn cw_dimensions(dims: &[lifeboat::model::Dimension]) -> Vec<cw::types::Dimensio
                 .build()
         })
         .collect()
-}
-
-fn aws_smithy_types_datetime(millis: u64) -> cw::primitives::DateTime {
-    cw::primitives::DateTime::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
 }
 
 /// Weight of every weighted record named `name` in `zone`, by set identifier.

@@ -75,8 +75,8 @@ async fn create_one(client: &Client, name: &str) -> anyhow::Result<()> {
 
 /// The ordering an item carries, for last-writer-wins between two Regions' copies:
 /// the spec's `version`, the lease's `epoch` (a released lease after a held one of the
-/// same epoch), a health item's `observed_at`; append-only items (audit, runs) have
-/// none and are copied when absent.
+/// same epoch), a health item's `observed_at`, a switch position's `set_at`;
+/// append-only items (audit, runs) have none and are copied when absent.
 fn order(item: &HashMap<String, AttributeValue>) -> Option<(u64, u64)> {
     let n = |name: &str| {
         item.get(name)
@@ -90,6 +90,8 @@ fn order(item: &HashMap<String, AttributeValue>) -> Option<(u64, u64)> {
         Some((n("epoch")?, u64::from(item.contains_key("released_at"))))
     } else if sk.starts_with("HEALTH#") {
         Some((n("observed_at")?, 0))
+    } else if sk.starts_with("SWITCH#") {
+        Some((n("set_at")?, 0))
     } else {
         None
     }

@@ -41,7 +41,8 @@ pub struct TwinRow {
 /// One AWS API call the twin saw.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiCall {
-    /// Sequence number.
+    /// Sequence number (0 for a call not answered yet: it gets one when answered).
+    #[serde(default)]
     pub seq: u64,
     /// Epoch seconds.
     pub at: f64,
@@ -177,15 +178,27 @@ impl Twin {
         serde_json::from_value(out["rows"].clone()).context("reading the twin's timeline")
     }
 
-    /// The call log from `since`.
+    /// The call log from `since`: the calls answered, then those still unanswered
+    /// (held by a hanging Region; their `status` is `None`).
     pub async fn calls(&self, since: u64) -> anyhow::Result<Vec<ApiCall>> {
         let out = self.get(&format!("calls?since={since}")).await?;
-        serde_json::from_value(out["calls"].clone()).context("reading the call log")
+        let mut calls: Vec<ApiCall> =
+            serde_json::from_value(out["calls"].clone()).context("reading the call log")?;
+        let pending: Vec<ApiCall> = serde_json::from_value(out["pending"].clone())
+            .context("reading the call log's pending calls")?;
+        calls.extend(pending);
+        Ok(calls)
     }
 
     /// The next call-log sequence number (to read only what comes after).
     pub async fn calls_mark(&self) -> anyhow::Result<u64> {
-        Ok(self.calls(0).await?.last().map_or(0, |c| c.seq + 1))
+        Ok(self
+            .calls(0)
+            .await?
+            .iter()
+            .map(|c| c.seq + 1)
+            .max()
+            .unwrap_or(0))
     }
 
     /// Sets a fault (`{"region", "mode", ...}`: see `scripts/twin/faults.py`).

@@ -79,6 +79,12 @@ async fn fixture_with(k: u32, m: u32, route53: Option<aws_sdk_route53::Client>) 
             .alarm_name(&r.alarms[0])
             .namespace("Checkout")
             .metric_name("5xx")
+            .dimensions(
+                Dimension::builder()
+                    .name("Workload")
+                    .value(&spec.workload)
+                    .build(),
+            )
             .statistic(Statistic::Sum)
             .period(60)
             .evaluation_periods(1)
@@ -155,6 +161,50 @@ impl Fixture {
     }
 
     /// Puts one datapoint (seconds, now) into moto's CloudWatch in `region`.
+    /// Puts `errors` 5xx of this workload in `region` and waits (bounded) until the
+    /// Region's alarm has evaluated them into `state`: the twin's alarms decide from
+    /// their data, as CloudWatch's do (SetAlarmState would last one evaluation).
+    async fn errors_until(&self, region: &str, errors: f64, state: StateValue) {
+        let alarm = self.spec.region(region).unwrap().alarms[0].clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            self.cloudwatch(region)
+                .put_metric_data()
+                .namespace("Checkout")
+                .metric_data(
+                    MetricDatum::builder()
+                        .metric_name("5xx")
+                        .dimensions(
+                            Dimension::builder()
+                                .name("Workload")
+                                .value(&self.spec.workload)
+                                .build(),
+                        )
+                        .value(errors)
+                        .timestamp(DateTime::from_millis(UnixMillis::now().0 as i64))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let out = self
+                .cloudwatch(region)
+                .describe_alarms()
+                .alarm_names(&alarm)
+                .send()
+                .await
+                .unwrap();
+            if out.metric_alarms()[0].state_value() == Some(&state) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{alarm} never went to {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     async fn put_seconds(
         &self,
         region: &str,
@@ -337,14 +387,8 @@ async fn timeouts_wrong_bodies_and_alarms_fail_a_round() {
     f.server("eu-west-1")
         .set_answer(200, r#"{"status":"degraded"}"#);
     let apse1_alarm = &f.spec.region("ap-southeast-1").unwrap().alarms[0];
-    f.cloudwatch("ap-southeast-1")
-        .set_alarm_state()
-        .alarm_name(apse1_alarm)
-        .state_value(StateValue::Alarm)
-        .state_reason("test")
-        .send()
-        .await
-        .unwrap();
+    f.errors_until("ap-southeast-1", 50.0, StateValue::Alarm)
+        .await;
     let started = std::time::Instant::now();
     f.round().await;
     // The three Regions are probed concurrently: one slow endpoint does not delay the
@@ -378,14 +422,7 @@ async fn timeouts_wrong_bodies_and_alarms_fail_a_round() {
 
     f.server("us-east-1").set_delay(Duration::ZERO);
     f.server("eu-west-1").set_healthy();
-    f.cloudwatch("ap-southeast-1")
-        .set_alarm_state()
-        .alarm_name(apse1_alarm)
-        .state_value(StateValue::Ok)
-        .state_reason("test")
-        .send()
-        .await
-        .unwrap();
+    f.errors_until("ap-southeast-1", 0.0, StateValue::Ok).await;
     f.round().await;
     for r in REGIONS {
         assert_eq!(f.verdict(r).await, Verdict::Healthy, "{r}");

@@ -217,7 +217,26 @@ async fn rds_tier(world: &World, spec: &WorkloadSpec) -> String {
     for region in [NEW, THIRD] {
         create_replica(&world.config, region, instance_of(spec, region), &arn).await;
     }
+    // A read replica is `creating` for a while, as on AWS: the tier is ready once RDS
+    // says `available`.
+    for region in [NEW, THIRD] {
+        replicas_available(world, region, &[instance_of(spec, region).to_owned()]).await;
+    }
     arn
+}
+
+async fn replicas_available(world: &World, region: &str, ids: &[String]) {
+    for id in ids {
+        harness::data::wait_status(
+            &world.config,
+            region,
+            id,
+            "available",
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 /// What must hold after a refused request: same spec version, no audit event.
@@ -289,9 +308,10 @@ async fn reprotect_creates_replicas_of_the_new_primary_and_records_them_once() {
     let p = on_moto(&world);
 
     let out = run(&p, req(Step::RdsReprotect, NEW, epoch)).await.unwrap();
-    assert!(out.done);
+    // RDS takes a while to create a replica: not protected until they are available.
+    assert!(!out.done, "{out:?}");
     assert!(!out.already_done);
-    assert_eq!(out.status, "protected");
+    assert_eq!(out.status, "replicas_creating");
     assert_eq!(out.spec_version, Some(spec.version + 1));
     let stored = world.store.get_spec("checkout").await.unwrap();
     assert_eq!(stored.version, spec.version + 1);
@@ -309,8 +329,13 @@ async fn reprotect_creates_replicas_of_the_new_primary_and_records_them_once() {
     }
     assert_eq!(instance_of(&stored, NEW), new_primary);
 
+    for region in [OLD, THIRD] {
+        let id = replica_promoter::decide::replica_id(&new_primary, region, epoch);
+        replicas_available(&world, region, &[id]).await;
+    }
     let again = run(&p, req(Step::RdsReprotect, NEW, epoch)).await.unwrap();
     assert!(again.done && again.already_done);
+    assert_eq!(again.status, "protected");
     assert!(again.resources.iter().all(|r| r.action == "replica_exists"));
     assert_eq!(again.spec_version, Some(spec.version + 1));
     assert_eq!(world.store.get_spec("checkout").await.unwrap(), stored);
@@ -517,7 +542,8 @@ async fn reprotect_checks_the_lease_and_writes_the_spec_in_the_arbiter_region() 
         ..req(Step::RdsReprotect, NEW, epoch)
     };
     let out = run(&p, with_arbiter.clone()).await.unwrap();
-    assert!(out.done && !out.already_done, "{out:?}");
+    assert!(!out.done && !out.already_done, "{out:?}");
+    assert_eq!(out.status, "replicas_creating");
     assert_eq!(out.spec_version, Some(spec.version + 1));
     // The fenced write and its audit event landed in the arbiter's table...
     let stored = world.store.get_spec("checkout").await.unwrap();
@@ -536,6 +562,10 @@ async fn reprotect_checks_the_lease_and_writes_the_spec_in_the_arbiter_region() 
     assert_eq!(home.list_events("checkout").await.unwrap(), []);
     assert_eq!(home.get_lease("checkout").await.unwrap(), None);
 
+    for region in [OLD, THIRD] {
+        let id = replica_promoter::decide::replica_id(&new_primary, region, epoch);
+        replicas_available(&world, region, &[id]).await;
+    }
     let again = run(&p, with_arbiter).await.unwrap();
     assert!(again.done && again.already_done);
     assert_eq!(world.store.get_spec("checkout").await.unwrap(), stored);

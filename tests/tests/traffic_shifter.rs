@@ -1083,3 +1083,66 @@ async fn the_lease_is_checked_in_the_arbiter_region_a_request_names() {
     assert_eq!(err.name(), ErrorName::InvalidInput);
     assert!(err.to_string().contains("arbiter_region"), "{err}");
 }
+
+/// On AWS an alarm decides from its data, and `SetAlarmState` lasts one evaluation: the
+/// first wave's switch alarm (`TreatMissingData: notBreaching`, the "off" datapoint
+/// written once) went back to OK one period after the failover, and traffic with it. In
+/// the twin the template's switch alarm now holds "off" while nobody writes, for five
+/// periods and more, and the position is recorded for health-probe to re-assert.
+#[tokio::test]
+async fn a_switch_turned_off_stays_off_while_nothing_writes_it() {
+    let ctx = setup("ts-hold").await;
+    let normal = ctx.shifter(None);
+    let out = call(
+        &normal,
+        json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1",
+               "epoch": ctx.epoch}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["status"], "failed_over", "{out:#}");
+    let use1 = ctx.switch("us-east-1");
+    // Five switch-alarm periods (one twin minute each) with nothing written.
+    tokio::time::sleep(Duration::from_secs_f64(
+        5.0 * harness::moto::TEST_MINUTE_SECONDS + 1.0,
+    ))
+    .await;
+    let (state, reason) = routing::alarm(&ctx.config, &use1.region, &use1.alarm_name)
+        .await
+        .unwrap();
+    assert_eq!(state, "ALARM", "{reason}");
+    // What DNS answers follows: us-east-1 is out.
+    let after = verify(&normal, ctx.epoch, "eu-west-1").await;
+    assert_eq!(
+        after["serving_regions"],
+        json!(["eu-west-1", "ap-southeast-1"]),
+        "{after:#}"
+    );
+    // The twin's Route 53 reads the same data stream: the check is unhealthy.
+    let hc = ctx.spec.region("us-east-1").unwrap().dns[0]
+        .health_check_id
+        .clone()
+        .unwrap();
+    let status = r53::Client::new(&for_region(&ctx.config, "us-east-1"))
+        .get_health_check_status()
+        .health_check_id(&hc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health_probe::signals::route53_healthy(status.health_check_observations()),
+        Some(false)
+    );
+    // The position is recorded, fenced by the run's epoch, for health-probe to hold.
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&for_region(&ctx.config, STORE_REGION)),
+        &ctx.table,
+    );
+    let positions = store.get_switches("checkout").await.unwrap();
+    assert!(
+        positions
+            .iter()
+            .any(|p| p.region == "us-east-1" && !p.on && p.epoch == ctx.epoch),
+        "{positions:?}"
+    );
+}

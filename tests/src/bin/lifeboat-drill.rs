@@ -1,14 +1,15 @@
 //! The local failover drill (the README's first command): the whole chain of
 //! [`harness::drill`] against the emulators — probes detect, the alarm fires, the
-//! failover machine promotes, switches, verifies and finalizes — then its timeline, the
-//! checks and the measured RTO. Exits non-zero when any step did not happen.
+//! failover machine promotes, switches, verifies and finalizes, a client sees DNS move —
+//! then its timeline, the checks and both RTOs. Exits non-zero when any check failed.
 //!
 //! ```text
-//! lifeboat-drill [--poll-seconds N] [--verify-max-polls N] [--alarm-period-seconds N] [--quiet]
+//! lifeboat-drill [--poll-seconds N] [--verify-max-polls N] [--minute-seconds S] [--quiet]
 //! ```
 //!
-//! `--poll-seconds` and `--verify-max-polls` become the failover request's `timing`
-//! (the documented input that shortens the machine's waits; default 1 s and 10 polls).
+//! `--poll-seconds` and `--verify-max-polls` become the failover's `timing` (the
+//! documented input that shortens the machine's waits; default 1 s and 20 polls);
+//! `--minute-seconds` is how long a CloudWatch minute lasts in the twin (default 4).
 
 use std::process::ExitCode;
 
@@ -32,14 +33,11 @@ fn options() -> anyhow::Result<DrillOptions> {
         match arg.as_str() {
             "--poll-seconds" => opts.poll_seconds = number("--poll-seconds")?,
             "--verify-max-polls" => opts.verify_max_polls = number("--verify-max-polls")?,
-            "--alarm-period-seconds" => {
-                opts.alarm_period_seconds = i32::try_from(number("--alarm-period-seconds")?)
-                    .context("--alarm-period-seconds is too large")?;
-            }
+            "--minute-seconds" => opts.minute_seconds = f64::from(number("--minute-seconds")?),
             "--quiet" => opts.verbose = false,
             "-h" | "--help" => {
                 println!(
-                    "lifeboat-drill [--poll-seconds N] [--verify-max-polls N] [--alarm-period-seconds N] [--quiet]"
+                    "lifeboat-drill [--poll-seconds N] [--verify-max-polls N] [--minute-seconds S] [--quiet]"
                 );
                 std::process::exit(0);
             }
