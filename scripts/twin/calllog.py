@@ -259,6 +259,12 @@ class CallLog:
             return [dict(r) for r in self._pending.values()]
 
 
+def is_aws_call(environ) -> bool:
+    """Whether a request is an AWS API call: not one to the twin's controls (`/_twin/`) or
+    moto's own API (`/moto-api/`), which are neither logged nor faulted."""
+    return not environ.get("PATH_INFO", "").startswith(("/_twin/", "/moto-api/"))
+
+
 class CallLogLayer:
     def __init__(self, app, twin: Twin, log: CallLog) -> None:
         self.app = app
@@ -266,8 +272,7 @@ class CallLogLayer:
         self.log = log
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(("/_twin/", "/moto-api/")):
+        if not is_aws_call(environ):
             return self.app(environ, start_response)
         key, region, service = credential_scope(environ)
         body = read_form_body(environ)

@@ -182,12 +182,17 @@ class Delivery:
             return 200, {"duplicates": self.duplicates, "attempts": self.attempts, "failed": self.failed, "by_target": dict(self.by_target)}
 
 
-def delivery_of(twin: core.Twin) -> Delivery:
-    existing = getattr(twin, "delivery", None)
+def _attached(twin: core.Twin, name: str, make: Callable[[core.Twin], Any]) -> Any:
+    """The one object kept on `twin` as attribute `name`, made by `make(twin)` on first use."""
+    existing = getattr(twin, name, None)
     if existing is None:
-        existing = Delivery(twin)
-        twin.delivery = existing
+        existing = make(twin)
+        setattr(twin, name, existing)
     return existing
+
+
+def delivery_of(twin: core.Twin) -> Delivery:
+    return _attached(twin, "delivery", Delivery)
 
 
 def invoke_lambda_async(twin: core.Twin, function_arn: str, payload: Any, kind: str, **fields: Any) -> None:
@@ -384,11 +389,7 @@ def scheduled_event(rule_arn: str, region: str, now: float | None = None) -> dic
 
 
 def router_of(twin: core.Twin) -> Router:
-    existing = getattr(twin, "event_router", None)
-    if existing is None:
-        existing = Router(twin)
-        twin.event_router = existing
-    return existing
+    return _attached(twin, "event_router", Router)
 
 
 def put_aws_event(twin: core.Twin, region: str, source: str, detail_type: str, resources: list[str], detail: dict) -> dict:

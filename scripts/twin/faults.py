@@ -286,8 +286,7 @@ class FaultLayer:
         self.faults = faults
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(("/_twin/", "/moto-api/")):
+        if not calllog.is_aws_call(environ):
             return self.app(environ, start_response)
         key, region, service = calllog.credential_scope(environ)
         if key == TWIN_ACCESS_KEY:

@@ -448,6 +448,46 @@ def _target_id(logical_id: str, suffix: str) -> str:
     return logical_id + suffix if len(logical_id) + len(suffix) <= 64 else logical_id[: 64 - len(suffix)] + suffix
 
 
+# SAM event types that become an `AWS::Events::Rule`; other event types are not emulated.
+_RULE_EVENT_TYPES = ("Schedule", "EventBridgeRule", "CloudWatchEvent")
+
+
+def _generated_role(kind: str, attrs: dict) -> dict:
+    """An `AWS::IAM::Role` SAM generates for a `kind` resource: it keeps the parent's
+    Condition, not its DependsOn."""
+    return {"Type": "AWS::IAM::Role", "Properties": {}, "Sam": kind, **{k: v for k, v in attrs.items() if k == "Condition"}}
+
+
+def _copy_set(dst: dict, src: dict, keys: tuple[str, ...]) -> None:
+    """Copies each of `keys` that `src` sets (not None) to `dst`."""
+    for key in keys:
+        if src.get(key) is not None:
+            dst[key] = src[key]
+
+
+def _rule_events(out: dict[str, dict], logical: str, events: dict, kind: str, attrs: dict):
+    """The events of SAM resource `logical` that become a rule, as (event_id, rule_id =
+    logical + event_id, type, properties); an event of any other type is recorded in `out`
+    as a `SAM event <type>` placeholder under its rule_id and not yielded."""
+    for event_id, event in events.items():
+        rule_id = logical + event_id
+        etype = event.get("Type")
+        ep = event.get("Properties") or {}
+        if etype not in _RULE_EVENT_TYPES:
+            out[rule_id] = {"Type": f"SAM event {etype}", "Properties": {}, "Sam": kind, **attrs}
+            continue
+        yield event_id, rule_id, etype, ep
+
+
+def _set_rule_state(rule: dict, ep: dict) -> None:
+    """The rule's State from the event's `State`, then from its `Enabled` (true, "true" or
+    "True" -> ENABLED, else DISABLED), which wins when both are set."""
+    if ep.get("State") is not None:
+        rule["State"] = ep["State"]
+    if ep.get("Enabled") is not None:
+        rule["State"] = "ENABLED" if ep["Enabled"] in (True, "true", "True") else "DISABLED"
+
+
 def sam_expand(template: dict) -> dict[str, dict]:
     """The CloudFormation resources the SAM transform generates (SAM "generated resources"
     pages): `AWS::Serverless::Function` X -> `AWS::Lambda::Function` X and role `XRole`;
@@ -467,14 +507,8 @@ def sam_expand(template: dict) -> dict[str, dict]:
             fprops = _merge_globals(globals_fn, props)
             events = fprops.pop("Events", None) or {}
             out[logical] = {"Type": "AWS::Lambda::Function", "Properties": fprops, "Metadata": res.get("Metadata") or {}, "Sam": kind, **attrs}
-            out[logical + "Role"] = {"Type": "AWS::IAM::Role", "Properties": {}, "Sam": kind, **{k: v for k, v in attrs.items() if k == "Condition"}}
-            for event_id, event in events.items():
-                rule_id = logical + event_id
-                etype = event.get("Type")
-                ep = event.get("Properties") or {}
-                if etype not in ("Schedule", "EventBridgeRule", "CloudWatchEvent"):
-                    out[rule_id] = {"Type": f"SAM event {etype}", "Properties": {}, "Sam": kind, **attrs}
-                    continue
+            out[logical + "Role"] = _generated_role(kind, attrs)
+            for event_id, rule_id, etype, ep in _rule_events(out, logical, events, kind, attrs):
                 rule: dict[str, Any] = {}
                 if etype == "Schedule":
                     rule["ScheduleExpression"] = ep.get("Schedule")
@@ -493,14 +527,9 @@ def sam_expand(template: dict) -> dict[str, dict]:
                     target_id = (ep.get("Target") or {}).get("Id") or _target_id(rule_id, "LambdaTarget")
                 if ep.get("State") is not None and ep.get("Enabled") is not None:
                     raise StackError(f"Event {event_id} of {logical}: State and Enabled Properties cannot both be specified.")
-                if ep.get("State") is not None:
-                    rule["State"] = ep["State"]
-                if ep.get("Enabled") is not None:
-                    rule["State"] = "ENABLED" if ep["Enabled"] in (True, "true", "True") else "DISABLED"
+                _set_rule_state(rule, ep)
                 target: dict[str, Any] = {"Arn": {"Fn::GetAtt": [logical, "Arn"]}, "Id": target_id}
-                for key in ("Input", "InputPath", "InputTransformer", "RetryPolicy"):
-                    if ep.get(key) is not None:
-                        target[key] = ep[key]
+                _copy_set(target, ep, ("Input", "InputPath", "InputTransformer", "RetryPolicy"))
                 rule["Targets"] = [target]
                 out[rule_id] = {"Type": "AWS::Events::Rule", "Properties": rule, "Sam": kind, **attrs}
                 out[rule_id + "Permission"] = {
@@ -518,14 +547,8 @@ def sam_expand(template: dict) -> dict[str, dict]:
             sprops = copy.deepcopy(props)
             events = sprops.pop("Events", None) or {}
             out[logical] = {"Type": "AWS::StepFunctions::StateMachine", "Properties": sprops, "Sam": kind, **attrs}
-            out[logical + "Role"] = {"Type": "AWS::IAM::Role", "Properties": {}, "Sam": kind, **{k: v for k, v in attrs.items() if k == "Condition"}}
-            for event_id, event in events.items():
-                rule_id = logical + event_id
-                etype = event.get("Type")
-                ep = event.get("Properties") or {}
-                if etype not in ("Schedule", "EventBridgeRule", "CloudWatchEvent"):
-                    out[rule_id] = {"Type": f"SAM event {etype}", "Properties": {}, "Sam": kind, **attrs}
-                    continue
+            out[logical + "Role"] = _generated_role(kind, attrs)
+            for event_id, rule_id, etype, ep in _rule_events(out, logical, events, kind, attrs):
                 rule = {}
                 if etype == "Schedule":
                     rule["ScheduleExpression"] = ep.get("Schedule")
@@ -534,22 +557,17 @@ def sam_expand(template: dict) -> dict[str, dict]:
                 for src, dst in (("Name", "Name"), ("RuleName", "Name"), ("Description", "Description"), ("EventBusName", "EventBusName")):
                     if ep.get(src) is not None:
                         rule[dst] = ep[src]
-                if ep.get("State") is not None:
-                    rule["State"] = ep["State"]
-                if ep.get("Enabled") is not None:
-                    rule["State"] = "ENABLED" if ep["Enabled"] in (True, "true", "True") else "DISABLED"
+                _set_rule_state(rule, ep)
                 role = ep.get("RoleArn")
                 if role is None:
-                    out[rule_id + "Role"] = {"Type": "AWS::IAM::Role", "Properties": {}, "Sam": kind, **{k: v for k, v in attrs.items() if k == "Condition"}}
+                    out[rule_id + "Role"] = _generated_role(kind, attrs)
                     role = {"Fn::GetAtt": [rule_id + "Role", "Arn"]}
                 target = {
                     "Arn": {"Ref": logical},
                     "Id": (ep.get("Target") or {}).get("Id") or _target_id(rule_id, "StepFunctionsTarget"),
                     "RoleArn": role,
                 }
-                for key in ("Input", "InputPath", "RetryPolicy"):
-                    if ep.get(key) is not None:
-                        target[key] = ep[key]
+                _copy_set(target, ep, ("Input", "InputPath", "RetryPolicy"))
                 rule["Targets"] = [target]
                 out[rule_id] = {"Type": "AWS::Events::Rule", "Properties": rule, "Sam": kind, **attrs}
         else:

@@ -1,5 +1,6 @@
 """Shared fixtures: a real moto server (scripts/moto_server.py, with the twin installed)
-on a free loopback port, started per test module, and boto3 clients pointed at it."""
+on a free loopback port, started per test module, and boto3 clients pointed at it; a fake
+Lambda endpoint for the modules whose AWS services invoke functions; polling helpers."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(SCRIPTS))
+
+from twin.core import ACCOUNT  # noqa: E402  (needs SCRIPTS on the path)
 
 CLIENT_KEY = "testing"
 
@@ -78,3 +84,85 @@ def server():
     s = Server()
     yield s
     s.stop()
+
+
+def wait_for(fn, timeout: float = 5.0, every: float = 0.05):
+    """Calls `fn` every `every` seconds until it returns something true or `timeout`
+    seconds have passed; returns its last value."""
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(every)
+
+
+# ---------------------------------------------------------------- a server with a fake Lambda
+class FakeLambda:
+    """Answers `POST /2015-03-31/functions/<name>/invocations` like `cargo lambda watch`,
+    recording (name, payload); `fail[name] = k` answers the next k calls with HTTP 500."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.fail: dict[str, int] = {}
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                name = self.path.split("/")[3]
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.calls.append((name, json.loads(body or b"{}")))
+                if owner.fail.get(name, 0) > 0:
+                    owner.fail[name] -= 1
+                    self.send_response(500)
+                    payload = b'{"errorType":"Boom","errorMessage":"boom"}'
+                else:
+                    self.send_response(200)
+                    payload = b"{}"
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def of(self, name: str) -> list[dict]:
+        return [p for n, p in self.calls if n == name]
+
+    def wait(self, name: str, count: int, timeout: float = 10.0) -> list[dict]:
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.of(name)) < count:
+            time.sleep(0.05)
+        return self.of(name)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def lambda_world():
+    """(server, fake): a server invoking functions on a `FakeLambda`, with one-second
+    minutes and CloudWatch's background alarm evaluation off (a test asks for an evaluation
+    through `/_twin/alarms/evaluate`, or turns it on)."""
+    fake = FakeLambda()
+    server = Server("--lambda-endpoint", fake.url)
+    server.control("settings", {"twin.minute_seconds": 1, "cloudwatch.evaluate": False})
+    yield server, fake
+    server.stop()
+    fake.stop()
+
+
+def fn_arn(name: str, region: str = "us-east-1") -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+
+
+def allow(server, function: str, principal: str, source_arn: str | None = None) -> None:
+    """Adds a Lambda resource-based policy statement letting `principal` invoke `function`."""
+    body = {"function": function, "principal": principal}
+    if source_arn:
+        body["source_arn"] = source_arn
+    assert server.control("lambda/permissions", body)[0] == 200

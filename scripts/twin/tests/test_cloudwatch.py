@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from conftest import Server
-from test_events import FakeLambda, allow, fn_arn
+from conftest import allow, fn_arn
 from twin import cloudwatch as cw
 
 ACCOUNT = "123456789012"
@@ -128,16 +127,6 @@ def test_composite_rule_grammar():
 
 
 # ------------------------------------------------------------------ integration
-@pytest.fixture(scope="module")
-def world():
-    fake = FakeLambda()
-    server = Server("--lambda-endpoint", fake.url)
-    server.control("settings", {"twin.minute_seconds": 1, "cloudwatch.evaluate": False})
-    yield server, fake
-    server.stop()
-    fake.stop()
-
-
 def put_alarm(client, name: str, **extra) -> str:
     args = dict(AlarmName=name, Namespace="Lifeboat", MetricName=name, Statistic="Maximum", Period=60,
                 EvaluationPeriods=1, Threshold=1.0, ComparisonOperator=GT)
@@ -163,8 +152,8 @@ def state(client, name: str) -> dict:
     return (found["MetricAlarms"] + found["CompositeAlarms"])[0]
 
 
-def test_new_alarm_starts_insufficient_data_then_evaluates(world):
-    server, fake = world
+def test_new_alarm_starts_insufficient_data_then_evaluates(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     put_alarm(c, "cw-eval")
     assert state(c, "cw-eval")["StateValue"] == "INSUFFICIENT_DATA"
@@ -183,8 +172,8 @@ def test_new_alarm_starts_insufficient_data_then_evaluates(world):
     assert rows[-1]["old"] == "INSUFFICIENT_DATA" and rows[-1]["new"] == "ALARM" and rows[-1]["region"] == "us-east-1"
 
 
-def test_set_alarm_state_fires_action_once_and_reverts_at_next_evaluation(world):
-    server, fake = world
+def test_set_alarm_state_fires_action_once_and_reverts_at_next_evaluation(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     arn = put_alarm(c, "cw-set", AlarmActions=[fn_arn("cw-set-fn")], AlarmDescription="set test")
     allow(server, "cw-set-fn", "lambda.alarms.cloudwatch.amazonaws.com", arn)
@@ -209,8 +198,8 @@ def test_set_alarm_state_fires_action_once_and_reverts_at_next_evaluation(world)
     assert metric["metricStat"]["period"] == 60 and metric["metricStat"]["stat"] == "Maximum" and metric["returnData"] is True
 
 
-def test_lambda_action_without_permission_is_refused_and_recorded(world):
-    server, fake = world
+def test_lambda_action_without_permission_is_refused_and_recorded(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     put_alarm(c, "cw-denied", AlarmActions=[fn_arn("cw-denied-fn")])
     c.set_alarm_state(AlarmName="cw-denied", StateValue="ALARM", StateReason="testing")
@@ -222,8 +211,8 @@ def test_lambda_action_without_permission_is_refused_and_recorded(world):
     assert items and items[0]["HistorySummary"].startswith("Failed to execute action")
 
 
-def test_actions_disabled_fire_nothing_and_other_actions_are_not_emulated(world):
-    server, fake = world
+def test_actions_disabled_fire_nothing_and_other_actions_are_not_emulated(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     arn = put_alarm(c, "cw-quiet", AlarmActions=[fn_arn("cw-quiet-fn")], ActionsEnabled=False)
     allow(server, "cw-quiet-fn", "lambda.alarms.cloudwatch.amazonaws.com", arn)
@@ -235,8 +224,8 @@ def test_actions_disabled_fire_nothing_and_other_actions_are_not_emulated(world)
     assert any(r.get("alarm") == "cw-sns" and r.get("status") == "not emulated" for r in server.timeline())
 
 
-def test_duplicate_delivery_fault(world):
-    server, fake = world
+def test_duplicate_delivery_fault(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     arn = put_alarm(c, "cw-dup", OKActions=[fn_arn("cw-dup-fn")])
     allow(server, "cw-dup-fn", "lambda.alarms.cloudwatch.amazonaws.com", arn)
@@ -251,8 +240,8 @@ def test_duplicate_delivery_fault(world):
         server.control("delivery", {"duplicates": 0})
 
 
-def test_state_change_event_matches_prefix_pattern(world):
-    server, fake = world
+def test_state_change_event_matches_prefix_pattern(lambda_world):
+    server, fake = lambda_world
     eb = server.client("events")
     rule = eb.put_rule(Name="lb-alarms", EventPattern=json.dumps({
         "source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
@@ -275,8 +264,8 @@ def test_state_change_event_matches_prefix_pattern(world):
     assert event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] == "lb-primary"
 
 
-def test_composite_alarm_follows_its_rule_with_actions(world):
-    server, fake = world
+def test_composite_alarm_follows_its_rule_with_actions(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     put_alarm(c, "cw-a")
     put_alarm(c, "cw-b")
@@ -296,8 +285,8 @@ def test_composite_alarm_follows_its_rule_with_actions(world):
         c.put_composite_alarm(AlarmName="cw-bad", AlarmRule="ALARM(cw-a) AND")
 
 
-def test_background_evaluator_runs_at_the_minute_cadence(world):
-    server, fake = world
+def test_background_evaluator_runs_at_the_minute_cadence(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     put_alarm(c, "cw-bg", TreatMissingData="breaching")
     server.control("settings", {"cloudwatch.evaluate": True})
@@ -310,8 +299,8 @@ def test_background_evaluator_runs_at_the_minute_cadence(world):
         server.control("settings", {"cloudwatch.evaluate": False})
 
 
-def test_invalid_period_is_rejected(world):
-    server, fake = world
+def test_invalid_period_is_rejected(lambda_world):
+    server, fake = lambda_world
     c = server.client("cloudwatch")
     with pytest.raises(c.exceptions.ClientError):
         put_alarm(c, "cw-period", Period=45)

@@ -5,73 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import Server
+from conftest import allow, fn_arn
 from twin import core, events
 
 ACCOUNT = core.ACCOUNT
-
-
-class FakeLambda:
-    """Answers `POST /2015-03-31/functions/<name>/invocations` like `cargo lambda watch`,
-    recording (name, payload); `fail[name] = k` answers the next k calls with HTTP 500."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict]] = []
-        self.fail: dict[str, int] = {}
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                name = self.path.split("/")[3]
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.calls.append((name, json.loads(body or b"{}")))
-                if owner.fail.get(name, 0) > 0:
-                    owner.fail[name] -= 1
-                    self.send_response(500)
-                    payload = b'{"errorType":"Boom","errorMessage":"boom"}'
-                else:
-                    self.send_response(200)
-                    payload = b"{}"
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def of(self, name: str) -> list[dict]:
-        return [p for n, p in self.calls if n == name]
-
-    def wait(self, name: str, count: int, timeout: float = 10.0) -> list[dict]:
-        deadline = time.time() + timeout
-        while time.time() < deadline and len(self.of(name)) < count:
-            time.sleep(0.05)
-        return self.of(name)
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def world():
-    fake = FakeLambda()
-    server = Server("--lambda-endpoint", fake.url)
-    server.control("settings", {"twin.minute_seconds": 1, "cloudwatch.evaluate": False})
-    yield server, fake
-    server.stop()
-    fake.stop()
-
-
-def fn_arn(name: str, region: str = "us-east-1") -> str:
-    return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
 
 
 # ------------------------------------------------------------------ pure rules
@@ -167,15 +107,8 @@ def test_scheduled_event_shape():
 
 
 # ------------------------------------------------------------------ integration
-def allow(server, function: str, principal: str, source_arn: str | None = None) -> None:
-    body = {"function": function, "principal": principal}
-    if source_arn:
-        body["source_arn"] = source_arn
-    assert server.control("lambda/permissions", body)[0] == 200
-
-
-def test_put_events_reaches_matching_enabled_rules_only(world):
-    server, fake = world
+def test_put_events_reaches_matching_enabled_rules_only(lambda_world):
+    server, fake = lambda_world
     eb = server.client("events")
     rule = eb.put_rule(Name="orders", EventPattern=json.dumps({"source": [{"prefix": "app."}]}))["RuleArn"]
     eb.put_targets(Rule="orders", Targets=[{"Id": "1", "Arn": fn_arn("ev-orders")}])
@@ -193,8 +126,8 @@ def test_put_events_reaches_matching_enabled_rules_only(world):
     assert rows and rows[0]["status"] == "ok" and rows[0]["event_id"]
 
 
-def test_lambda_target_without_permission_is_not_invoked(world):
-    server, fake = world
+def test_lambda_target_without_permission_is_not_invoked(lambda_world):
+    server, fake = lambda_world
     eb = server.client("events")
     eb.put_rule(Name="denied", EventPattern=json.dumps({"source": ["app.denied"]}))
     eb.put_targets(Rule="denied", Targets=[{"Id": "1", "Arn": fn_arn("ev-denied")}])
@@ -204,8 +137,8 @@ def test_lambda_target_without_permission_is_not_invoked(world):
     assert any(r.get("status") == "denied" and r.get("rule") == "denied" for r in server.timeline())
 
 
-def test_step_functions_target_starts_an_execution_with_transformed_input(world):
-    server, fake = world
+def test_step_functions_target_starts_an_execution_with_transformed_input(lambda_world):
+    server, fake = lambda_world
     sfn = server.client("stepfunctions")
     machine = sfn.create_state_machine(name="ev-machine", roleArn=f"arn:aws:iam::{ACCOUNT}:role/r",
                                        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
@@ -225,8 +158,8 @@ def test_step_functions_target_starts_an_execution_with_transformed_input(world)
     assert len(executions[0]["name"]) == 36  # a generated UUID, never "None"
 
 
-def test_scheduled_rate_rule_fires_every_n_twin_minutes(world):
-    server, fake = world
+def test_scheduled_rate_rule_fires_every_n_twin_minutes(lambda_world):
+    server, fake = lambda_world
     eb = server.client("events")
     rule = eb.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")["RuleArn"]
     eb.put_targets(Rule="every-minute", Targets=[{"Id": "1", "Arn": fn_arn("ev-tick")}])
@@ -237,8 +170,8 @@ def test_scheduled_rate_rule_fires_every_n_twin_minutes(world):
     eb.disable_rule(Name="every-minute")
 
 
-def test_cron_rule_is_recorded_as_not_emulated(world):
-    server, fake = world
+def test_cron_rule_is_recorded_as_not_emulated(lambda_world):
+    server, fake = lambda_world
     server.client("events").put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
     deadline = time.time() + 5
     while time.time() < deadline:

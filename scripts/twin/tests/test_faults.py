@@ -69,26 +69,39 @@ def code_of(call) -> tuple[str, int]:
     return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
 
 
-def test_error_per_protocol(server, clear):
-    server.control("faults", {"region": "eu-west-1", "mode": "error"})
-    assert code_of(lambda: client(server, "dynamodb", "eu-west-1").list_tables()) == ("InternalServerError", 500)
-    assert code_of(lambda: client(server, "rds", "eu-west-1").describe_db_instances()) == ("InternalFailure", 500)
-    status, body = query_call(server.url, "monitoring", "eu-west-1", {"Action": "ListMetrics", "Version": "2010-08-01"})
-    assert status == 500 and b"<Type>Receiver</Type><Code>InternalFailure</Code>" in body
-    assert code_of(lambda: client(server, "cloudwatch", "eu-west-1").list_metrics()) == ("InternalFailure", 500)  # JSON, query-compatible
-    assert code_of(lambda: client(server, "s3", "eu-west-1").list_objects_v2(Bucket="b")) == ("InternalError", 500)
-    assert code_of(lambda: client(server, "stepfunctions", "eu-west-1").list_state_machines()) == ("InternalServerError", 500)
+# One call per protocol, made in the faulted Region.
+PROTOCOL_CALLS = {
+    "dynamodb": lambda c: c.list_tables(),
+    "rds": lambda c: c.describe_db_instances(),
+    "cloudwatch": lambda c: c.list_metrics(),  # JSON, query-compatible
+    "s3": lambda c: c.list_objects_v2(Bucket="b"),
+    "stepfunctions": lambda c: c.list_state_machines(),
+}
 
 
-def test_throttle_per_protocol(server, clear):
-    server.control("faults", {"region": "eu-west-1", "mode": "throttle"})
-    assert code_of(lambda: client(server, "dynamodb", "eu-west-1").list_tables()) == ("ThrottlingException", 400)
-    assert code_of(lambda: client(server, "rds", "eu-west-1").describe_db_instances()) == ("Throttling", 400)
+@pytest.mark.parametrize("mode,query_status,query_body,expected", [
+    ("error", 500, b"<Type>Receiver</Type><Code>InternalFailure</Code>", {
+        "dynamodb": ("InternalServerError", 500),
+        "rds": ("InternalFailure", 500),
+        "cloudwatch": ("InternalFailure", 500),
+        "s3": ("InternalError", 500),
+        "stepfunctions": ("InternalServerError", 500),
+    }),
+    ("throttle", 400, b"<Code>Throttling</Code>", {
+        "dynamodb": ("ThrottlingException", 400),
+        "rds": ("Throttling", 400),
+        "cloudwatch": ("Throttling", 400),
+        "stepfunctions": ("ThrottlingException", 400),
+        "s3": ("SlowDown", 503),
+    }),
+])
+def test_fault_answer_per_protocol(server, clear, mode, query_status, query_body, expected):
+    """(code, HTTP status) each protocol answers with; CloudWatch's query (XML) protocol too."""
+    server.control("faults", {"region": "eu-west-1", "mode": mode})
     status, body = query_call(server.url, "monitoring", "eu-west-1", {"Action": "ListMetrics", "Version": "2010-08-01"})
-    assert status == 400 and b"<Code>Throttling</Code>" in body
-    assert code_of(lambda: client(server, "cloudwatch", "eu-west-1").list_metrics()) == ("Throttling", 400)  # JSON, query-compatible
-    assert code_of(lambda: client(server, "stepfunctions", "eu-west-1").list_state_machines()) == ("ThrottlingException", 400)
-    assert code_of(lambda: client(server, "s3", "eu-west-1").list_objects_v2(Bucket="b")) == ("SlowDown", 503)
+    assert status == query_status and query_body in body
+    for service, want in expected.items():
+        assert code_of(lambda: PROTOCOL_CALLS[service](client(server, service, "eu-west-1"))) == want, service
 
 
 def test_route53_control_plane_flag(server, clear):

@@ -9,6 +9,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import wait_for
 from twin import rds
 
 CREATE, PROMOTE, AURORA, MINUTE = 0.5, 1.0, 0.6, 0.3
@@ -86,15 +87,6 @@ def replica(server, region: str, name: str, source_arn: str) -> dict:
 
 def describe(server, region: str, name: str) -> dict:
     return server.client("rds", region).describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
-
-
-def wait_for(fn, timeout: float = 5.0, every: float = 0.05):
-    deadline = time.time() + timeout
-    while True:
-        value = fn()
-        if value or time.time() > deadline:
-            return value
-        time.sleep(every)
 
 
 def lag_values(server, region: str, name: str) -> list[float]:

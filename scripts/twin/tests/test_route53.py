@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import botocore.exceptions
 import pytest
 
+import conftest
 from twin import route53 as r
 
 # ------------------------------------------------------------------ pure rules
@@ -106,13 +107,9 @@ def test_high_resolution_and_extended_statistic_alarms_are_not_supported():
 # ------------------------------------------------------------------ through the server
 
 
-def wait_for(fn, timeout=8.0, every=0.05):
-    deadline = time.time() + timeout
-    while True:
-        value = fn()
-        if value or time.time() > deadline:
-            return value
-        time.sleep(every)
+def wait_for(fn, timeout: float = 8.0):
+    """`conftest.wait_for` with this module's longer default wait (8 s, not 5)."""
+    return conftest.wait_for(fn, timeout)
 
 
 @pytest.fixture(scope="module")
