@@ -506,19 +506,7 @@ impl World {
     /// The Regions whose addresses `queries` DNS answers for the workload's record
     /// name through the twin's resolver (weighted: one record per answer).
     pub async fn dns_regions(&self, queries: u32) -> anyhow::Result<BTreeMap<String, u32>> {
-        let mut seen = BTreeMap::new();
-        for _ in 0..queries {
-            let answer = twin::resolve_a(self.dns, &self.record_name).await?;
-            for a in answer.addresses {
-                let region = self
-                    .endpoints
-                    .iter()
-                    .find(|(_, e)| e.address == a.to_string())
-                    .map_or_else(|| a.to_string(), |(r, _)| r.clone());
-                *seen.entry(region).or_insert(0) += 1;
-            }
-        }
-        Ok(seen)
+        ClientView::of(self).named(queries).await
     }
 
     /// Whether the workload endpoint of `region`, reached at its DNS address, serves.
@@ -578,14 +566,12 @@ impl ClientView {
         }
     }
 
-    /// One look as a client: `queries` DNS answers (weighted routing answers one record
-    /// at a time), the Regions they named, and whether each named Region served a request.
-    async fn look(&self, queries: u32) -> (BTreeMap<String, u32>, bool) {
+    /// The Regions `queries` DNS answers name (weighted routing answers one record at a
+    /// time), by the workload endpoints' addresses.
+    async fn named(&self, queries: u32) -> anyhow::Result<BTreeMap<String, u32>> {
         let mut named: BTreeMap<String, u32> = BTreeMap::new();
         for _ in 0..queries {
-            let Ok(answer) = twin::resolve_a(self.dns, &self.record_name).await else {
-                continue;
-            };
+            let answer = twin::resolve_a(self.dns, &self.record_name).await?;
             for a in answer.addresses {
                 let region = self
                     .endpoints
@@ -595,6 +581,13 @@ impl ClientView {
                 *named.entry(region).or_insert(0) += 1;
             }
         }
+        Ok(named)
+    }
+
+    /// One look as a client: the Regions `queries` answers name, and whether each of
+    /// them served a request.
+    async fn look(&self, queries: u32) -> (BTreeMap<String, u32>, bool) {
+        let named = self.named(queries).await.unwrap_or_default();
         let mut all_serve = !named.is_empty();
         for region in named.keys() {
             let served = match self.endpoints.get(region) {
