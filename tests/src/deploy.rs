@@ -32,6 +32,9 @@ fn tag_query(q: &mut MetricQuery, tag: &str, name: Option<&str>) {
     }
 }
 
+/// The template of one of the workload's own alarms (not Lifeboat's).
+pub const WORKLOAD_ALARM: &str = "tests/fixtures/workload-alarm.yaml";
+
 /// Seeds the deploy wiring of `seeded` (a spec already through
 /// [`crate::route53::seed`], whose zone ids are real) and returns it rewritten: metrics
 /// tagged and read as moto can, alarm names suffixed by `tag` and created `OK` in their
@@ -46,6 +49,9 @@ pub async fn seed(
     let base = moto.sdk_config(ROUTE53_REGION).await;
     let route53 = r53::Client::new(&base);
     let mut spec = seeded.clone();
+    // Alarms to bring to OK by their data once created (all at once: each takes an
+    // evaluation or two).
+    let mut quiet: Vec<(String, String)> = Vec::new();
     for (i, r) in spec.regions.iter_mut().enumerate() {
         let Some(d) = r.deploy.as_mut() else { continue };
         // The placeholder zone id maps to the zone route53::seed created for it.
@@ -64,22 +70,22 @@ pub async fn seed(
         if let Some(q) = d.metrics.latency_p99.as_mut() {
             tag_query(q, tag, Some("LatencyP99Ms"));
         }
-        let cw = cw::Client::new(&for_region(&base, &r.region));
+        let twin = crate::twin::Twin::new(moto);
         for a in &mut d.alarms {
             *a = format!("{a}-{tag}");
-            cw.put_metric_alarm()
-                .alarm_name(a.as_str())
-                .namespace(format!("Checkout/Alarms/{tag}"))
-                .metric_name("Errors")
-                .statistic(cw::types::Statistic::Sum)
-                .period(60)
-                .evaluation_periods(1)
-                .threshold(10.0)
-                .comparison_operator(cw::types::ComparisonOperator::GreaterThanThreshold)
-                .send()
-                .await
-                .with_context(|| format!("PutMetricAlarm {a}"))?;
-            set_alarm(&base, &r.region, a, false).await?;
+            // The workload's own alarm, from its (the user's) template.
+            twin.post(
+                "stack",
+                serde_json::json!({
+                    "region": r.region,
+                    "stack_name": a.as_str(),
+                    "template": crate::moto::repo_root().join(WORKLOAD_ALARM).display().to_string(),
+                    "parameters": {"AlarmName": a.as_str(), "Namespace": format!("Checkout/Alarms/{tag}")},
+                }),
+            )
+            .await
+            .with_context(|| format!("deploying the workload alarm {a}"))?;
+            quiet.push((r.region.clone(), a.clone()));
         }
         let mut changes = Vec::new();
         for slot in [Slot::Blue, Slot::Green] {
@@ -118,29 +124,27 @@ pub async fn seed(
             .await
             .with_context(|| format!("creating the deploy records of {}", r.region))?;
     }
+    let quieted = futures_util::future::join_all(
+        quiet
+            .iter()
+            .map(|(region, alarm)| set_alarm(&base, region, alarm, false)),
+    )
+    .await;
+    for q in quieted {
+        q?;
+    }
     Ok(spec)
 }
 
-/// Puts an alarm in `ALARM` (`firing`) or `OK`.
+/// Puts an alarm in `ALARM` (`firing`) or `OK` by its data, as a real breach would
+/// ([`crate::twin::alarm_to`]).
 pub async fn set_alarm(
     config: &SdkConfig,
     region: &str,
     name: &str,
     firing: bool,
 ) -> anyhow::Result<()> {
-    cw::Client::new(&for_region(config, region))
-        .set_alarm_state()
-        .alarm_name(name)
-        .state_value(if firing {
-            cw::types::StateValue::Alarm
-        } else {
-            cw::types::StateValue::Ok
-        })
-        .state_reason("set by the harness")
-        .send()
-        .await
-        .with_context(|| format!("SetAlarmState {name}"))?;
-    Ok(())
+    crate::twin::alarm_to(config, region, name, firing).await
 }
 
 /// Traffic of one slot over a moment.

@@ -233,6 +233,83 @@ impl Twin {
     }
 }
 
+/// Drives alarm `name` in `region` into `ALARM` (`firing`) or `OK` the way the world
+/// would: datapoints on its metric that breach its threshold or do not, until the
+/// twin's evaluator has moved it (bounded, 30 s). `SetAlarmState` would last one
+/// evaluation, on AWS as in the twin.
+pub async fn alarm_to(
+    config: &aws_types::SdkConfig,
+    region: &str,
+    name: &str,
+    firing: bool,
+) -> anyhow::Result<()> {
+    use aws_sdk_cloudwatch as cw;
+    use cw::types::{ComparisonOperator as Op, StateValue};
+    let client = cw::Client::new(&lifeboat::aws::for_region(config, region));
+    let out = client
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .with_context(|| format!("DescribeAlarms {name}"))?;
+    let alarm = out
+        .metric_alarms()
+        .first()
+        .with_context(|| format!("no alarm {name} in {region}"))?
+        .clone();
+    let threshold = alarm.threshold().unwrap_or(0.0);
+    let above = matches!(
+        alarm.comparison_operator(),
+        Some(Op::GreaterThanThreshold | Op::GreaterThanOrEqualToThreshold)
+    );
+    let margin = threshold.abs() + 1.0;
+    let value = match (above, firing) {
+        (true, true) | (false, false) => threshold + margin,
+        // "Not above" a positive threshold: no errors at all.
+        (true, false) if threshold > 0.0 => 0.0,
+        _ => threshold - margin,
+    };
+    let want = if firing {
+        StateValue::Alarm
+    } else {
+        StateValue::Ok
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = i64::try_from(lifeboat::UnixMillis::now().0).unwrap_or(i64::MAX);
+        client
+            .put_metric_data()
+            .namespace(alarm.namespace().unwrap_or_default())
+            .metric_data(
+                cw::types::MetricDatum::builder()
+                    .metric_name(alarm.metric_name().unwrap_or_default())
+                    .set_dimensions(Some(alarm.dimensions().to_vec()))
+                    .value(value)
+                    .timestamp(cw::primitives::DateTime::from_millis(now))
+                    .build(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("PutMetricData for {name}"))?;
+        let state = client
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .with_context(|| format!("DescribeAlarms {name}"))?
+            .metric_alarms()
+            .first()
+            .and_then(|a| a.state_value().cloned());
+        if state.as_ref() == Some(&want) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{name} in {region} is {state:?}, not {want:?}, after 30 s of data");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Asks the DNS server at `server` for the A records of `name`, over UDP.
 pub async fn resolve_a(server: SocketAddr, name: &str) -> anyhow::Result<DnsAnswer> {
     let mut query = Message::new(rand_id(), MessageType::Query, OpCode::Query);
