@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, DimensionFilter, Metric, MetricDataQuery, MetricDatum,
-    MetricStat, ScanBy, StandardUnit, StateValue, Statistic,
+    MetricStat, ScanBy, StandardUnit, Statistic,
 };
 use aws_smithy_types::DateTime;
 use aws_types::SdkConfig;
@@ -161,48 +161,14 @@ impl Fixture {
     }
 
     /// Puts one datapoint (seconds, now) into moto's CloudWatch in `region`.
-    /// Puts `errors` 5xx of this workload in `region` and waits (bounded) until the
-    /// Region's alarm has evaluated them into `state`: the twin's alarms decide from
-    /// their data, as CloudWatch's do (SetAlarmState would last one evaluation).
-    async fn errors_until(&self, region: &str, errors: f64, state: StateValue) {
-        let alarm = self.spec.region(region).unwrap().alarms[0].clone();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            self.cloudwatch(region)
-                .put_metric_data()
-                .namespace("Checkout")
-                .metric_data(
-                    MetricDatum::builder()
-                        .metric_name("5xx")
-                        .dimensions(
-                            Dimension::builder()
-                                .name("Workload")
-                                .value(&self.spec.workload)
-                                .build(),
-                        )
-                        .value(errors)
-                        .timestamp(DateTime::from_millis(UnixMillis::now().0 as i64))
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            let out = self
-                .cloudwatch(region)
-                .describe_alarms()
-                .alarm_names(&alarm)
-                .send()
-                .await
-                .unwrap();
-            if out.metric_alarms()[0].state_value() == Some(&state) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{alarm} never went to {state:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    /// Drives the Region's alarm into `ALARM` (`firing`) or `OK` by its data
+    /// (`harness::twin::alarm_to`): the twin's alarms decide from their data, as
+    /// CloudWatch's do, and SetAlarmState would last one evaluation.
+    async fn alarm_to(&self, region: &str, firing: bool) {
+        let alarm = &self.spec.region(region).unwrap().alarms[0];
+        harness::twin::alarm_to(&self.config, region, alarm, firing)
+            .await
+            .unwrap();
     }
 
     async fn put_seconds(
@@ -387,8 +353,7 @@ async fn timeouts_wrong_bodies_and_alarms_fail_a_round() {
     f.server("eu-west-1")
         .set_answer(200, r#"{"status":"degraded"}"#);
     let apse1_alarm = &f.spec.region("ap-southeast-1").unwrap().alarms[0];
-    f.errors_until("ap-southeast-1", 50.0, StateValue::Alarm)
-        .await;
+    f.alarm_to("ap-southeast-1", true).await;
     let started = std::time::Instant::now();
     f.round().await;
     // The three Regions are probed concurrently: one slow endpoint does not delay the
@@ -422,7 +387,7 @@ async fn timeouts_wrong_bodies_and_alarms_fail_a_round() {
 
     f.server("us-east-1").set_delay(Duration::ZERO);
     f.server("eu-west-1").set_healthy();
-    f.errors_until("ap-southeast-1", 0.0, StateValue::Ok).await;
+    f.alarm_to("ap-southeast-1", false).await;
     f.round().await;
     for r in REGIONS {
         assert_eq!(f.verdict(r).await, Verdict::Healthy, "{r}");
