@@ -184,3 +184,55 @@ async fn a_refused_promotion_releases_the_lease_and_leaves_the_spec_as_it_was() 
     assert_eq!(state, "OK");
     assert_eq!(switch.region, SURVIVOR);
 }
+
+/// A routing switch follows Lifeboat's (or an operator's) decision, never the Region's
+/// health: switching the healthy primary off by hand turns its switch alarm to ALARM,
+/// and that must start nothing. The first wave's EventBridge rule matched every
+/// `lifeboat-<workload>-` alarm and the executor admitted the primary's switch alarm,
+/// so this started an unplanned failover of a healthy primary.
+#[tokio::test]
+async fn switching_the_primary_off_by_hand_starts_no_failover() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
+    d.baseline().await.unwrap();
+    let switch = d
+        .world
+        .spec
+        .region(FAILED)
+        .unwrap()
+        .routing_switch
+        .clone()
+        .unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&lifeboat::aws::for_region(
+        &d.world.config,
+        &switch.region,
+    ));
+    lifeboat::switch::put(&cw, &switch, false).await.unwrap();
+    let minute = std::time::Duration::from_secs_f64(d.opts.minute_seconds);
+    let deadline = std::time::Instant::now() + minute * 6;
+    loop {
+        let (state, _) =
+            harness::route53::alarm(&d.world.config, &switch.region, &switch.alarm_name)
+                .await
+                .unwrap();
+        if state == "ALARM" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switch alarm never went to ALARM: {state}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // Time for every delivery (the alarm's EventBridge event, retries) to land.
+    tokio::time::sleep(minute * 3).await;
+    assert_eq!(
+        d.world.failover_executions().await.unwrap(),
+        Vec::<String>::new()
+    );
+    let spec = d.world.store.get_spec(WORKLOAD).await.unwrap();
+    assert_eq!(
+        spec.region(FAILED).unwrap().role,
+        lifeboat::model::Role::Primary
+    );
+}

@@ -101,10 +101,18 @@ pub enum Ignored {
     AutoFailoverDisabled,
     /// A failover already holds the workload's lease.
     FailoverInProgress,
+    /// A routing switch's alarm: it follows where Lifeboat (a failover, a drill, an
+    /// operator) put the switch, and says nothing about the Region's health.
+    RoutingSwitch,
 }
 
 /// The pure part of an alarm: whether this target may start a failover.
 pub fn admit(target: &AlarmTarget<'_>) -> Result<(), Ignored> {
+    // Switching the primary off by hand, or in a drill, turns its switch alarm to
+    // ALARM: that is a decision already taken, never a reason for another one.
+    if target.kind == AlarmKind::RoutingSwitch {
+        return Err(Ignored::RoutingSwitch);
+    }
     let is_primary = target
         .spec
         .region(target.region)
@@ -270,12 +278,14 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].region, t[0].kind), ("us-east-1", AlarmKind::Health));
         assert_eq!(admit(&t[0]), Ok(()));
-        // The primary's switch alarm lives in eu-west-1 but is about us-east-1.
+        // The primary's switch alarm lives in eu-west-1 but is about us-east-1; it never
+        // starts a failover, even for the primary with auto-failover on.
         let t = map_alarm(&specs, "lifeboat-checkout-us-east-1-switch");
         assert_eq!(
             (t[0].region, t[0].kind),
             ("us-east-1", AlarmKind::RoutingSwitch)
         );
+        assert_eq!(admit(&t[0]), Err(Ignored::RoutingSwitch));
         let t = map_alarm(&specs, "checkout-euw1-5xx");
         assert_eq!(admit(&t[0]), Err(Ignored::RegionNotPrimary));
         assert!(map_alarm(&specs, "nobody-knows-me").is_empty());

@@ -290,7 +290,7 @@ def test_rules_and_targets_are_the_sam_generated_ones(server, deployed, template
             {"Id": "HealthProbeFunctionProbeLambdaTarget", "Arn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:lifeboat-health-probe"}]
         alarms = deployed[region]["resources"]["FailoverExecutorFunctionAlarmStateChange"]["physical_id"]
         pattern = json.loads(events.describe_rule(Name=alarms)["EventPattern"])
-        assert pattern["resources"] == [{"prefix": f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:lifeboat-checkout-"}]
+        assert pattern["resources"] == [{"wildcard": f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:lifeboat-checkout-*-unhealthy-seen-from-*"}]
         drill = deployed[region]["resources"]["DrillStateMachineScheduled"]["physical_id"]
         (target,) = events.list_targets_by_rule(Rule=drill)["Targets"]
         assert target["Arn"] == f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:lifeboat-drill-{region}"
