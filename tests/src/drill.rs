@@ -157,6 +157,9 @@ pub struct DrillReport {
     pub alarm_ms: Option<u64>,
     /// The objective.
     pub rto_objective_ms: u64,
+    /// The errors of the failover's Lambda tasks that failed (and were retried or
+    /// caught), in order.
+    pub failover_task_errors: Vec<String>,
     /// What the functions asked of the failed Region (and of Route 53's control plane)
     /// from the break to the end of the failover, from the twin's call log.
     pub calls_to_failed: Vec<twin::ApiCall>,
@@ -958,6 +961,11 @@ impl Drill {
         let (end, events) = self.follow("failover", execution, limit).await?;
         self.report.execution_status = Some(end.status.as_str().to_owned());
         self.report.execution_error = end.error;
+        self.report.failover_task_errors = events
+            .iter()
+            .filter_map(|e| e.lambda_function_failed_event_details())
+            .map(|d| d.error().unwrap_or("?").to_owned())
+            .collect();
         let serving_at = states(&events)
             .into_iter()
             .find(|(name, _, _)| name == "MarkFinalize")

@@ -236,3 +236,41 @@ async fn switching_the_primary_off_by_hand_starts_no_failover() {
         lifeboat::model::Role::Primary
     );
 }
+
+/// A Lambda task that runs past its timeout (a slow dependency, a Region that hangs)
+/// fails with `Sandbox.Timedout`. The machines retry it (the steps are idempotent); the
+/// first wave only caught it, compensating after the database had been promoted.
+#[tokio::test]
+async fn a_task_that_times_out_once_is_retried_and_the_failover_completes() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
+    d.world
+        .twin
+        .settings(json!({"lambda.timeout_seconds.traffic-shifter": 3}))
+        .await
+        .unwrap();
+    d.world
+        .twin
+        .post(
+            "lambda/fault",
+            json!({"function": "traffic-shifter", "mode": "timeout", "count": 1}),
+        )
+        .await
+        .unwrap();
+    d.baseline().await.unwrap();
+    assert!(d.break_and_detect().await.unwrap());
+    let execution = d
+        .await_alarm_execution()
+        .await
+        .unwrap()
+        .expect("the alarm starts a failover");
+    d.await_failover(&execution).await.unwrap();
+    assert_eq!(
+        d.report.failover_task_errors,
+        ["Sandbox.Timedout"],
+        "{}",
+        d.report.render()
+    );
+    d.verify_failover().await.unwrap();
+    assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
+}

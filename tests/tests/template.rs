@@ -613,6 +613,11 @@ fn machines_retry_and_catch_only_errors_that_exist() {
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
+        // A function that ran out of time (Lambda troubleshooting, Sandbox.Timedout) and
+        // an unhandled Lambda error Step Functions could not name ("Handle Lambda service
+        // exceptions"): both retried, the steps are idempotent.
+        "Lambda.Unknown",
+        "Sandbox.Timedout",
     ];
     let mut checked = 0;
     for file in machine_files() {
@@ -634,6 +639,14 @@ fn machines_retry_and_catch_only_errors_that_exist() {
         assert!(!retried.is_empty(), "{file}: no Retry at all");
         for blanket in ["States.ALL", "States.TaskFailed"] {
             assert!(!retried.contains(blanket), "{file}: retries {blanket}");
+        }
+        // A function that times out (a Region that hangs, a slow dependency) is retried,
+        // not left to a Catch that compensates after the database was promoted.
+        for timeout in ["Sandbox.Timedout", "Lambda.Unknown"] {
+            assert!(
+                retried.contains(timeout),
+                "{file}: does not retry {timeout}"
+            );
         }
         checked += 1;
     }
