@@ -61,6 +61,9 @@ pub enum ErrorName {
     DependencyFailure,
     /// The function's work is not built yet.
     NotImplemented,
+    /// An automatic failover whose Region is not unhealthy by Lifeboat's own fresh
+    /// observation (a stalled, throttled or half-broken prober, a stray alarm).
+    FailoverUnwarranted,
 }
 
 /// What a state machine should do with an error.
@@ -74,7 +77,7 @@ pub enum Retry {
 
 impl ErrorName {
     /// Every name, for tests that check state machines name only real errors.
-    pub const ALL: [ErrorName; 16] = [
+    pub const ALL: [ErrorName; 17] = [
         ErrorName::InvalidInput,
         ErrorName::WorkloadNotFound,
         ErrorName::InvalidModel,
@@ -91,6 +94,7 @@ impl ErrorName {
         ErrorName::TransientDependency,
         ErrorName::DependencyFailure,
         ErrorName::NotImplemented,
+        ErrorName::FailoverUnwarranted,
     ];
 
     /// The `errorType` string.
@@ -112,6 +116,7 @@ impl ErrorName {
             ErrorName::TransientDependency => "TransientDependency",
             ErrorName::DependencyFailure => "DependencyFailure",
             ErrorName::NotImplemented => "NotImplemented",
+            ErrorName::FailoverUnwarranted => "FailoverUnwarranted",
         }
     }
 
@@ -229,6 +234,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// An automatic failover away from a Region Lifeboat does not see unhealthy.
+    #[error("no automatic failover of workload `{workload}` away from {region}: {reason}")]
+    FailoverUnwarranted {
+        /// Workload id.
+        workload: String,
+        /// The Region the alarm would fail away from.
+        region: String,
+        /// What Lifeboat's own observation says.
+        reason: String,
+    },
+
     /// Inside the cooldown after the last failover.
     #[error("workload `{workload}` is in cooldown until {until}")]
     CooldownActive {
@@ -319,6 +335,7 @@ impl Error {
             Error::ConcurrentModification { .. } => ErrorName::ConcurrentModification,
             Error::ReplicaLagTooHigh { .. } => ErrorName::ReplicaLagTooHigh,
             Error::TargetUnhealthy { .. } => ErrorName::TargetUnhealthy,
+            Error::FailoverUnwarranted { .. } => ErrorName::FailoverUnwarranted,
             Error::CooldownActive { .. } => ErrorName::CooldownActive,
             Error::DeployFrozen { .. } => ErrorName::DeployFrozen,
             Error::ResourceNotFound { .. } => ErrorName::ResourceNotFound,

@@ -274,3 +274,82 @@ async fn a_task_that_times_out_once_is_retried_and_the_failover_completes() {
     d.verify_failover().await.unwrap();
     assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
 }
+
+/// An alarm that Lifeboat's own probes do not bear out — a second, half-broken prober
+/// or a stray metric publishing `RegionHealthy` 0 for a primary that serves — must not
+/// fail over a healthy primary (a promotion cannot be undone): the decision refuses with
+/// `FailoverUnwarranted`, nothing moves, and the refusal is audited for whoever is paged.
+/// On the code before this commit the same alarm failed the healthy primary over.
+#[tokio::test]
+async fn an_alarm_the_probes_do_not_bear_out_fails_nothing_over() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
+    d.baseline().await.unwrap();
+    let before = d.world.store.get_spec(WORKLOAD).await.unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&d.world.config);
+    let minute = std::time::Duration::from_secs_f64(d.opts.minute_seconds);
+    let deadline = std::time::Instant::now() + minute * 10;
+    let execution = loop {
+        // The stray metric: RegionHealthy 0 for the primary, beside the real prober's 1.
+        cw.put_metric_data()
+            .namespace("Lifeboat")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name("RegionHealthy")
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("Workload")
+                            .value(WORKLOAD)
+                            .build(),
+                    )
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("Region")
+                            .value(FAILED)
+                            .build(),
+                    )
+                    .value(0.0)
+                    .storage_resolution(60)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        if let Some(e) = d.world.failover_executions().await.unwrap().first() {
+            break e.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stray metric never fired the alarm"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    d.await_failover(&execution).await.unwrap();
+    assert_eq!(d.report.execution_status.as_deref(), Some("FAILED"));
+    assert_eq!(
+        d.report.failover_task_errors,
+        ["FailoverUnwarranted"],
+        "{}",
+        d.report.render()
+    );
+    // Nothing moved: the spec, the lease, the primary's switch.
+    let after = d.world.store.get_spec(WORKLOAD).await.unwrap();
+    assert_eq!(after, before);
+    assert_eq!(d.world.store.get_lease(WORKLOAD).await.unwrap(), None);
+    assert!(
+        d.world
+            .store
+            .get_switches(WORKLOAD)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // On the record.
+    let events = d.world.store.list_events(WORKLOAD).await.unwrap();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "failover_unwarranted")
+        .collect();
+    assert_eq!(refused.len(), 1, "{events:#?}");
+    assert!(refused[0].reason.contains(FAILED), "{:?}", refused[0]);
+}

@@ -198,6 +198,48 @@ pub fn stale_after_ms(spec: &WorkloadSpec) -> u64 {
     (3 * window).max(300_000)
 }
 
+/// How fresh the observation behind an automatic failover must be: two detection
+/// windows of the Region being left, at least two minutes. Older, the prober is not
+/// running (or not writing), and its silence is no evidence against the Region.
+pub fn fresh_within_ms(spec: &WorkloadSpec) -> u64 {
+    let p = &spec.policy;
+    let window = u64::from(p.failure_threshold) * u64::from(p.probe_interval_seconds) * 1000;
+    (2 * window).max(120_000)
+}
+
+/// Whether an automatic (alarm-started) failover away from `from` is warranted: only
+/// when Lifeboat's own probes, freshly, call that Region unhealthy. An alarm can fire for
+/// reasons that say nothing about the Region — a stalled or throttled prober, a stray
+/// or hand-set alarm — and a promotion cannot be undone.
+pub fn warranted(
+    spec: &WorkloadSpec,
+    health: &[HealthRecord],
+    from: &str,
+    now: UnixMillis,
+) -> Result<()> {
+    let fresh = fresh_within_ms(spec);
+    let refuse = |reason: String| Error::FailoverUnwarranted {
+        workload: spec.workload.clone(),
+        region: from.to_owned(),
+        reason,
+    };
+    match health.iter().find(|h| h.region == from) {
+        None => Err(refuse(
+            "Lifeboat's probes have never recorded it".to_owned(),
+        )),
+        Some(h) if now.since(h.observed_at) > fresh => Err(refuse(format!(
+            "its last observation is {} s old (fresh within {} s): the prober is not running",
+            now.since(h.observed_at) / 1000,
+            fresh / 1000
+        ))),
+        Some(h) if h.verdict != Verdict::Unhealthy => Err(refuse(format!(
+            "Lifeboat's probes see it {:?} as of {}",
+            h.verdict, h.observed_at
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The Region whose table holds the lease (README, "Consistency across Regions"): with
 /// every Region in one MRSC set the table is strongly consistent, so the executor's own
 /// Region (if it is one of the workload's and not the failing one); otherwise the first
@@ -228,7 +270,9 @@ fn role_rank(role: Role) -> u8 {
 }
 
 /// Decides a failover. Errors: `InvalidInput` (unknown Regions, target already primary,
-/// nothing to fail away from), `TargetUnhealthy`, `ReplicaLagTooHigh`, `InvalidModel`.
+/// nothing to fail away from), `FailoverUnwarranted` (an alarm-started failover whose
+/// Region is not freshly unhealthy: [`warranted`]), `TargetUnhealthy`,
+/// `ReplicaLagTooHigh`, `InvalidModel`.
 pub fn decide(
     spec: &WorkloadSpec,
     health: &[HealthRecord],
@@ -282,6 +326,10 @@ pub fn decide(
             }
             Some(_) => {}
         }
+    }
+
+    if req.trigger.is_some() {
+        warranted(spec, health, &from.region, now)?;
     }
 
     let rpo = spec.policy.rpo_seconds;
@@ -777,6 +825,65 @@ mod tests {
             .iter()
             .map(|c| (c.region.clone(), c.role_after, c.weight_after))
             .collect()
+    }
+
+    fn alarm_req() -> FailoverRequest {
+        FailoverRequest {
+            trigger: Some(crate::request::Trigger {
+                alarm_name: "lifeboat-checkout-us-east-1-unhealthy-seen-from-eu-west-1".into(),
+                alarm_arn: None,
+                state_changed_at: UnixMillis(NOW.0 - 1_000),
+            }),
+            ..req(Mode::Unplanned)
+        }
+    }
+
+    #[test]
+    fn an_alarm_fails_over_only_a_region_the_probes_freshly_call_unhealthy() {
+        // Unhealthy, observed 5 s ago: warranted.
+        assert!(decide(&spec(), &all_healthy(), &alarm_req(), "eu-west-1", NOW).is_ok());
+        // The alarm fired but the probes see the primary healthy (a stray or hand-set
+        // alarm, a prober whose metrics lie): refused, named, nothing decided.
+        let mut h = all_healthy();
+        h[0].verdict = Verdict::Healthy;
+        let err = decide(&spec(), &h, &alarm_req(), "eu-west-1", NOW).unwrap_err();
+        assert_eq!(
+            err.name(),
+            lifeboat::ErrorName::FailoverUnwarranted,
+            "{err}"
+        );
+        assert!(err.to_string().contains("Healthy"), "{err}");
+        // Unknown (never enough rounds) is not unhealthy either.
+        h[0].verdict = Verdict::Unknown;
+        let err = decide(&spec(), &h, &alarm_req(), "eu-west-1", NOW).unwrap_err();
+        assert_eq!(
+            err.name(),
+            lifeboat::ErrorName::FailoverUnwarranted,
+            "{err}"
+        );
+        // Unhealthy, but the prober stopped writing long ago: its silence is no evidence.
+        let mut h = all_healthy();
+        h[0].observed_at = UnixMillis(NOW.0 - fresh_within_ms(&spec()) - 1);
+        let err = decide(&spec(), &h, &alarm_req(), "eu-west-1", NOW).unwrap_err();
+        assert_eq!(
+            err.name(),
+            lifeboat::ErrorName::FailoverUnwarranted,
+            "{err}"
+        );
+        assert!(err.to_string().contains("prober is not running"), "{err}");
+        // Never probed at all.
+        let err = decide(&spec(), &all_healthy()[1..], &alarm_req(), "eu-west-1", NOW).unwrap_err();
+        assert_eq!(
+            err.name(),
+            lifeboat::ErrorName::FailoverUnwarranted,
+            "{err}"
+        );
+        // An operator may still move a healthy primary (planned or not): no trigger.
+        let mut h = all_healthy();
+        h[0].verdict = Verdict::Healthy;
+        assert!(decide(&spec(), &h, &req(Mode::Unplanned), "eu-west-1", NOW).is_ok());
+        // Fresh means two detection windows, at least two minutes.
+        assert_eq!(fresh_within_ms(&spec()), 120_000);
     }
 
     #[test]

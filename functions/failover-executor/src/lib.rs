@@ -315,7 +315,20 @@ impl Executor {
                 let home = self.home();
                 let spec = home.get_spec(&input.request.workload).await?;
                 let health = home.get_health(&input.request.workload).await?;
-                let d = decide::decide(&spec, &health, &input.request, &self.home_region, now)?;
+                let d = match decide::decide(&spec, &health, &input.request, &self.home_region, now)
+                {
+                    Err(e @ Error::FailoverUnwarranted { .. }) => {
+                        // An alarm that Lifeboat's own probes do not bear out: nothing
+                        // moves, and it is on the record for whoever is paged.
+                        home.append_event(
+                            &spec.workload,
+                            &steps::unwarranted_event(&input.request, &e, now),
+                        )
+                        .await?;
+                        return Err(e);
+                    }
+                    other => other?,
+                };
                 to_value(&d)
             }
             Step::Acquire(input) => {

@@ -11,8 +11,9 @@ use lifeboat::{Error, ErrorName, Result, Store, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::NAME;
 use crate::decide::{Decision, Operation, apply_changes, is_applied};
-use crate::request::{AcquireInput, FinalizeInput, ReleaseInput};
+use crate::request::{AcquireInput, FailoverRequest, FinalizeInput, ReleaseInput};
 
 /// Lease time-to-live when the `acquire` input does not say.
 pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 900;
@@ -351,6 +352,24 @@ pub async fn release<S: Store>(
     store.append_event(&d.workload, &event).await?;
     let released = release_ours(store, lease, now).await?;
     Ok(ReleaseOutput { run, released })
+}
+
+/// The audit event of an automatic failover refused as unwarranted
+/// (`failover_unwarranted`): one per alarm state change, however many deliveries.
+pub fn unwarranted_event(req: &FailoverRequest, error: &Error, now: UnixMillis) -> AuditEvent {
+    let (alarm, changed) = req
+        .trigger
+        .as_ref()
+        .map_or(("", now), |t| (t.alarm_name.as_str(), t.state_changed_at));
+    AuditEvent {
+        at: now,
+        id: format!("unwarranted-{}-{alarm}", changed.0),
+        actor: NAME.to_owned(),
+        action: "failover_unwarranted".to_owned(),
+        reason: error.to_string(),
+        before: None,
+        after: Some(json!({"alarm": alarm, "state_changed_at": changed, "error": error.name()})),
+    }
 }
 
 #[cfg(test)]
