@@ -648,6 +648,8 @@ pub struct Drill {
     broke_at: Option<UnixMillis>,
     twin_seen: u64,
     client: Option<tokio::task::JoinHandle<Option<UnixMillis>>>,
+    replicator: Option<tokio::task::JoinHandle<()>>,
+    replicated: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Twin timeline kinds the drill's timeline shows (the rest is in `GET /_twin/timeline`).
@@ -722,6 +724,8 @@ impl Drill {
             broke_at: None,
             twin_seen: 0,
             client: None,
+            replicator: None,
+            replicated: std::sync::Arc::default(),
         })
     }
 
@@ -1173,6 +1177,70 @@ impl Drill {
         Ok(())
     }
 
+    /// Stands in for the global table's replication while every Region is up (after
+    /// the repair): a background task copies newer items between every pair of Regions
+    /// about once a second, as eventual replication does, so a write in the failback's
+    /// arbiter (a switch position, the lease) reaches the prober's replica while the
+    /// failback runs, not only at its end. Stopped by [`Drill::stop_replication`].
+    pub fn start_replication(&mut self) {
+        let config = self.world.config.clone();
+        let table = self.world.table.clone();
+        let regions: Vec<String> = self
+            .world
+            .spec
+            .regions
+            .iter()
+            .map(|r| r.region.clone())
+            .collect();
+        let copied = self.replicated.clone();
+        self.replicator = Some(tokio::spawn(async move {
+            loop {
+                for from in &regions {
+                    let to: Vec<&str> = regions
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|r| r != from)
+                        .collect();
+                    if let Ok(n) = crate::table::replicate(&config, &table, from, &to).await {
+                        copied.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+        self.report.timeline.push(Row {
+            at_ms: self.clock.at_ms(UnixMillis::now()),
+            took_ms: 0.0,
+            step: "global-table replication (harness)".into(),
+            detail: "started: newer items copied between every pair of Regions each second".into(),
+        });
+    }
+
+    /// Stops the replication stand-in after one last pass, and says what it copied.
+    pub async fn stop_replication(&mut self) -> anyhow::Result<()> {
+        if let Some(task) = self.replicator.take() {
+            task.abort();
+        }
+        let regions: Vec<String> = self
+            .world
+            .spec
+            .regions
+            .iter()
+            .map(|r| r.region.clone())
+            .collect();
+        for from in &regions {
+            self.replicate(from).await?;
+        }
+        let n = self.replicated.load(std::sync::atomic::Ordering::Relaxed);
+        self.report.timeline.push(Row {
+            at_ms: self.clock.at_ms(UnixMillis::now()),
+            took_ms: 0.0,
+            step: "global-table replication (harness)".into(),
+            detail: format!("stopped after {n} item(s) copied in the background"),
+        });
+        Ok(())
+    }
+
     /// Starts the `failback` machine with the operator's console input (and the
     /// drill's timing), waits for it and adds its states to the timeline; the Region
     /// whose table holds its lease and writes (its arbiter), when it finished.
@@ -1296,11 +1364,12 @@ pub async fn run(opts: &DrillOptions) -> anyhow::Result<DrillReport> {
         return Ok(drill.report);
     }
     drill.replicate(SURVIVOR).await?;
-    // The failback's lease and writes are in its arbiter's table; the checks read the
-    // survivor's.
-    if let Some(arbiter) = drill.failback().await? {
-        drill.replicate(&arbiter).await?;
-    }
+    // Every Region is up again: the global table replicates (stood in for) while the
+    // failback runs in its arbiter's replica; the checks read the survivor's.
+    drill.start_replication();
+    let failback = drill.failback().await;
+    drill.stop_replication().await?;
+    failback?;
     drill.verify_failback().await?;
     drill.dns_back().await?;
     Ok(drill.report)

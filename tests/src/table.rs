@@ -87,7 +87,9 @@ fn order(item: &HashMap<String, AttributeValue>) -> Option<(u64, u64)> {
     if sk == "SPEC" {
         Some((n("version")?, 0))
     } else if sk == "LEASE" {
-        Some((n("epoch")?, u64::from(item.contains_key("released_at"))))
+        // Released after held at one epoch: a release removes the holder (a held item
+        // may still carry the previous epoch's `released_at`).
+        Some((n("epoch")?, u64::from(!item.contains_key("holder"))))
     } else if sk.starts_with("HEALTH#") {
         Some((n("observed_at")?, 0))
     } else if sk.starts_with("SWITCH#") {
