@@ -55,7 +55,7 @@ pub const WORKLOAD: &str = "checkout";
 
 /// What the harness still does itself, with why (README, "What the harness stands in for").
 pub const STAND_INS: [&str; 2] = [
-    "global-table replication between Regions: moto's tables are independent; the harness copies newer items (spec by version, lease by epoch, health by observed_at, runs and events when absent) after the failover and after the failback",
+    "global-table replication between Regions: moto's tables are independent; the harness copies newer items (spec by version, lease by epoch, health by observed_at, switch positions by set_at, runs and events when absent) after the failover, and every second while the failback runs",
     "S3 object replication: moto keeps replication configuration but copies no object; the drill checks the configuration, and the failover reads no object",
 ];
 
