@@ -881,19 +881,16 @@ async fn verify_follows_the_alarm_a_check_names_and_failing_observations() {
         .namespace("Lifeboat/Test")
         .metric_name("X")
         .statistic(cw::types::Statistic::Minimum)
-        .period(10)
+        .period(60)
         .evaluation_periods(1)
         .threshold(1.0)
         .comparison_operator(cw::types::ComparisonOperator::LessThanThreshold)
         .send()
         .await
         .unwrap();
-    euw1_cw
-        .set_alarm_state()
-        .alarm_name(&other)
-        .state_value(cw::types::StateValue::Alarm)
-        .state_reason("test")
-        .send()
+    // In ALARM by its data: the twin's alarms, like CloudWatch's, undo a SetAlarmState
+    // at their next evaluation.
+    harness::twin::alarm_to(&ctx.config, "eu-west-1", &other, true)
         .await
         .unwrap();
 
