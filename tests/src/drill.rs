@@ -495,6 +495,11 @@ impl World {
         Ok(value)
     }
 
+    /// The workload's Region codes, in the spec's order.
+    pub fn region_codes(&self) -> Vec<String> {
+        self.spec.regions.iter().map(|r| r.region.clone()).collect()
+    }
+
     /// The verdict the probes last wrote for each Region (in the survivor's table).
     pub async fn verdicts(&self) -> anyhow::Result<BTreeMap<String, Verdict>> {
         Ok(self
@@ -1185,13 +1190,7 @@ impl Drill {
     pub fn start_replication(&mut self) {
         let config = self.world.config.clone();
         let table = self.world.table.clone();
-        let regions: Vec<String> = self
-            .world
-            .spec
-            .regions
-            .iter()
-            .map(|r| r.region.clone())
-            .collect();
+        let regions = self.world.region_codes();
         let copied = self.replicated.clone();
         self.replicator = Some(tokio::spawn(async move {
             loop {
@@ -1221,13 +1220,7 @@ impl Drill {
         if let Some(task) = self.replicator.take() {
             task.abort();
         }
-        let regions: Vec<String> = self
-            .world
-            .spec
-            .regions
-            .iter()
-            .map(|r| r.region.clone())
-            .collect();
+        let regions = self.world.region_codes();
         for from in &regions {
             self.replicate(from).await?;
         }

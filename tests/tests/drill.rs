@@ -15,6 +15,19 @@ use serde_json::json;
 /// the twin's clock, and three at once on two cores would test the machine, not the drill.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The drill's chain up to the end of the failover: baseline, break, the alarm firing
+/// by itself, the execution it starts, followed to its end.
+async fn fail_over(d: &mut Drill) {
+    d.baseline().await.unwrap();
+    assert!(d.break_and_detect().await.unwrap());
+    let execution = d
+        .await_alarm_execution()
+        .await
+        .unwrap()
+        .expect("the alarm starts a failover");
+    d.await_failover(&execution).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_drill_fails_over_from_a_broken_primary_and_fails_back_end_to_end() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -111,14 +124,7 @@ async fn an_alarm_storm_starts_one_failover_execution() {
         .post("delivery", json!({"duplicates": 8}))
         .await
         .unwrap();
-    d.baseline().await.unwrap();
-    assert!(d.break_and_detect().await.unwrap());
-    let execution = d
-        .await_alarm_execution()
-        .await
-        .unwrap()
-        .expect("the alarm starts a failover");
-    d.await_failover(&execution).await.unwrap();
+    fail_over(&mut d).await;
     d.verify_failover().await.unwrap();
     assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
     let delivered = d.world.twin.get("delivery").await.unwrap();
@@ -145,14 +151,7 @@ async fn a_refused_promotion_releases_the_lease_and_leaves_the_spec_as_it_was() 
     };
     let mut d = Drill::start(&opts).await.unwrap();
     let before = d.world.store.get_spec(WORKLOAD).await.unwrap();
-    d.baseline().await.unwrap();
-    assert!(d.break_and_detect().await.unwrap());
-    let execution = d
-        .await_alarm_execution()
-        .await
-        .unwrap()
-        .expect("an execution");
-    d.await_failover(&execution).await.unwrap();
+    fail_over(&mut d).await;
 
     assert_eq!(d.report.execution_status.as_deref(), Some("FAILED"));
     let (error, cause) = d.report.execution_error.clone().unwrap();
@@ -257,14 +256,7 @@ async fn a_task_that_times_out_once_is_retried_and_the_failover_completes() {
         )
         .await
         .unwrap();
-    d.baseline().await.unwrap();
-    assert!(d.break_and_detect().await.unwrap());
-    let execution = d
-        .await_alarm_execution()
-        .await
-        .unwrap()
-        .expect("the alarm starts a failover");
-    d.await_failover(&execution).await.unwrap();
+    fail_over(&mut d).await;
     assert_eq!(
         d.report.failover_task_errors,
         ["Sandbox.Timedout"],
