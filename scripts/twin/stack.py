@@ -18,7 +18,7 @@ each deployed resource's live configuration (DescribeAlarms, GetHealthCheck +
 ListTagsForResource, DescribeRule + ListTargetsByRule, the permission registry) with the
 resolved template plus overrides; `DELETE /_twin/stack?region=&stack=` deletes a stack.
 
-Overrides (`{"PrimaryHealthAlarm": {"Period": 10}}`) are named local inputs: each replaces
+Overrides (`{"HomeHealthAlarm": {"Period": 10}}`) are named local inputs: each replaces
 one property of one resource after resolution, is printed in the timeline
 (`stack.override`) and returned; one naming a resource or property the resolved template
 does not have is refused (400).

@@ -21,8 +21,8 @@ use crate::twin::Twin;
 pub struct StackInputs {
     /// The Lifeboat table's name (`TableName`).
     pub table: String,
-    /// The prober's Region (`ProbeRegion`): its stack runs the probe schedule and the
-    /// primary's health alarm. `None`: a Region outside the workload, so no stack has
+    /// The prober's Region (`ProbeRegion`): its stack runs the probe schedule and every
+    /// Region's health alarm. `None`: a Region outside the workload, so no stack has
     /// them (tests of one function that do not want the prober's alarm).
     pub probe_region: Option<String>,
     /// Further parameters, named inputs printed by the caller (e.g. `ProbeWindowSeconds`).
@@ -63,10 +63,6 @@ pub async fn deploy(
             regions.len()
         ),
     };
-    let primary = spec
-        .primary()
-        .map(|p| p.region.clone())
-        .context("the spec has no primary")?;
     // The switch topology the template builds (see the module docs).
     for r in &spec.regions {
         let want = if r.region == home { second } else { home };
@@ -108,7 +104,6 @@ pub async fn deploy(
             ),
             ("TableName", inputs.table.clone()),
             ("WorkloadId", spec.workload.clone()),
-            ("PrimaryRegion", primary.clone()),
             ("SwitchRegions", switches.join(",")),
             ("ProbeRegion", probe_region.clone()),
         ] {

@@ -428,9 +428,11 @@ fn no_iam_statement_is_a_wildcard() {
                     );
                 }
                 if actions.contains(&"cloudwatch:PutMetricData") {
+                    let ns = &s["Condition"]["StringEquals"]["cloudwatch:namespace"];
                     assert!(
-                        s["Condition"]["StringEquals"]["cloudwatch:namespace"].is_string(),
-                        "{name}: PutMetricData on \"*\" needs a cloudwatch:namespace condition"
+                        !strings(ns).is_empty()
+                            && strings(ns).iter().all(|n| n.starts_with("Lifeboat")),
+                        "{name}: PutMetricData on \"*\" needs a cloudwatch:namespace condition in Lifeboat's namespaces"
                     );
                 }
             }
@@ -467,10 +469,39 @@ fn schedules_deliver_what_the_functions_parse() {
         probe["Properties"]["State"],
         json!({"Fn::If": ["IsProber", "ENABLED", "DISABLED"]})
     );
-    assert_eq!(
-        template()["Resources"]["PrimaryHealthAlarm"]["Condition"],
-        "IsProber",
-        "the alarm lives where the metric is published"
+    // Always armed: every Region of the workload has a health alarm where the metric is
+    // published (the prober's stack), whichever is primary now, and it reaches the
+    // executor on ALARM and on OK (a drained Region comes back from the OK).
+    let resources = template()["Resources"].as_object().unwrap().clone();
+    for (param, condition) in [
+        ("HomeRegion", "IsProber"),
+        ("Region2", "IsProber"),
+        ("Region3", "ProberAndRegion3"),
+    ] {
+        let alarms: Vec<&Value> = resources
+            .values()
+            .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+            .filter(|r| r["Properties"]["MetricName"] == "RegionHealthy")
+            .filter(|r| {
+                r["Properties"]["Dimensions"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|d| d["Value"] == json!({"Ref": param})))
+            })
+            .collect();
+        assert_eq!(alarms.len(), 1, "one health alarm watches {param}");
+        let alarm = alarms[0];
+        assert_eq!(alarm["Condition"], condition, "{param}");
+        let executor = json!([{"Fn::GetAtt": ["FailoverExecutorFunction", "Arn"]}]);
+        assert_eq!(alarm["Properties"]["AlarmActions"], executor, "{param}");
+        assert_eq!(alarm["Properties"]["OKActions"], executor, "{param}");
+        assert_eq!(
+            alarm["Properties"]["TreatMissingData"], "missing",
+            "{param}"
+        );
+    }
+    assert!(
+        template()["Parameters"].get("PrimaryRegion").is_none(),
+        "no alarm may follow a fixed primary: after a failover it would watch the wrong Region"
     );
 
     // The drill's constant input is a drill request of the stack's workload.

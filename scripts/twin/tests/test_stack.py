@@ -135,13 +135,11 @@ def stack_parameters(region: str) -> dict:
     """The example spec's stack parameters for `region`: home us-east-1 (the primary),
     the prober eu-west-1, each stack hosting the switches the spec puts in its Region."""
     regions = [r["region"] for r in SPEC["regions"]]
-    primary = next(r["region"] for r in SPEC["regions"] if r["role"] == "primary")
     return {
         "WorkloadId": SPEC["workload"],
         "HomeRegion": regions[0],
         "Region2": regions[1],
         "Region3": regions[2],
-        "PrimaryRegion": primary,
         "ProbeRegion": "eu-west-1",
         "SwitchRegions": ",".join(r["region"] for r in SPEC["regions"] if r["routing_switch"]["region"] == region),
     }
@@ -163,11 +161,13 @@ def test_switch_conditions_count_the_switch_regions(template, switches, count):
     assert [ctx.conditions[f"HasSwitch{i}"] for i in (1, 2, 3)] == [i < count for i in range(3)]
 
 
-def test_rules_refuse_a_prober_that_is_the_primary(template):
-    description = template["Rules"]["ProberIsNotThePrimary"]["Assertions"][0]["AssertDescription"]
+def test_rules_refuse_a_region_named_twice(template):
+    description = template["Rules"]["DistinctRegions"]["Assertions"][0]["AssertDescription"]
     with pytest.raises(S.StackError) as refused:
-        S.plan(template, "us-east-1", "lifeboat", {"ProbeRegion": "us-east-1", "PrimaryRegion": "us-east-1"})
+        S.plan(template, "us-east-1", "lifeboat", {"HomeRegion": "us-east-1", "Region2": "us-east-1"})
     assert str(refused.value) == description
+    # Region3 empty is two Regions, not a duplicate.
+    S.plan(template, "us-east-1", "lifeboat", {"HomeRegion": "us-east-1", "Region2": "eu-west-1", "Region3": ""})
 
 
 def test_sam_generates_rules_permissions_and_roles_by_its_names(template):
@@ -237,22 +237,27 @@ def test_the_three_example_stacks_deploy_without_drift(server, deployed):
         rows = [r for r in drift(server, region) if r["property"].split(".")[-1] not in gaps or not r["property"].startswith("HealthCheckConfig.")]
         assert rows == [], (region, rows)
     assert set(deployed["us-east-1"]["resources"]) >= {"PrimaryRegionHealthCheck", "Region2HealthCheck", "Region3HealthCheck", "Switch1Alarm", "Switch2Alarm"}
-    assert "PrimaryHealthAlarm" not in deployed["us-east-1"]["resources"]
-    assert set(deployed["eu-west-1"]["resources"]) >= {"PrimaryHealthAlarm", "PrimaryHealthAlarmInvokePermission", "Switch1Alarm"}
+    assert not {"HomeHealthAlarm", "Region2HealthAlarm", "Region3HealthAlarm"} & set(deployed["us-east-1"]["resources"])
+    assert set(deployed["eu-west-1"]["resources"]) >= {
+        "HomeHealthAlarm", "HomeHealthAlarmInvokePermission", "Region2HealthAlarm", "Region2HealthAlarmInvokePermission",
+        "Region3HealthAlarm", "Region3HealthAlarmInvokePermission", "Switch1Alarm"}
     assert deployed["us-east-1"]["skipped"]["Table"].startswith("AWS::DynamoDB::GlobalTable")
     assert deployed["eu-west-1"]["skipped"]["FailoverStateMachine"].startswith("AWS::StepFunctions::StateMachine")
     assert "Table" not in deployed["eu-west-1"]["skipped"]  # IsHome only
 
 
-def test_alarms_in_moto_are_the_templates(server, deployed, template):
-    raw = template["Resources"]["PrimaryHealthAlarm"]["Properties"]
+@pytest.mark.parametrize("logical,watched", [
+    ("HomeHealthAlarm", "us-east-1"), ("Region2HealthAlarm", "eu-west-1"), ("Region3HealthAlarm", "ap-southeast-1")])
+def test_alarms_in_moto_are_the_templates(server, deployed, template, logical, watched):
+    raw = template["Resources"][logical]["Properties"]
     alarm = server.client("cloudwatch", "eu-west-1").describe_alarms(
-        AlarmNames=["lifeboat-checkout-us-east-1-unhealthy-seen-from-eu-west-1"])["MetricAlarms"][0]
+        AlarmNames=[f"lifeboat-checkout-{watched}-unhealthy-seen-from-eu-west-1"])["MetricAlarms"][0]
     assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == int(template["Parameters"]["FailoverEvaluationPeriods"]["Default"])
     assert alarm["Period"] == raw["Period"] and alarm["Statistic"] == raw["Statistic"]
     assert alarm["TreatMissingData"] == raw["TreatMissingData"]
-    assert alarm["AlarmActions"] == [f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:lifeboat-failover-executor"]
-    assert sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]) == [("Region", "us-east-1"), ("Workload", "checkout")]
+    executor = [f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:lifeboat-failover-executor"]
+    assert alarm["AlarmActions"] == alarm["OKActions"] == executor
+    assert sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]) == [("Region", watched), ("Workload", "checkout")]
     # Every switch the spec places somewhere exists there, as the spec names it.
     for r in SPEC["regions"]:
         switch = r["routing_switch"]
@@ -301,17 +306,18 @@ def test_rules_and_targets_are_the_sam_generated_ones(server, deployed, template
 def test_permissions_allow_exactly_the_templates_invokers(server, deployed):
     _, body = server.control("lambda/permissions")
     perms = body["permissions"]
-    alarm_arn = f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:lifeboat-checkout-us-east-1-unhealthy-seen-from-eu-west-1"
-    assert {
-        "function": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:lifeboat-failover-executor",
-        "principal": "lambda.alarms.cloudwatch.amazonaws.com",
-        "source_arn": alarm_arn,
-        "source_account": ACCOUNT,
-    } in perms
+    for watched in ("us-east-1", "eu-west-1", "ap-southeast-1"):
+        alarm_arn = f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:lifeboat-checkout-{watched}-unhealthy-seen-from-eu-west-1"
+        assert {
+            "function": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:lifeboat-failover-executor",
+            "principal": "lambda.alarms.cloudwatch.amazonaws.com",
+            "source_arn": alarm_arn,
+            "source_account": ACCOUNT,
+        } in perms
     for region in DEPLOY_ORDER:
         rule_arn = deployed[region]["resources"]["HealthProbeFunctionProbe"]["arn"]
         assert {"function": "lifeboat-health-probe", "principal": "events.amazonaws.com", "source_arn": rule_arn, "source_account": None} in perms
-    assert sum(p["principal"] == "lambda.alarms.cloudwatch.amazonaws.com" for p in perms) == 1  # the prober's stack only
+    assert sum(p["principal"] == "lambda.alarms.cloudwatch.amazonaws.com" for p in perms) == 3  # the prober's stack only, one a Region
 
 
 def test_functions_map_to_their_binaries_and_timeouts(deployed, template):
@@ -337,12 +343,12 @@ def test_redeploying_is_idempotent(server, deployed):
 def test_an_override_is_a_named_input_and_leaves_no_drift(server, deployed):
     since = len(server.timeline())
     params = stack_parameters("eu-west-1")
-    status, body = server.control("stack", {"region": "eu-west-1", "parameters": params, "overrides": {"PrimaryHealthAlarm": {"Period": 10}}})
+    status, body = server.control("stack", {"region": "eu-west-1", "parameters": params, "overrides": {"HomeHealthAlarm": {"Period": 10}}})
     assert status == 200, body
-    assert body["overrides"] == [{"resource": "PrimaryHealthAlarm", "property": "Period", "value": 10, "template": 60}]
+    assert body["overrides"] == [{"resource": "HomeHealthAlarm", "property": "Period", "value": 10, "template": 60}]
     rows = [r for r in server.timeline(since) if r["kind"] == "stack.override"]
-    assert [r["detail"] for r in rows] == ["local override PrimaryHealthAlarm.Period = 10 (template: 60)"]
-    alarm = server.client("cloudwatch", "eu-west-1").describe_alarms(AlarmNames=[body["resources"]["PrimaryHealthAlarm"]["physical_id"]])["MetricAlarms"][0]
+    assert [r["detail"] for r in rows] == ["local override HomeHealthAlarm.Period = 10 (template: 60)"]
+    alarm = server.client("cloudwatch", "eu-west-1").describe_alarms(AlarmNames=[body["resources"]["HomeHealthAlarm"]["physical_id"]])["MetricAlarms"][0]
     assert alarm["Period"] == 10
     assert drift(server, "eu-west-1") == []
     status, body = server.control("stack", {"region": "eu-west-1", "parameters": params})
@@ -351,7 +357,7 @@ def test_an_override_is_a_named_input_and_leaves_no_drift(server, deployed):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"PrimaryHealthAlarm": {"Periodd": 10}}, "no property Periodd"),
+    ({"HomeHealthAlarm": {"Periodd": 10}}, "no property Periodd"),
     ({"NoSuchAlarm": {"Period": 10}}, "does not have"),
     ({"Switch2Alarm": {"Period": 10}}, "does not have"),  # its Condition is false in eu-west-1
 ])
@@ -361,9 +367,9 @@ def test_an_override_the_template_does_not_have_is_refused(server, deployed, ove
 
 
 def test_the_rules_refuse_the_stack_over_http(server, template):
-    status, body = server.control("stack", {"region": "us-east-1", "stack_name": "refused", "parameters": {"ProbeRegion": "us-east-1", "PrimaryRegion": "us-east-1"}})
+    status, body = server.control("stack", {"region": "us-east-1", "stack_name": "refused", "parameters": {"Region2": "us-east-1"}})
     assert status == 400
-    assert body["error"] == template["Rules"]["ProberIsNotThePrimary"]["Assertions"][0]["AssertDescription"]
+    assert body["error"] == template["Rules"]["DistinctRegions"]["Assertions"][0]["AssertDescription"]
     assert all(s["stack"] != "refused" for s in server.control("stack")[1]["stacks"])
 
 
