@@ -101,6 +101,22 @@ pub struct RegionSpec {
     /// the version serving; absent when the Region is not deployed in waves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySpec>,
+    /// Set while a failed serving secondary is out of traffic (its switch off, weight 0):
+    /// the weight it had, to restore. Written by failover-executor's drain and restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained: Option<Drained>,
+}
+
+/// A serving secondary taken out of traffic because Lifeboat's probes saw it fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drained {
+    /// Its weight before the drain: what a restore gives back (and takes, in the same
+    /// proportion, from the Regions that received it).
+    pub weight: u32,
+    /// When it was drained.
+    pub since: crate::UnixMillis,
+    /// Why: the alarm and the verdict behind it.
+    pub reason: String,
 }
 
 /// A Region's blue/green deploy wiring (deploy-wave): a pair of weighted records, one
@@ -410,8 +426,14 @@ pub struct BucketRef {
 /// How failover is governed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
-    /// Whether an alarm may start a failover without an operator.
+    /// Whether an alarm may start a failover without an operator (and drain a failed
+    /// serving secondary).
     pub auto_failover: bool,
+    /// Whether a drained secondary comes back into traffic by itself once it is healthy
+    /// again (`recovery_threshold` good rounds, its health alarm back to OK). Off: it
+    /// stays out until an operator's `restore` request.
+    #[serde(default)]
+    pub auto_restore: bool,
     /// Consecutive failed probe rounds before a Region is unhealthy.
     #[serde(default = "default_threshold")]
     pub failure_threshold: u32,
@@ -509,6 +531,11 @@ pub enum Problem {
         /// The sum found.
         sum: u64,
     },
+    /// A drained Region that is not a secondary of weight 0.
+    DrainedServing {
+        /// The Region.
+        region: String,
+    },
     /// A standby Region carries traffic.
     StandbyCarriesTraffic {
         /// The Region.
@@ -591,6 +618,10 @@ impl fmt::Display for Problem {
             Problem::WeightsDoNotSumTo100 { sum } => {
                 write!(f, "weights of serving regions sum to {sum}, not 100")
             }
+            Problem::DrainedServing { region } => write!(
+                f,
+                "region {region} is drained: it must be a secondary with weight 0 until restored"
+            ),
             Problem::StandbyCarriesTraffic { region, weight } => {
                 write!(
                     f,
@@ -743,6 +774,11 @@ impl WorkloadSpec {
                 }
             } else {
                 sum += u64::from(r.weight);
+            }
+            if r.drained.is_some() && (r.role != Role::Secondary || r.weight > 0) {
+                p.push(Problem::DrainedServing {
+                    region: r.region.clone(),
+                });
             }
             for (j, e) in r.endpoints.iter().enumerate() {
                 let path = format!("regions[{i}].endpoints[{j}]");
@@ -986,6 +1022,32 @@ mod tests {
             problems(&spec),
             [Problem::WeightsDoNotSumTo100 { sum: 105 }]
         );
+    }
+
+    #[test]
+    fn a_drained_region_is_a_secondary_of_weight_zero() {
+        let mut spec = example();
+        let drained = Drained {
+            weight: 20,
+            since: crate::UnixMillis(1),
+            reason: "probes".into(),
+        };
+        spec.regions[2].drained = Some(drained.clone());
+        assert_eq!(
+            problems(&spec),
+            [Problem::DrainedServing {
+                region: "ap-southeast-1".into()
+            }]
+        );
+        spec.regions[2].weight = 0;
+        spec.regions[0].weight = 70;
+        assert_eq!(problems(&spec), []);
+        spec.regions[0].drained = Some(drained);
+        spec.regions[0].weight = 0;
+        spec.regions[1].weight = 100;
+        assert!(problems(&spec).contains(&Problem::DrainedServing {
+            region: "us-east-1".into()
+        }));
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct DrillOptions {
     pub hold_periods: u32,
     /// A fault to inject.
     pub fault: Option<Fault>,
+    /// The spec's `policy.cooldown_seconds`, when not the example's (an hour): tests of
+    /// failovers in a row shorten it.
+    pub cooldown_seconds: Option<u64>,
     /// Print progress as it goes.
     pub verbose: bool,
 }
@@ -102,6 +105,7 @@ impl Default for DrillOptions {
             replica_create_seconds: 2.0,
             hold_periods: 5,
             fault: None,
+            cooldown_seconds: None,
             verbose: false,
         }
     }
@@ -344,6 +348,10 @@ impl World {
 
         // A workload endpoint per Region, each on its own loopback address.
         let mut spec = crate::world::example_spec()?;
+        if let Some(cooldown) = opts.cooldown_seconds {
+            spec.policy.cooldown_seconds = cooldown;
+            local_inputs.push(format!("spec policy.cooldown_seconds = {cooldown}"));
+        }
         let mut endpoints = BTreeMap::new();
         let mut addresses = BTreeMap::new();
         for r in &mut spec.regions {

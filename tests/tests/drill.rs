@@ -8,6 +8,7 @@
 
 use harness::drill::{self, Drill, DrillOptions, FAILED, Fault, SURVIVOR, WORKLOAD};
 use lifeboat::Store;
+use lifeboat::model::Role;
 use lifeboat::store::RunOutcome;
 use serde_json::json;
 
@@ -159,10 +160,7 @@ async fn a_refused_promotion_releases_the_lease_and_leaves_the_spec_as_it_was() 
     // The spec is exactly as it was: no role, weight or version moved.
     let after = d.world.store.get_spec(WORKLOAD).await.unwrap();
     assert_eq!(after, before);
-    assert_eq!(
-        after.region(FAILED).unwrap().role,
-        lifeboat::model::Role::Primary
-    );
+    assert_eq!(after.region(FAILED).unwrap().role, Role::Primary);
     // The lease is released and the run recorded as failed, naming the refusal.
     assert_eq!(d.world.store.get_lease(WORKLOAD).await.unwrap(), None);
     let runs = d.world.store.list_runs(WORKLOAD).await.unwrap();
@@ -230,10 +228,7 @@ async fn switching_the_primary_off_by_hand_starts_no_failover() {
         Vec::<String>::new()
     );
     let spec = d.world.store.get_spec(WORKLOAD).await.unwrap();
-    assert_eq!(
-        spec.region(FAILED).unwrap().role,
-        lifeboat::model::Role::Primary
-    );
+    assert_eq!(spec.region(FAILED).unwrap().role, Role::Primary);
 }
 
 /// A Lambda task that runs past its timeout (a slow dependency, a Region that hangs)
@@ -344,4 +339,181 @@ async fn an_alarm_the_probes_do_not_bear_out_fails_nothing_over() {
         .collect();
     assert_eq!(refused.len(), 1, "{events:#?}");
     assert!(refused[0].reason.contains(FAILED), "{:?}", refused[0]);
+}
+
+/// Polls `what` every 200 ms until it returns `Some`, at most `limit`.
+async fn until<T, F, Fut>(limit: std::time::Duration, mut what: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(v) = what().await {
+            return Some(v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// A serving secondary whose application fails (its endpoint refuses connections; its
+/// AWS APIs are fine) is drained by its own health alarm: switch off, DNS stops
+/// answering it, its weight spread over the healthy serving Regions in proportion, an
+/// audit event. Back to healthy, it stays out while `auto_restore` is off (an event
+/// says so), and an operator's restore request brings it back to its weight. The first
+/// wave ignored the alarm (`region_not_primary`): 20 % of users stayed on a dead Region.
+#[tokio::test]
+async fn a_failed_serving_secondary_is_drained_and_restored_on_request() {
+    const FAILING: &str = "ap-southeast-1";
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
+    d.baseline().await.unwrap();
+    assert!(!d.world.spec.policy.auto_restore);
+    // Every Region's APIs are up: the global table replicates (the harness stands in).
+    d.start_replication();
+    d.world
+        .twin
+        .fault(json!({"region": FAILING, "mode": "down", "targets": ["workload"]}))
+        .await
+        .unwrap();
+    let minute = std::time::Duration::from_secs_f64(d.opts.minute_seconds);
+    let store = &d.world.store;
+    let drained = until(minute * 15, || async {
+        let spec = store.get_spec(WORKLOAD).await.ok()?;
+        spec.region(FAILING)?.drained.is_some().then_some(spec)
+    })
+    .await
+    .expect("the secondary's health alarm drains it");
+    let weights: Vec<u32> = drained.regions.iter().map(|r| r.weight).collect();
+    // 20 over 50:30 → 12 and 7, the remainder to the primary.
+    assert_eq!(weights, [63, 37, 0]);
+    assert_eq!(drained.region(FAILED).unwrap().role, Role::Primary);
+    let events = store.list_events(WORKLOAD).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "region_drained"),
+        "{events:#?}"
+    );
+    // No failover: the primary is fine.
+    assert!(d.world.failover_executions().await.unwrap().is_empty());
+    // DNS stops answering it (Route 53's health check on its switch fails).
+    let gone = until(minute * 8, || async {
+        let seen = d.world.dns_regions(40).await.ok()?;
+        let again = d.world.dns_regions(40).await.ok()?;
+        (!seen.contains_key(FAILING) && !again.contains_key(FAILING)).then_some(again)
+    })
+    .await;
+    assert!(gone.is_some(), "DNS still answers {FAILING}");
+
+    // Repaired: the probes call it healthy after recovery_threshold rounds, its alarm
+    // goes OK, and with auto_restore off it stays drained, on the record.
+    d.world.twin.clear_faults().await.unwrap();
+    let recovered = until(minute * 15, || async {
+        let events = store.list_events(WORKLOAD).await.ok()?;
+        events
+            .into_iter()
+            .find(|e| e.action == "drained_region_recovered")
+    })
+    .await;
+    assert!(recovered.is_some(), "no drained_region_recovered event");
+    let still = store.get_spec(WORKLOAD).await.unwrap();
+    assert!(still.region(FAILING).unwrap().drained.is_some());
+
+    // An operator brings it back: exactly the weights from before the drain.
+    let restore = json!({"restore": {"workload": WORKLOAD, "region": FAILING,
+        "reason": "repaired and verified", "requested_by": "operator:test"}});
+    let out = d.world.invoke("failover-executor", &restore).await.unwrap();
+    assert_eq!(out["outcome"], "restored", "{out}");
+    // Written in the arbiter's replica (us-east-1), seen here once replicated.
+    let spec = until(minute * 2, || async {
+        let spec = store.get_spec(WORKLOAD).await.ok()?;
+        spec.region(FAILING)?.drained.is_none().then_some(spec)
+    })
+    .await
+    .expect("the restore reaches the survivor's replica");
+    let weights: Vec<u32> = spec.regions.iter().map(|r| r.weight).collect();
+    assert_eq!(weights, [50, 30, 20]);
+    let back = until(minute * 8, || async {
+        let seen = d.world.dns_regions(100).await.ok()?;
+        seen.contains_key(FAILING).then_some(seen)
+    })
+    .await;
+    assert!(back.is_some(), "DNS does not answer {FAILING} again");
+    // A second request finds nothing to restore: a named error, nothing changed.
+    let again = d.world.invoke("failover-executor", &restore).await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("InvalidInput")),
+        "{again:?}"
+    );
+    assert_eq!(store.get_spec(WORKLOAD).await.unwrap(), spec);
+    d.stop_replication().await.unwrap();
+}
+
+/// Always armed: every Region has a health alarm in the prober's stack, and the
+/// executor decides from the spec's roles now. The primary's application fails (its
+/// endpoint refuses; its APIs are up, so the global table replicates), Lifeboat fails
+/// over to eu-west-1; then eu-west-1's application fails too, and its own alarm — no
+/// stack update between — fails over again, to the one healthy Region left. The first
+/// wave's single alarm watched the fixed `PrimaryRegion` parameter: after one failover
+/// nothing watched the new primary.
+#[tokio::test]
+async fn two_failovers_in_a_row_need_no_stack_update() {
+    const LAST: &str = "ap-southeast-1";
+    let _one = ONE_AT_A_TIME.lock().await;
+    let opts = DrillOptions {
+        cooldown_seconds: Some(1),
+        ..DrillOptions::default()
+    };
+    let mut d = Drill::start(&opts).await.unwrap();
+    d.baseline().await.unwrap();
+    d.start_replication();
+    let down = |region: &str| json!({"region": region, "mode": "down", "targets": ["workload"]});
+    d.world.twin.fault(down(FAILED)).await.unwrap();
+    let minute = std::time::Duration::from_secs_f64(d.opts.minute_seconds);
+    let world = &d.world;
+    let unhealthy = |region: &'static str| async move {
+        let v = world.verdicts().await.ok()?;
+        (v.get(region) == Some(&lifeboat::store::Verdict::Unhealthy)).then_some(())
+    };
+    until(minute * 10, || unhealthy(FAILED))
+        .await
+        .expect("the probes call the primary unhealthy");
+    let first = d
+        .await_alarm_execution()
+        .await
+        .unwrap()
+        .expect("the primary's alarm starts a failover");
+    d.await_failover(&first).await.unwrap();
+    assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
+    let store = &d.world.store;
+    let spec = store.get_spec(WORKLOAD).await.unwrap();
+    assert_eq!(spec.primary().unwrap().region, SURVIVOR);
+
+    // The new primary fails: the same stacks, its own alarm.
+    d.world.twin.fault(down(SURVIVOR)).await.unwrap();
+    let world = &d.world;
+    let second = until(minute * 20, || async {
+        let all = world.failover_executions().await.ok()?;
+        all.into_iter().find(|e| *e != first)
+    })
+    .await
+    .expect("the new primary's alarm starts a second failover");
+    let sfn = aws_sdk_sfn::Client::new(&d.world.config);
+    let end = harness::machines::wait(&sfn, &second, std::time::Duration::from_secs(240))
+        .await
+        .unwrap();
+    assert_eq!(end.status.as_str(), "SUCCEEDED", "{:?}", end.error);
+    let spec = until(minute * 5, || async {
+        let spec = store.get_spec(WORKLOAD).await.ok()?;
+        (spec.primary()?.region == LAST).then_some(spec)
+    })
+    .await
+    .expect("the second failover's spec reaches the survivor's replica");
+    for failed in [FAILED, SURVIVOR] {
+        assert_eq!(spec.region(failed).unwrap().weight, 0, "{failed}");
+    }
+    assert_eq!(spec.region(LAST).unwrap().weight, 100);
+    d.stop_replication().await.unwrap();
 }

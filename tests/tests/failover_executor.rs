@@ -254,13 +254,27 @@ async fn fifty_duplicate_alarm_deliveries_start_exactly_one_execution() {
 async fn ok_non_primary_and_manual_only_alarms_are_acknowledged_and_start_nothing() {
     let env = Env::new().await;
     let out = env.call(fixture("alarm-action-ok.json")).await.unwrap();
-    assert_eq!(out["ignored"], "not_in_alarm", "{out}");
+    assert_eq!(out["actions"][0]["ignored"], "not_in_alarm", "{out}");
 
+    // A serving secondary's alarm would drain it, but Lifeboat's probes have never
+    // seen it unhealthy: refused, on the record, nothing moved.
+    let before = env.w.store.get_spec("checkout").await.unwrap();
     let mut eu = fixture("alarm-action.json");
     eu["alarmData"]["alarmName"] = json!("checkout-euw1-5xx");
     let out = env.call(eu).await.unwrap();
-    assert_eq!(out["actions"][0]["outcome"], "ignored", "{out}");
-    assert_eq!(out["actions"][0]["ignored"], "region_not_primary", "{out}");
+    assert_eq!(out["actions"][0]["outcome"], "refused", "{out}");
+    assert!(
+        out["actions"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("never recorded")),
+        "{out}"
+    );
+    assert_eq!(env.w.store.get_spec("checkout").await.unwrap(), before);
+    let events = env.w.store.list_events("checkout").await.unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "drain_refused"),
+        "{events:#?}"
+    );
 
     let mut spec = env.w.store.get_spec("checkout").await.unwrap();
     spec.policy.auto_failover = false;

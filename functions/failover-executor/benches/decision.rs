@@ -73,7 +73,7 @@ fn once(specs: &[WorkloadSpec], health: &[HealthRecord], now: UnixMillis) -> usi
     };
     let targets = alarm::map_alarm(specs, &signal.name);
     let target = &targets[0];
-    alarm::admit(target).unwrap();
+    alarm::admit(target, "ALARM").unwrap();
     let name = alarm::execution_name(&target.spec.workload, &signal.name, signal.changed_at);
     let request = alarm::failover_request(target, &signal);
     let input = serde_json::to_string(&request).unwrap();

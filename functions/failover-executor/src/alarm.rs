@@ -89,41 +89,74 @@ pub fn map_signal<'a>(specs: &'a [WorkloadSpec], alarm: &AlarmSignal) -> Vec<Ala
         .collect()
 }
 
-/// Why an alarm does not start a failover.
+/// Why an alarm changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ignored {
-    /// The new state is OK or INSUFFICIENT_DATA.
+    /// The new state is OK or INSUFFICIENT_DATA, and the Region is not drained.
     NotInAlarm,
-    /// The alarm's Region is not the primary.
+    /// The alarm's Region is neither the primary nor a serving secondary (a standby, a
+    /// secondary of weight 0, or drained already).
     RegionNotPrimary,
-    /// The policy does not allow automatic failover.
+    /// The policy does not allow automatic failover (nor drains).
     AutoFailoverDisabled,
     /// A failover already holds the workload's lease.
     FailoverInProgress,
     /// A routing switch's alarm: it follows where Lifeboat (a failover, a drill, an
     /// operator) put the switch, and says nothing about the Region's health.
     RoutingSwitch,
+    /// A drained Region's alarm is OK again, and the policy (`auto_restore` off) leaves
+    /// its return to an operator's `restore` request.
+    AwaitingRestore,
 }
 
-/// The pure part of an alarm: whether this target may start a failover.
-pub fn admit(target: &AlarmTarget<'_>) -> Result<(), Ignored> {
+/// What an admitted alarm does, decided from the spec's roles now (not from the stack
+/// that created the alarm: every Region has one, whichever is primary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admitted {
+    /// The primary is in ALARM: start a failover.
+    Failover,
+    /// A serving secondary is in ALARM: take it out of traffic ([`crate::drain`]).
+    Drain,
+    /// A drained Region's alarm is OK and the policy restores by itself.
+    Restore,
+}
+
+/// The pure part of an alarm: what its new `state` (`ALARM`, `OK`,
+/// `INSUFFICIENT_DATA`) means for this target.
+pub fn admit(target: &AlarmTarget<'_>, state: &str) -> Result<Admitted, Ignored> {
     // Switching the primary off by hand, or in a drill, turns its switch alarm to
     // ALARM: that is a decision already taken, never a reason for another one.
     if target.kind == AlarmKind::RoutingSwitch {
         return Err(Ignored::RoutingSwitch);
     }
-    let is_primary = target
-        .spec
-        .region(target.region)
-        .is_some_and(|r| r.role == Role::Primary);
-    if !is_primary {
+    let Some(region) = target.spec.region(target.region) else {
         return Err(Ignored::RegionNotPrimary);
+    };
+    let policy = &target.spec.policy;
+    match state {
+        "ALARM" => {}
+        // Back to OK: only a drained Region has anything to come back to. (Never from
+        // INSUFFICIENT_DATA: the prober's silence says nothing about the Region.)
+        "OK" if region.drained.is_some() => {
+            return if policy.auto_restore {
+                Ok(Admitted::Restore)
+            } else {
+                Err(Ignored::AwaitingRestore)
+            };
+        }
+        _ => return Err(Ignored::NotInAlarm),
     }
-    if !target.spec.policy.auto_failover {
+    let admitted = match region.role {
+        Role::Primary => Admitted::Failover,
+        Role::Secondary if region.weight > 0 && region.drained.is_none() => Admitted::Drain,
+        _ => return Err(Ignored::RegionNotPrimary),
+    };
+    if !policy.auto_failover {
         return Err(Ignored::AutoFailoverDisabled);
     }
-    Ok(())
+    Ok(admitted)
 }
 
 /// The execution input for an alarm: a function of the alarm payload only (never of
@@ -248,10 +281,10 @@ mod tests {
             (t[0].region, t[0].kind),
             ("us-east-1", AlarmKind::RegionHealth)
         );
-        assert_eq!(admit(&t[0]), Ok(()));
-        // A secondary's health alarm maps, and is not admitted.
+        assert_eq!(admit(&t[0], "ALARM"), Ok(Admitted::Failover));
+        // A serving secondary's health alarm maps, and drains it.
         let t = map_signal(&specs, &signal(name, "Lifeboat", "checkout", "eu-west-1"));
-        assert_eq!(admit(&t[0]), Err(Ignored::RegionNotPrimary));
+        assert_eq!(admit(&t[0], "ALARM"), Ok(Admitted::Drain));
         // Another namespace, workload or Region: nothing.
         for (ns, w, r) in [
             ("Other", "checkout", "us-east-1"),
@@ -277,7 +310,7 @@ mod tests {
         let t = map_alarm(&specs, "checkout-use1-5xx");
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].region, t[0].kind), ("us-east-1", AlarmKind::Health));
-        assert_eq!(admit(&t[0]), Ok(()));
+        assert_eq!(admit(&t[0], "ALARM"), Ok(Admitted::Failover));
         // The primary's switch alarm lives in eu-west-1 but is about us-east-1; it never
         // starts a failover, even for the primary with auto-failover on.
         let t = map_alarm(&specs, "lifeboat-checkout-us-east-1-switch");
@@ -285,9 +318,9 @@ mod tests {
             (t[0].region, t[0].kind),
             ("us-east-1", AlarmKind::RoutingSwitch)
         );
-        assert_eq!(admit(&t[0]), Err(Ignored::RoutingSwitch));
+        assert_eq!(admit(&t[0], "ALARM"), Err(Ignored::RoutingSwitch));
         let t = map_alarm(&specs, "checkout-euw1-5xx");
-        assert_eq!(admit(&t[0]), Err(Ignored::RegionNotPrimary));
+        assert_eq!(admit(&t[0], "ALARM"), Ok(Admitted::Drain));
         assert!(map_alarm(&specs, "nobody-knows-me").is_empty());
     }
 
@@ -296,7 +329,50 @@ mod tests {
         let mut specs = specs();
         specs[0].policy.auto_failover = false;
         let t = map_alarm(&specs, "checkout-use1-5xx");
-        assert_eq!(admit(&t[0]), Err(Ignored::AutoFailoverDisabled));
+        assert_eq!(admit(&t[0], "ALARM"), Err(Ignored::AutoFailoverDisabled));
+        let t = map_alarm(&specs, "checkout-euw1-5xx");
+        assert_eq!(admit(&t[0], "ALARM"), Err(Ignored::AutoFailoverDisabled));
+    }
+
+    #[test]
+    fn whichever_region_is_primary_now_is_the_one_that_fails_over() {
+        // After a failover to eu-west-1 (no stack update): the same alarms, new roles.
+        let mut specs = specs();
+        for r in &mut specs[0].regions {
+            (r.role, r.weight) = match r.region.as_str() {
+                "us-east-1" => (Role::Secondary, 0),
+                "eu-west-1" => (Role::Primary, 80),
+                _ => (Role::Secondary, 20),
+            };
+        }
+        let t = map_alarm(&specs, "checkout-euw1-5xx");
+        assert_eq!(admit(&t[0], "ALARM"), Ok(Admitted::Failover));
+        // The old primary, out of traffic now: nothing to do.
+        let t = map_alarm(&specs, "checkout-use1-5xx");
+        assert_eq!(admit(&t[0], "ALARM"), Err(Ignored::RegionNotPrimary));
+    }
+
+    #[test]
+    fn only_a_drained_region_comes_back_on_ok_and_only_by_policy() {
+        let mut specs = specs();
+        let t = map_alarm(&specs, "checkout-euw1-5xx");
+        for state in ["OK", "INSUFFICIENT_DATA"] {
+            assert_eq!(admit(&t[0], state), Err(Ignored::NotInAlarm), "{state}");
+        }
+        let r = &mut specs[0].regions[1];
+        r.weight = 0;
+        r.drained = Some(lifeboat::model::Drained {
+            weight: 30,
+            since: UnixMillis(1),
+            reason: "probes".into(),
+        });
+        let t = map_alarm(&specs, "checkout-euw1-5xx");
+        assert_eq!(admit(&t[0], "OK"), Err(Ignored::AwaitingRestore));
+        assert_eq!(admit(&t[0], "INSUFFICIENT_DATA"), Err(Ignored::NotInAlarm));
+        assert_eq!(admit(&t[0], "ALARM"), Err(Ignored::RegionNotPrimary));
+        specs[0].policy.auto_restore = true;
+        let t = map_alarm(&specs, "checkout-euw1-5xx");
+        assert_eq!(admit(&t[0], "OK"), Ok(Admitted::Restore));
     }
 
     #[test]

@@ -546,6 +546,11 @@ pub fn apply_changes(spec: &mut WorkloadSpec, changes: &[RoleChange]) -> Result<
         if let Some(c) = changes.iter().find(|c| c.region == r.region) {
             r.role = c.role_after;
             r.weight = c.weight_after;
+            // A drained Region the failover gives traffic (or the primary role) serves
+            // again: nothing is left to restore.
+            if r.weight > 0 || r.role != Role::Secondary {
+                r.drained = None;
+            }
         }
     }
     Ok(())

@@ -18,6 +18,7 @@
 
 pub mod alarm;
 pub mod decide;
+pub mod drain;
 pub mod drill;
 pub mod failback;
 pub mod request;
@@ -27,13 +28,13 @@ use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_types::SdkConfig;
 use lambda_runtime::LambdaEvent;
 use lifeboat::aws::RegionalClients;
-use lifeboat::store::LeasePurpose;
+use lifeboat::store::{LeasePurpose, LeaseRequest, SwitchPosition};
 use lifeboat::{DynamoStore, Error, ErrorName, Result, Store, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::alarm::{AlarmKind, Ignored};
-use crate::request::{AlarmSignal, FailoverRequest, Input, Step};
+use crate::alarm::{Admitted, AlarmKind, Ignored};
+use crate::request::{AlarmSignal, FailoverRequest, Input, RestoreRequest, Step};
 
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "failover-executor";
@@ -72,6 +73,33 @@ pub struct AlarmAction {
     /// The execution's ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_arn: Option<String>,
+    /// What a drain or restore did, or why it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Who moves a Region and why, and the idempotency key of the move.
+struct RegionMoveBy<'a> {
+    by: &'a str,
+    why: &'a str,
+    key: &'a str,
+}
+
+/// What [`Executor::move_region`] did.
+struct RegionMoved {
+    outcome: String,
+    detail: Option<String>,
+    error: Option<Error>,
+}
+
+impl RegionMoved {
+    fn no(outcome: &str, e: Error) -> RegionMoved {
+        RegionMoved {
+            outcome: outcome.into(),
+            detail: Some(e.to_string()),
+            error: Some(e),
+        }
+    }
 }
 
 /// The handler's clients and configuration, built once in `main`.
@@ -79,6 +107,7 @@ pub struct Executor {
     home_region: String,
     table: String,
     dynamo: RegionalClients<aws_sdk_dynamodb::Client>,
+    cloudwatch: RegionalClients<aws_sdk_cloudwatch::Client>,
     sfn: aws_sdk_sfn::Client,
     s3: aws_sdk_s3::Client,
     state_machine_arn: String,
@@ -114,6 +143,7 @@ impl Executor {
             home_region,
             table: table.into(),
             dynamo: RegionalClients::new(config, aws_sdk_dynamodb::Client::new),
+            cloudwatch: RegionalClients::new(config, aws_sdk_cloudwatch::Client::new),
             sfn: aws_sdk_sfn::Client::new(config),
             s3: s3_client(config),
             state_machine_arn: state_machine_arn.into(),
@@ -162,6 +192,7 @@ impl Executor {
             Input::Alarm(alarm) => self.on_alarm(&alarm, now).await,
             Input::Operator(req) => self.on_operator(&req, request_id, now).await,
             Input::Step(step) => self.on_step(step, now).await,
+            Input::Restore(req) => self.on_restore(&req, request_id, now).await,
         };
         if let Err(e) = &result {
             tracing::warn!(error = %e.chain(), error_type = %e.name(), "Request refused");
@@ -198,15 +229,15 @@ impl Executor {
             "state": alarm.state,
             "changed_at": alarm.changed_at,
         });
-        if !alarm.in_alarm {
-            tracing::info!(alarm = %alarm.name, state = alarm.state, "Alarm acknowledged");
-            out["ignored"] = json!(Ignored::NotInAlarm);
-            out["actions"] = json!([]);
-            return Ok(out);
-        }
         let specs = self.specs().await?;
         let targets = alarm::map_signal(&specs, alarm);
         if targets.is_empty() {
+            if !alarm.in_alarm {
+                tracing::info!(alarm = %alarm.name, state = alarm.state, "Alarm acknowledged");
+                out["ignored"] = json!(Ignored::NotInAlarm);
+                out["actions"] = json!([]);
+                return Ok(out);
+            }
             return Err(Error::InvalidInput(format!(
                 "alarmName: alarm `{}` is not named by any workload's spec (regions[].alarms or a routing switch) and does not watch a workload Region's Lifeboat/RegionHealthy",
                 alarm.name
@@ -222,30 +253,63 @@ impl Executor {
                 ignored: None,
                 execution_name: None,
                 execution_arn: None,
+                detail: None,
             };
-            let admitted = match alarm::admit(t) {
-                Err(why) => Err(why),
-                Ok(()) => {
+            match alarm::admit(t, alarm.state) {
+                Err(why) => {
+                    if why == Ignored::AwaitingRestore {
+                        self.home()
+                            .append_event(
+                                &t.spec.workload,
+                                &drain::recovered_event(t.region, alarm, now),
+                            )
+                            .await?;
+                    }
+                    action.ignored = Some(why);
+                }
+                Ok(Admitted::Failover) => {
                     let (arbiter, _) = decide::arbiter(t.spec, t.region, &self.home_region);
                     match self.store(&arbiter).get_lease(&t.spec.workload).await? {
                         Some(l) if l.purpose == LeasePurpose::Failover && !l.is_expired(now) => {
-                            Err(Ignored::FailoverInProgress)
+                            action.ignored = Some(Ignored::FailoverInProgress);
                         }
-                        _ => Ok(()),
+                        _ => {
+                            let name = alarm::execution_name(
+                                &t.spec.workload,
+                                &alarm.name,
+                                alarm.changed_at,
+                            );
+                            let mut input = alarm::failover_request(t, alarm);
+                            input.timing = self.alarm_timing;
+                            let (arn, new) = self.start(&name, &input).await?;
+                            action.outcome = if new { "started" } else { "already_exists" }.into();
+                            action.execution_name = Some(name);
+                            action.execution_arn = Some(arn);
+                        }
                     }
                 }
-            };
-            match admitted {
-                Err(why) => action.ignored = Some(why),
-                Ok(()) => {
-                    let name =
-                        alarm::execution_name(&t.spec.workload, &alarm.name, alarm.changed_at);
-                    let mut input = alarm::failover_request(t, alarm);
-                    input.timing = self.alarm_timing;
-                    let (arn, new) = self.start(&name, &input).await?;
-                    action.outcome = if new { "started" } else { "already_exists" }.into();
-                    action.execution_name = Some(name);
-                    action.execution_arn = Some(arn);
+                Ok(m @ (Admitted::Drain | Admitted::Restore)) => {
+                    let by = format!("alarm:{}", alarm.name);
+                    let why = format!(
+                        "alarm {} entered {} at {}: {}",
+                        alarm.name, alarm.state, alarm.changed_at, alarm.reason
+                    );
+                    let key = format!("{}-{}", alarm.changed_at.0, alarm::fnv1a(&[&alarm.name]));
+                    let moved = self
+                        .move_region(
+                            t.spec,
+                            t.region,
+                            m,
+                            &RegionMoveBy {
+                                by: &by,
+                                why: &why,
+                                key: &key,
+                            },
+                            now,
+                        )
+                        .await?;
+                    action.outcome = moved.outcome;
+                    action.detail = moved.detail;
                 }
             }
             tracing::info!(
@@ -255,12 +319,172 @@ impl Executor {
                 outcome = %action.outcome,
                 ignored = ?action.ignored,
                 execution = ?action.execution_name,
+                detail = ?action.detail,
                 "Alarm handled"
             );
             actions.push(action);
         }
         out["actions"] = json!(actions);
         Ok(out)
+    }
+
+    async fn on_restore(
+        &self,
+        req: &RestoreRequest,
+        request_id: &str,
+        now: UnixMillis,
+    ) -> Result<Value> {
+        let spec = self.home().get_spec(&req.workload).await?;
+        let key = format!(
+            "operator-{}",
+            alarm::fnv1a(&[request_id, &req.requested_by])
+        );
+        let why = format!("operator request: {}", req.reason);
+        let moved = self
+            .move_region(
+                &spec,
+                &req.region,
+                Admitted::Restore,
+                &RegionMoveBy {
+                    by: &req.requested_by,
+                    why: &why,
+                    key: &key,
+                },
+                now,
+            )
+            .await?;
+        match moved.outcome.as_str() {
+            "restored" => Ok(
+                json!({"kind": "restore", "workload": req.workload, "region": req.region, "outcome": moved.outcome, "detail": moved.detail}),
+            ),
+            // An operator hears a refusal as the named error it is.
+            _ => Err(moved.error.unwrap_or_else(|| {
+                Error::InvalidInput(moved.detail.unwrap_or_else(|| "nothing to restore".into()))
+            })),
+        }
+    }
+
+    /// Drains or restores one Region: the pure decision ([`drain`]) over the arbiter's
+    /// spec and the health, then — under a short `drain` lease in the arbiter Region,
+    /// every write fenced — the switch (recorded, then its metric in the switch's
+    /// Region, bounded: health-probe re-asserts the recorded position every round),
+    /// the spec, the audit event, the release. Idempotent: a retry or a duplicate
+    /// delivery finds the spec moved already and changes nothing.
+    async fn move_region(
+        &self,
+        spec: &WorkloadSpec,
+        region: &str,
+        m: Admitted,
+        by: &RegionMoveBy<'_>,
+        now: UnixMillis,
+    ) -> Result<RegionMoved> {
+        let (arbiter_region, _) = decide::arbiter(spec, region, &self.home_region);
+        let arbiter = self.store(&arbiter_region);
+        let current = arbiter.get_spec(&spec.workload).await?;
+        let health = self.home().get_health(&spec.workload).await?;
+        let holder = format!("{}:{region}:{}", drain::verb(m), by.key);
+        let planned = match m {
+            Admitted::Restore => drain::restore(&current, &health, region, now).map(|s| (s, None)),
+            _ => drain::drain(&current, &health, region, by.why, now).map(|(s, sh)| (s, Some(sh))),
+        };
+        let (after, shares) = match planned {
+            Ok(p) => p,
+            Err(e) if e.name() == ErrorName::InvalidInput => {
+                // Done already (a duplicate delivery, a retry after the spec write):
+                // let go of our lease if a retry left it behind.
+                if let Some(l) = arbiter.get_lease(&spec.workload).await?
+                    && l.holder == holder
+                {
+                    arbiter
+                        .release_lease(&spec.workload, &holder, l.epoch, now)
+                        .await?;
+                }
+                return Ok(RegionMoved::no(drain::done_already(m), e));
+            }
+            Err(e)
+                if matches!(
+                    e.name(),
+                    ErrorName::FailoverUnwarranted | ErrorName::TargetUnhealthy
+                ) =>
+            {
+                self.home()
+                    .append_event(
+                        &spec.workload,
+                        &drain::refused_event(region, m, (by.by, by.why, by.key), &e, now),
+                    )
+                    .await?;
+                return Ok(RegionMoved::no("refused", e));
+            }
+            Err(e) => return Err(e),
+        };
+        // A mover holding the lease (a failover, a deploy): `LeaseHeld`, and the
+        // asynchronous invocation is retried (alarm actions and EventBridge retry).
+        let lease = arbiter
+            .acquire_lease(
+                &LeaseRequest {
+                    workload: spec.workload.clone(),
+                    holder: holder.clone(),
+                    purpose: LeasePurpose::Drain,
+                    ttl: drain::LEASE_TTL,
+                },
+                now,
+            )
+            .await?;
+        let on = m == Admitted::Restore;
+        if let Some(switch) = current
+            .region(region)
+            .and_then(|r| r.routing_switch.as_ref())
+        {
+            let position = SwitchPosition {
+                region: region.to_owned(),
+                on,
+                epoch: lease.epoch,
+                set_at: now,
+                set_by: holder.clone(),
+            };
+            arbiter
+                .put_switch(&spec.workload, &position, lease.fence())
+                .await?;
+            let client = self.cloudwatch.get(&switch.region);
+            match tokio::time::timeout(
+                drain::SWITCH_TIMEOUT,
+                lifeboat::switch::put(&client, switch, on),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e.chain(), region, "Switch metric not written; health-probe re-asserts it next round")
+                }
+                Err(_) => tracing::warn!(
+                    region,
+                    "Switch metric timed out; health-probe re-asserts it next round"
+                ),
+            }
+        }
+        let written = arbiter.put_spec(&after, Some(lease.fence())).await?;
+        arbiter
+            .append_event(
+                &spec.workload,
+                &drain::moved_event(
+                    &current,
+                    &written,
+                    region,
+                    m,
+                    (by.by, by.why, by.key),
+                    shares.as_ref(),
+                    now,
+                ),
+            )
+            .await?;
+        arbiter
+            .release_lease(&spec.workload, &holder, lease.epoch, now)
+            .await?;
+        Ok(RegionMoved {
+            outcome: drain::done(m).into(),
+            detail: Some(format!("spec version {}", written.version)),
+            error: None,
+        })
     }
 
     async fn on_operator(

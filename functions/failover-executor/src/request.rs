@@ -395,6 +395,51 @@ pub enum Input {
     Operator(FailoverRequest),
     /// A state-machine step.
     Step(Step),
+    /// An operator's request to bring a drained Region back (`{"restore": {..}}`).
+    Restore(RestoreRequest),
+}
+
+/// An operator's request to bring a drained secondary back into traffic: refused
+/// (`TargetUnhealthy`) until Lifeboat's probes call it healthy again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Workload id.
+    pub workload: String,
+    /// The drained Region.
+    pub region: String,
+    /// Why, for the audit log.
+    pub reason: String,
+    /// Who asks.
+    pub requested_by: String,
+}
+
+impl RestoreRequest {
+    /// Non-empty names and a known Region code.
+    pub fn check(&self) -> Result<()> {
+        for (field, value) in [
+            ("restore.workload", &self.workload),
+            ("restore.reason", &self.reason),
+            ("restore.requested_by", &self.requested_by),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Error::InvalidInput(format!("{field}: must not be empty")));
+            }
+        }
+        if !lifeboat::regions::is_known(&self.region) {
+            return Err(Error::InvalidInput(format!(
+                "restore.region: `{}` is not an AWS Region code",
+                self.region
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreEnvelope {
+    restore: RestoreRequest,
 }
 
 impl Input {
@@ -408,6 +453,11 @@ impl Input {
         };
         if map.contains_key("step") {
             return lifeboat::input::parse::<Step>(event).map(Input::Step);
+        }
+        if map.contains_key("restore") {
+            let req = lifeboat::input::parse::<RestoreEnvelope>(event)?.restore;
+            req.check()?;
+            return Ok(Input::Restore(req));
         }
         if map.contains_key("alarmData") {
             let alarm: CloudWatchAlarm = lifeboat::input::parse(event)?;
@@ -443,7 +493,7 @@ impl Input {
             return Ok(Input::Operator(req));
         }
         Err(Error::InvalidInput(
-            "unrecognised event: expected a CloudWatch alarm action (`alarmData`), an EventBridge alarm state change (`detail-type`), an operator request (`workload`) or a state-machine step (`step`)".into(),
+            "unrecognised event: expected a CloudWatch alarm action (`alarmData`), an EventBridge alarm state change (`detail-type`), an operator request (`workload`), a restore request (`restore`) or a state-machine step (`step`)".into(),
         ))
     }
 }
@@ -461,6 +511,41 @@ fn kind_of(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_restore_request_is_recognised_and_bad_ones_are_named() {
+        let ok = serde_json::json!({"restore": {"workload": "checkout", "region": "ap-southeast-1",
+            "reason": "repaired", "requested_by": "alice"}});
+        match super::Input::parse(ok).unwrap() {
+            super::Input::Restore(r) => assert_eq!(r.region, "ap-southeast-1"),
+            other => panic!("not a restore: {other:?}"),
+        }
+        for (bad, field) in [
+            (
+                serde_json::json!({"restore": {"workload": "checkout", "region": "mars-1",
+                "reason": "r", "requested_by": "a"}}),
+                "restore.region",
+            ),
+            (
+                serde_json::json!({"restore": {"workload": "checkout", "region": "eu-west-1",
+                "reason": " ", "requested_by": "a"}}),
+                "restore.reason",
+            ),
+            (
+                serde_json::json!({"restore": {"workload": "checkout", "region": "eu-west-1",
+                "reason": "r", "requested_by": "a", "force": true}}),
+                "force",
+            ),
+            (
+                serde_json::json!({"restore": {"workload": "checkout"}}),
+                "region",
+            ),
+        ] {
+            let e = super::Input::parse(bad).unwrap_err();
+            assert_eq!(e.name(), lifeboat::ErrorName::InvalidInput);
+            assert!(e.to_string().contains(field), "{field}: {e}");
+        }
+    }
+
     #[test]
     fn timing_parses_two_positive_numbers_and_names_anything_else() {
         assert_eq!(

@@ -65,6 +65,9 @@ pub enum LeasePurpose {
     Drill,
     /// A Region-by-Region deploy.
     Deploy,
+    /// Taking a failed serving secondary out of traffic, or bringing it back: seconds
+    /// long, inside one failover-executor invocation.
+    Drain,
 }
 
 impl fmt::Display for LeasePurpose {
@@ -74,6 +77,7 @@ impl fmt::Display for LeasePurpose {
             LeasePurpose::Failback => "failback",
             LeasePurpose::Drill => "drill",
             LeasePurpose::Deploy => "deploy",
+            LeasePurpose::Drain => "drain",
         })
     }
 }
