@@ -576,13 +576,21 @@ fn probe_rounds(
     let full_cycles = more / n as u64;
     let rest = usize::try_from(more % n as u64).unwrap_or(0);
     let s = f64::from(schedule);
+    // prefix[i]: the first i gaps of two cycles, so the `rest` gaps from round j are
+    // prefix[j + rest] - prefix[j] (rest < n): linear in the rounds.
+    let mut prefix = Vec::with_capacity(2 * n + 1);
+    prefix.push(0_u64);
+    for m in 0..2 * n {
+        let last = prefix.last().copied().unwrap_or(0);
+        prefix.push(last + u64::from(gaps[m % n]));
+    }
     let (mut wait_mean, mut follow_mean, mut worst) = (0.0_f64, 0.0_f64, 0.0_f64);
     for j in 0..n {
         let before = f64::from(gaps[(j + n - 1) % n]);
-        // Full cycles are a day at most each and there are at most 2^32 of them: exact.
+        // Full cycles are a day at most each and there are at most 2^32 of them, and a
+        // partial sum is under two days: exact.
         #[allow(clippy::cast_precision_loss)]
-        let follow =
-            full_cycles as f64 * s + (0..rest).map(|m| f64::from(gaps[(j + m) % n])).sum::<f64>();
+        let follow = full_cycles as f64 * s + (prefix[j + rest] - prefix[j]) as f64;
         wait_mean += before * before / (2.0 * s);
         follow_mean += before * follow / s;
         worst = worst.max(before + follow);
@@ -1204,9 +1212,10 @@ mod tests {
 
     #[track_caller]
     fn close(actual: Span, expected: f64, worst: f64) {
+        // Exact up to the rounding of summing many gaps.
+        let near = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
         assert!(
-            (actual.expected_seconds - expected).abs() < 1e-9
-                && (actual.worst_seconds - worst).abs() < 1e-9,
+            near(actual.expected_seconds, expected) && near(actual.worst_seconds, worst),
             "got {actual:?}, want expected {expected} worst {worst}"
         );
     }
@@ -1390,6 +1399,35 @@ mod tests {
             term(&b, "probe rounds").formula.contains("4.5 s"),
             "{}",
             term(&b, "probe rounds").formula
+        );
+    }
+
+    #[test]
+    fn a_pathological_schedule_is_computed_at_once() {
+        // A round every second for a day, a failure threshold in the thousands: linear.
+        let mut spec = example();
+        spec.policy.probe_interval_seconds = 1;
+        spec.policy.failure_threshold = 50_000;
+        let d = Deployed {
+            probe_schedule_seconds: 86_400,
+            probe_window_seconds: 86_400,
+            ..Deployed::default()
+        };
+        let b = budget(&spec, &d);
+        close(
+            term(&b, "probe rounds").seconds,
+            0.5 + 49_999.0 + 2.0,
+            1.0 + 49_999.0 + 2.0,
+        );
+        // A failure threshold of many cycles wraps around them: (k - 1) × 10 s.
+        spec.policy.probe_interval_seconds = 10;
+        spec.policy.failure_threshold = u32::MAX;
+        let b = budget(&spec, &Deployed::default());
+        let more = f64::from(u32::MAX - 1) * 10.0;
+        close(
+            term(&b, "probe rounds").seconds,
+            5.0 + more + 2.0,
+            10.0 + more + 2.0,
         );
     }
 
