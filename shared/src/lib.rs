@@ -8,6 +8,7 @@
 //! - [`error`]: the stable error names Step Functions retries and catches by;
 //! - [`aws`]: one SDK configuration, clients per Region on demand;
 //! - `switch` (feature `cloudwatch`): how a routing switch's metric is written;
+//! - [`rto`]: the projected recovery time on AWS, term by term (docs/rto.md);
 //! - [`time`] and [`regions`]: Unix-millisecond time and the AWS Region codes.
 
 pub mod aws;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod input;
 pub mod model;
 pub mod regions;
+pub mod rto;
 pub mod store;
 #[cfg(feature = "cloudwatch")]
 pub mod switch;

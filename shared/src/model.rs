@@ -438,7 +438,7 @@ pub struct Policy {
     #[serde(default = "default_threshold")]
     pub failure_threshold: u32,
     /// Consecutive good rounds before it is healthy again.
-    #[serde(default = "default_threshold")]
+    #[serde(default = "default_recovery_threshold")]
     pub recovery_threshold: u32,
     /// Seconds between probe rounds.
     #[serde(default = "default_probe_interval")]
@@ -487,9 +487,27 @@ fn default_status() -> u16 {
 fn default_timeout_ms() -> u64 {
     2_000
 }
+/// Three failed rounds in a row make a Region unhealthy. The DR runbook's rule is two
+/// consecutive failures of one-minute checks: a failure seen twice, 60 s apart, so 60-120 s
+/// before anything moves, which alone spends the 90-s budget for detection + decision +
+/// traffic (docs/rto.md). Lifeboat asks for more evidence in less time: three rounds, 10 s
+/// apart ([`default_probe_interval`]), each probing every endpoint of the Region and
+/// reading its Route 53 health checks and alarms, so a failure must be seen three times
+/// over at least 20 s. One blip (a dropped connection, a restart) never moves traffic, and
+/// the failover decision still refuses unless the prober's own verdict is fresh.
 fn default_threshold() -> u32 {
     3
 }
+/// Six good rounds in a row make an unhealthy Region healthy again: a full minute at 10-s
+/// rounds, twice the evidence it took to fail. Coming back is never urgent (nothing waits
+/// on it during a failover) and a Region just out of an outage often flaps, so recovery
+/// is slower than failure.
+fn default_recovery_threshold() -> u32 {
+    6
+}
+/// One probe round every 10 s (within each scheduled run's probe window): with
+/// [`default_threshold`] a hung Region is called unhealthy about 27 s after it breaks
+/// (`lifeboat::rto`).
 fn default_probe_interval() -> u32 {
     10
 }
@@ -998,7 +1016,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(spec.policy.failure_threshold, 3);
-        assert_eq!(spec.policy.recovery_threshold, 3);
+        assert_eq!(spec.policy.recovery_threshold, 6);
+        assert_eq!(spec.policy.probe_interval_seconds, 10);
         assert_eq!(
             spec.policy.replication_lag,
             LagLevels {
