@@ -6,8 +6,13 @@ resets the state when an alarm is updated. This module, as the CloudWatch User G
 API reference document:
 
 - evaluates every metric alarm of every Region (background loop, under `twin.locked()`):
-  standard alarms once a (twin) minute, high-resolution ones (Period 10 or 30) at their
-  period; a Period of P seconds (multiple of 60) lasts P/60 * twin.minute() real seconds;
+  standard alarms once a (twin) minute, high-resolution ones (Period 10, 20 or 30) at
+  their period; a Period of P seconds lasts P/60 * twin.minute() real seconds (the same
+  compression for every period, so a 10-s alarm is a sixth of a twin minute);
+- keeps each datum's StorageResolution (moto drops it): standard-resolution data (60,
+  the default) is stored at one-minute granularity, so a high-resolution alarm on it
+  sees data in one period of each minute only and "might often lapse into
+  INSUFFICIENT_DATA" (API reference, PutMetricAlarm `Period`);
 - evaluates composite alarms (AlarmRule) after the metric alarms of each tick;
 - sets StateValue/StateReason/StateReasonData/StateUpdatedTimestamp and
   StateTransitionedTimestamp on each transition, with an alarm history item
@@ -49,24 +54,39 @@ OPERATORS: dict[str, tuple[Callable[[float, float], bool], str]] = {
 
 
 # ====================================================================== pure rules
+HIGH_RESOLUTION_PERIODS = (10, 20, 30)
+
+
 def valid_period(period: int) -> bool:
-    """User Guide, "High-resolution alarms": a period of 10 or 30 seconds (high
-    resolution) or any multiple of 60 seconds."""
-    return period in (10, 30) or (period >= 60 and period % 60 == 0)
+    """API reference, PutMetricAlarm `Period`: "Valid values are 10, 20, 30, and any
+    multiple of 60" (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html)."""
+    return period in HIGH_RESOLUTION_PERIODS or (period >= 60 and period % 60 == 0)
 
 
 def period_real_seconds(period: int, minute: float) -> float:
-    """Real seconds one period lasts here: 10 and 30 s periods are real; a multiple of 60
-    lasts period/60 twin minutes (twin.minute() real seconds each)."""
-    if period in (10, 30):
-        return float(period)
+    """Real seconds one period lasts here: period/60 twin minutes (twin.minute() real
+    seconds each), high-resolution periods included."""
     return period / 60.0 * minute
 
 
 def evaluation_cadence(period: int, minute: float) -> float:
     """How often CloudWatch evaluates an alarm: standard alarms every minute, high-resolution
-    alarms (10 or 30 s) at their period (User Guide, "High-resolution alarms")."""
-    return float(period) if period in (10, 30) else minute
+    alarms (10, 20 or 30 s) at their period (User Guide, "High-resolution alarms"), in
+    real seconds here."""
+    if period in HIGH_RESOLUTION_PERIODS:
+        return period_real_seconds(period, minute)
+    return minute
+
+
+def stored_at(at: float, resolution: int, minute: float) -> float:
+    """When a datum counts: high-resolution data (StorageResolution 1) at its timestamp;
+    standard-resolution data at the start of its (twin) minute, the granularity CloudWatch
+    stores it at (API reference, PutMetricData `StorageResolution`: "Setting this to 60
+    specifies this metric as a regular-resolution metric, which CloudWatch stores at
+    1-minute resolution")."""
+    if resolution == 1:
+        return at
+    return math.floor(at / minute) * minute
 
 
 def statistic(values: list[float], aggregated: list[tuple[float, float, float, float]], stat: str) -> float | None:
@@ -414,7 +434,7 @@ def metric_points(backend, source: Source, n: int, now: float, minute: float) ->
             continue
         if source.unit and datum.unit != source.unit:
             continue
-        at = _epoch(datum.timestamp)
+        at = stored_at(_epoch(datum.timestamp), getattr(datum, "_twin_resolution", 60), minute)
         if not first <= at < end:
             continue
         index = int((at - first) // length)
@@ -664,6 +684,19 @@ def patch_moto(alarms: Alarms) -> None:
         return
     models.CloudWatchBackend._twin_patched = True
     original_put = models.CloudWatchBackend.put_metric_alarm
+    original_put_data = models.CloudWatchBackend.put_metric_data
+
+    def put_metric_data(self, namespace, metric_data):
+        """Keeps each member's StorageResolution on the datums it adds (moto drops it):
+        1 (high resolution) or 60 (the default)."""
+        for member in metric_data:
+            before = len(self.metric_data)
+            original_put_data(self, namespace, [member])
+            resolution = 1 if str(member.get("StorageResolution", "60")) == "1" else 60
+            for datum in self.metric_data[before:]:
+                datum._twin_resolution = resolution
+
+    models.CloudWatchBackend.put_metric_data = put_metric_data
 
     def put_metric_alarm(self, name, *args, **kwargs):
         """API reference, PutMetricAlarm/PutCompositeAlarm: "When this operation creates an
@@ -671,7 +704,7 @@ def patch_moto(alarms: Alarms) -> None:
         an existing alarm, its state is left unchanged"."""
         period = kwargs.get("period")
         if kwargs.get("rule") is None and period is not None and not valid_period(int(period)):
-            raise ValidationError("The parameter Period must be 10, 30 or a multiple of 60.")
+            raise ValidationError("The parameter Period must be 10, 20, 30 or a multiple of 60.")
         if kwargs.get("rule") is not None:
             try:
                 parse_rule(kwargs["rule"])

@@ -131,9 +131,7 @@ impl Default for Assumptions {
 }
 
 /// The deployed configuration the budget is projected for: what `template.yaml`'s
-/// parameters and fixed properties set. [`Default`] is `template.yaml` as it is;
-/// [`Deployed::proposed`] is the detection settings proposed to meet the 90-s target (a
-/// 10-s high-resolution failover alarm on one datapoint, a 55-s probe window).
+/// parameters and fixed properties set. [`Default`] is `template.yaml` with its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Deployed {
@@ -141,7 +139,7 @@ pub struct Deployed {
     pub probe_schedule_seconds: u32,
     /// How long one scheduled run keeps probing (`ProbeWindowSeconds`).
     pub probe_window_seconds: u32,
-    /// The alarm that starts a failover (`PrimaryHealthAlarm`).
+    /// The alarm that starts a failover (the health alarms (`HomeHealthAlarm`..)).
     pub failover_alarm: AlarmTiming,
     /// The routing-switch alarm a Route 53 `CLOUDWATCH_METRIC` check watches
     /// (`Switch1Alarm`..).
@@ -161,34 +159,17 @@ pub struct Deployed {
 }
 
 impl Default for Deployed {
-    /// `template.yaml` as it is: a 50-s probe window and a standard-resolution failover
-    /// alarm of three one-minute periods.
+    /// `template.yaml` with its defaults: a 55-s probe window (six rounds a minute), the
+    /// failover alarms at a 10-s period (high resolution: `RegionHealthy` is published
+    /// at StorageResolution 1) alarming on 1 of 6 datapoints, one-minute switch alarms
+    /// (Route 53 watches those, and supports nothing finer).
     fn default() -> Self {
-        Deployed {
-            probe_window_seconds: 50,
-            failover_alarm: AlarmTiming {
-                period_seconds: 60,
-                evaluation_periods: 3,
-                datapoints_to_alarm: 3,
-                high_resolution_metric: false,
-            },
-            ..Deployed::proposed()
-        }
-    }
-}
-
-impl Deployed {
-    /// The detection settings proposed to meet the 90-s target (docs/rto.md): a 55-s
-    /// probe window (six rounds a minute) and a 10-s high-resolution failover alarm on
-    /// one datapoint (RegionHealthy published at StorageResolution 1). Not yet what
-    /// `template.yaml` deploys.
-    pub fn proposed() -> Deployed {
         Deployed {
             probe_schedule_seconds: 60,
             probe_window_seconds: 55,
             failover_alarm: AlarmTiming {
                 period_seconds: 10,
-                evaluation_periods: 1,
+                evaluation_periods: 6,
                 datapoints_to_alarm: 1,
                 high_resolution_metric: true,
             },
@@ -724,7 +705,7 @@ fn failover_alarm(deployed: &Deployed) -> Term {
         formula: alarm_formula(alarm, delay),
         sources: vec![
             format!(
-                "Lifeboat setting `PrimaryHealthAlarm` Period {} s, DatapointsToAlarm {} of EvaluationPeriods {} (`FailoverEvaluationPeriods`), RegionHealthy {} (template.yaml, health-probe)",
+                "Lifeboat setting the health alarms (`HomeHealthAlarm`..) Period {} s, DatapointsToAlarm {} of EvaluationPeriods {} (`FailoverEvaluationPeriods`), RegionHealthy {} (template.yaml, health-probe)",
                 alarm.period_seconds,
                 alarm.datapoints_to_alarm,
                 alarm.evaluation_periods,
@@ -1239,7 +1220,7 @@ mod tests {
     #[test]
     fn every_term_with_the_defaults_against_hand_computed_figures() {
         let spec = example_with_default_policy();
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         assert_eq!(
             names(&b),
             [
@@ -1289,21 +1270,21 @@ mod tests {
 
     #[test]
     fn the_example_meets_90_s_for_detection_decision_and_traffic_with_the_defaults() {
-        let b = budget(&example_with_default_policy(), &Deployed::proposed());
+        let b = budget(&example_with_default_policy(), &Deployed::default());
         // 27 + 10 + 1 + 2 + 1 + 35 + 10; worst 32 + 20 + 5 + 8 + 5 + 70 + 30.
         close(b.detection_decision_traffic, 86.0, 170.0);
         assert!(b.meets_target);
         assert_eq!(b.target_seconds, 90);
         // The example's own policy says the same as the defaults.
         assert_eq!(
-            budget(&example(), &Deployed::proposed()).detection_decision_traffic,
+            budget(&example(), &Deployed::default()).detection_decision_traffic,
             b.detection_decision_traffic
         );
     }
 
     #[test]
     fn totals_follow_the_machine_order_and_the_rto_objective() {
-        let b = budget(&example_with_default_policy(), &Deployed::proposed());
+        let b = budget(&example_with_default_policy(), &Deployed::default());
         // The machine promotes first (the data tier's longest branch, RDS), then shifts.
         close(b.traffic_moved, 86.0 + 187.5, 170.0 + 615.0);
         close(b.full, 273.5 + 30.0, 785.0 + 60.0);
@@ -1316,7 +1297,7 @@ mod tests {
         // follow within the TTL.
         let parallel = Deployed {
             traffic_waits_for_data_tier: false,
-            ..Deployed::proposed()
+            ..Deployed::default()
         };
         let b = budget(&example_with_default_policy(), &parallel);
         close(b.traffic_moved, 86.0, 170.0);
@@ -1329,20 +1310,31 @@ mod tests {
     fn over_budget_is_flagged_and_shown() {
         let mut spec = example();
         spec.policy.rto_seconds = 200;
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         assert!(b.over_budget && b.worst_over_budget);
         let text = b.to_string();
         assert!(text.contains("OVER BUDGET"), "{text}");
 
         spec.policy.rto_seconds = 900;
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         assert!(!b.over_budget && !b.worst_over_budget);
         assert!(!b.to_string().contains("OVER BUDGET"));
     }
 
     #[test]
-    fn the_template_as_it_is_misses_the_target() {
-        let b = budget(&example(), &Deployed::default());
+    fn a_standard_resolution_failover_alarm_misses_the_target() {
+        // The first wave's template: a 50-s window, three one-minute periods.
+        let before = Deployed {
+            probe_window_seconds: 50,
+            failover_alarm: AlarmTiming {
+                period_seconds: 60,
+                evaluation_periods: 3,
+                datapoints_to_alarm: 3,
+                high_resolution_metric: false,
+            },
+            ..Deployed::default()
+        };
+        let b = budget(&example(), &before);
         // Rounds at 0..40 s, then 20 s to the next minute's first round.
         // Expected wait + two gaps: (20·(10+20) + 10·(5+20)·2 + 10·(5+30)·2) / 60 = 30.
         close(term(&b, "probe rounds").seconds, 30.0 + 2.0, 40.0 + 2.0);
@@ -1360,7 +1352,7 @@ mod tests {
         // The runbook's rule: two failures of one-minute checks.
         spec.policy.failure_threshold = 2;
         spec.policy.probe_interval_seconds = 60;
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         close(
             term(&b, "probe rounds").seconds,
             30.0 + 60.0 + 2.0,
@@ -1372,7 +1364,7 @@ mod tests {
         spec.policy.probe_interval_seconds = 10;
         let old = Deployed {
             probe_window_seconds: 50,
-            ..Deployed::proposed()
+            ..Deployed::default()
         };
         let b = budget(&spec, &old);
         close(
@@ -1385,7 +1377,7 @@ mod tests {
         spec.policy.failure_threshold = 3;
         let one_round = Deployed {
             probe_window_seconds: 0,
-            ..Deployed::proposed()
+            ..Deployed::default()
         };
         let b = budget(&spec, &one_round);
         close(term(&b, "probe rounds").seconds, 152.0, 182.0);
@@ -1397,7 +1389,7 @@ mod tests {
             body_contains: None,
             timeout_ms: 4_500,
         });
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         close(term(&b, "probe rounds").seconds, 25.0 + 4.5, 30.0 + 4.5);
         assert!(
             term(&b, "probe rounds").formula.contains("4.5 s"),
@@ -1415,7 +1407,7 @@ mod tests {
         let d = Deployed {
             probe_schedule_seconds: 86_400,
             probe_window_seconds: 86_400,
-            ..Deployed::proposed()
+            ..Deployed::default()
         };
         let b = budget(&spec, &d);
         close(
@@ -1426,7 +1418,7 @@ mod tests {
         // A failure threshold of many cycles wraps around them: (k - 1) × 10 s.
         spec.policy.probe_interval_seconds = 10;
         spec.policy.failure_threshold = u32::MAX;
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         let more = f64::from(u32::MAX - 1) * 10.0;
         close(
             term(&b, "probe rounds").seconds,
@@ -1438,7 +1430,7 @@ mod tests {
     #[test]
     fn alarms_follow_their_period_and_datapoints() {
         let spec = example();
-        let mut d = Deployed::proposed();
+        let mut d = Deployed::default();
         d.failover_alarm.period_seconds = 30;
         d.failover_alarm.datapoints_to_alarm = 2;
         d.failover_alarm.evaluation_periods = 3;
@@ -1459,7 +1451,7 @@ mod tests {
     #[test]
     fn settings_aws_refuses_are_warned_about() {
         let spec = example();
-        let mut d = Deployed::proposed();
+        let mut d = Deployed::default();
         d.failover_alarm.high_resolution_metric = false;
         d.switch_alarm.period_seconds = 10;
         d.switch_alarm.high_resolution_metric = true;
@@ -1487,7 +1479,7 @@ mod tests {
         }];
         target.buckets.clear();
         target.dynamodb_tables = vec!["checkout-carts".into()];
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         close(
             term(&b, "Aurora global database failover").seconds,
             60.0 + 7.5,
@@ -1502,7 +1494,7 @@ mod tests {
             planned: true,
             ..Scenario::automatic(&spec)
         };
-        let b = budget_for(&spec, &Deployed::proposed(), &planned);
+        let b = budget_for(&spec, &Deployed::default(), &planned);
         assert!(names(&b).contains(&"Aurora global database switchover"));
         // An operator's run has no detection: StartExecution is its start.
         assert!(b.terms.iter().all(|t| t.phase != Phase::Detection));
@@ -1519,14 +1511,14 @@ mod tests {
         target.databases.clear();
         target.dynamodb_tables.clear();
         target.buckets = vec![];
-        let b = budget(&spec, &Deployed::proposed());
+        let b = budget(&spec, &Deployed::default());
         assert!(b.terms.iter().all(|t| t.phase != Phase::DataTier));
         close(b.traffic_moved, 86.0, 170.0);
     }
 
     #[test]
     fn every_term_names_its_sources() {
-        let b = budget(&example(), &Deployed::proposed());
+        let b = budget(&example(), &Deployed::default());
         for t in &b.terms {
             assert!(!t.sources.is_empty(), "{} has no source", t.name);
             assert!(
@@ -1570,7 +1562,7 @@ mod tests {
 
     #[test]
     fn route_53_and_arc_are_compared() {
-        let b = budget(&example(), &Deployed::proposed());
+        let b = budget(&example(), &Deployed::default());
         let r53 = &b.comparisons[0];
         assert_eq!(r53.seconds, Some(90.0));
         assert!(r53.formula.contains("3 × 30 s"), "{}", r53.formula);
@@ -1581,7 +1573,7 @@ mod tests {
 
     #[test]
     fn the_table_is_aligned_and_names_every_term() {
-        let b = budget(&example(), &Deployed::proposed());
+        let b = budget(&example(), &Deployed::default());
         let text = b.to_string();
         for t in &b.terms {
             assert!(text.contains(&t.name), "{} missing:\n{text}", t.name);
@@ -1607,7 +1599,7 @@ mod tests {
 
     #[test]
     fn json_round_trips_for_the_dry_run_decision() {
-        let b = budget(&example(), &Deployed::proposed());
+        let b = budget(&example(), &Deployed::default());
         let json = serde_json::to_value(&b).unwrap();
         assert_eq!(json["terms"][0]["expected_seconds"], 27.0);
         assert_eq!(json["terms"][0]["phase"], "detection");

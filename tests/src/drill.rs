@@ -80,6 +80,13 @@ pub struct DrillOptions {
     /// (`twin.minute_seconds`): the template's 60 s alarm periods and `rate(1 minute)`
     /// schedules run at this pace, so a drill takes minutes, not an hour.
     pub minute_seconds: f64,
+    /// The spec's `policy.probe_interval_seconds` here: the example's 10 s compressed as
+    /// the twin compresses a minute (10 s is a sixth of a minute: 1 s of a 6-s minute),
+    /// so the rounds keep pace with the 10-s failover alarms.
+    pub probe_interval_seconds: u32,
+    /// The stack's `ProbeWindowSeconds` (and the function's window) here: 55 s of a
+    /// minute compressed, rounded down so an invocation ends before the next starts.
+    pub probe_window_seconds: u32,
     /// How long an RDS promotion takes (`rds.promote_seconds`).
     pub promote_seconds: f64,
     /// How long creating an RDS read replica takes (`rds.replica_create_seconds`).
@@ -100,7 +107,9 @@ impl Default for DrillOptions {
         DrillOptions {
             poll_seconds: 1,
             verify_max_polls: 20,
-            minute_seconds: 4.0,
+            minute_seconds: 6.0,
+            probe_interval_seconds: 1,
+            probe_window_seconds: 5,
             promote_seconds: 3.0,
             replica_create_seconds: 2.0,
             hold_periods: 5,
@@ -167,6 +176,9 @@ pub struct DrillReport {
     /// What the functions asked of the failed Region (and of Route 53's control plane)
     /// from the break to the end of the failover, from the twin's call log.
     pub calls_to_failed: Vec<twin::ApiCall>,
+    /// What the same automatic failover takes on AWS with `template.yaml`'s settings
+    /// (not the twin's compressed minute), term by term: `lifeboat::rto`.
+    pub rto_budget: Option<lifeboat::rto::RtoBudget>,
 }
 
 impl DrillReport {
@@ -241,6 +253,12 @@ impl DrillReport {
             "Internal RTO (break → the failover's finalize): {}",
             ms(self.rto_ms)
         );
+        if let Some(b) = &self.rto_budget {
+            let _ = writeln!(
+                out,
+                "\nProjected on AWS for template.yaml's settings (the twin's minute is compressed, so the figures above are not AWS's; these are):\n{b}"
+            );
+        }
         out
     }
 }
@@ -348,6 +366,11 @@ impl World {
 
         // A workload endpoint per Region, each on its own loopback address.
         let mut spec = crate::world::example_spec()?;
+        spec.policy.probe_interval_seconds = opts.probe_interval_seconds;
+        local_inputs.push(format!(
+            "spec policy.probe_interval_seconds = {} (the example's 10 s at the twin's pace)",
+            opts.probe_interval_seconds
+        ));
         if let Some(cooldown) = opts.cooldown_seconds {
             spec.policy.cooldown_seconds = cooldown;
             local_inputs.push(format!("spec policy.cooldown_seconds = {cooldown}"));
@@ -377,8 +400,12 @@ impl World {
 
         // The stacks, as `sam deploy` would create them in every Region.
         let parameters = vec![
-            // One probe round per scheduled event: the twin's minute is the interval.
-            ("ProbeWindowSeconds".to_owned(), "0".to_owned()),
+            // The template's 55-s window at the twin's pace: rounds every
+            // probe_interval_seconds for most of each (compressed) minute.
+            (
+                "ProbeWindowSeconds".to_owned(),
+                opts.probe_window_seconds.to_string(),
+            ),
         ];
         for (k, v) in &parameters {
             local_inputs.push(format!("stack parameter {k} = {v}"));
@@ -436,7 +463,10 @@ impl World {
                     "FAILOVER_ALARM_TIMING",
                     format!("{},{}", opts.poll_seconds, opts.verify_max_polls),
                 ),
-                ("LIFEBOAT_PROBE_WINDOW_SECONDS", "0".into()),
+                (
+                    "LIFEBOAT_PROBE_WINDOW_SECONDS",
+                    opts.probe_window_seconds.to_string(),
+                ),
             ],
             &[
                 "health-probe",
@@ -690,6 +720,16 @@ impl Drill {
         let began = Instant::now();
         let world = World::start(opts).await?;
         report.rto_objective_ms = world.spec.policy.rto_seconds.saturating_mul(1000);
+        report.rto_budget = Some(lifeboat::rto::budget_for(
+            &world.spec,
+            &lifeboat::rto::Deployed::default(),
+            &lifeboat::rto::Scenario {
+                from_region: FAILED.to_owned(),
+                to_region: SURVIVOR.to_owned(),
+                start: lifeboat::rto::Start::Alarm,
+                planned: false,
+            },
+        ));
         report.local_inputs.clone_from(&world.local_inputs);
         let resources: usize = world
             .stacks

@@ -70,6 +70,13 @@ async fn the_drill_fails_over_from_a_broken_primary_and_fails_back_end_to_end() 
             report.render()
         );
     }
+    // The projection on AWS rides in the report, each term with its source.
+    let budget = report
+        .rto_budget
+        .as_ref()
+        .expect("the RTO budget is projected");
+    assert!(budget.terms.iter().all(|t| !t.sources.is_empty()));
+    assert!(report.render().contains("Projected on AWS"));
     let client = report.client_rto_ms.expect("client RTO measured");
     let internal = report.rto_ms.expect("internal RTO measured");
     let detection = report.detection_ms.expect("detection measured");

@@ -493,6 +493,25 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
         d["plan"]["touches_control_plane_outside_surviving_region"],
         false
     );
+    // The projected RTO on AWS for this run, term by term, each with its source.
+    let rto = &out["rto_budget"];
+    assert_eq!(rto["scenario"]["to_region"], "eu-west-1", "{rto}");
+    assert_eq!(rto["scenario"]["start"], "operator", "{rto}");
+    let terms = rto["terms"].as_array().unwrap();
+    assert!(
+        terms
+            .iter()
+            .all(|t| t["sources"].as_array().is_some_and(|s| !s.is_empty())),
+        "{rto}"
+    );
+    // An operator's run has no detection: it starts at StartExecution.
+    assert!(terms.iter().all(|t| t["phase"] != "detection"), "{rto}");
+    assert!(
+        out["rto_budget_table"]
+            .as_str()
+            .is_some_and(|t| t.contains("RDS") || t.contains("rds")),
+        "{out}"
+    );
     assert_eq!(env.snapshot().await, before);
 }
 

@@ -683,3 +683,73 @@ fn machines_retry_and_catch_only_errors_that_exist() {
     }
     assert!(checked >= 1);
 }
+
+/// The RTO a dry run projects is for what the stack deploys: `LIFEBOAT_DEPLOYED` (the
+/// executor's view) says what the health and switch alarms and the probe window are,
+/// and `lifeboat::rto::Deployed::default()` is the template with its defaults.
+#[test]
+fn the_rto_budget_projects_what_the_template_deploys() {
+    let params = &template()["Parameters"];
+    let default_of = |name: &str| -> String {
+        let d = &params[name]["Default"];
+        d.as_str().map_or_else(|| d.to_string(), str::to_owned)
+    };
+    let sub = function_with_binary("failover-executor")["Properties"]["Environment"]
+        ["Variables"]["LIFEBOAT_DEPLOYED"]["Fn::Sub"]
+        .as_str()
+        .expect("LIFEBOAT_DEPLOYED is a !Sub string");
+    let mut text = sub.to_owned();
+    for name in ["ProbeWindowSeconds", "FailoverEvaluationPeriods"] {
+        text = text.replace(&format!("${{{name}}}"), &default_of(name));
+    }
+    assert!(!text.contains("${"), "unresolved: {text}");
+    let deployed: lifeboat::rto::Deployed = serde_json::from_str(&text).unwrap();
+    assert_eq!(deployed, lifeboat::rto::Deployed::default());
+
+    let alarm = |logical: &str| template()["Resources"][logical]["Properties"].clone();
+    let number = |v: &Value| -> u32 {
+        match v {
+            Value::Object(r) => default_of(r["Ref"].as_str().unwrap()).parse().unwrap(),
+            v => v.as_u64().map(|n| n as u32).unwrap(),
+        }
+    };
+    for logical in [
+        "HomeHealthAlarm",
+        "Region2HealthAlarm",
+        "Region3HealthAlarm",
+    ] {
+        let a = alarm(logical);
+        let f = &deployed.failover_alarm;
+        assert_eq!(number(&a["Period"]), f.period_seconds, "{logical}");
+        assert_eq!(
+            number(&a["EvaluationPeriods"]),
+            f.evaluation_periods,
+            "{logical}"
+        );
+        assert_eq!(
+            number(&a["DatapointsToAlarm"]),
+            f.datapoints_to_alarm,
+            "{logical}"
+        );
+    }
+    for logical in ["Switch1Alarm", "Switch2Alarm", "Switch3Alarm"] {
+        let a = alarm(logical);
+        let s = &deployed.switch_alarm;
+        assert_eq!(number(&a["Period"]), s.period_seconds, "{logical}");
+        assert_eq!(
+            number(&a["EvaluationPeriods"]),
+            s.evaluation_periods,
+            "{logical}"
+        );
+        let datapoints = if a["DatapointsToAlarm"].is_null() {
+            s.evaluation_periods
+        } else {
+            number(&a["DatapointsToAlarm"])
+        };
+        assert_eq!(datapoints, s.datapoints_to_alarm, "{logical}");
+    }
+    assert_eq!(
+        default_of("ProbeWindowSeconds").parse::<u32>().unwrap(),
+        deployed.probe_window_seconds
+    );
+}

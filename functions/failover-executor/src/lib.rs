@@ -47,6 +47,10 @@ pub const ENV_STATE_MACHINE: &str = "FAILOVER_STATE_MACHINE_ARN";
 /// that executions started by alarms carry; the machine's defaults when unset. Local
 /// drills shorten the machine's waits with it, never by editing the machine.
 pub const ENV_ALARM_TIMING: &str = "FAILOVER_ALARM_TIMING";
+/// Optional environment variable: the deployed configuration the dry run projects the
+/// RTO for ([`lifeboat::rto::Deployed`] as JSON, any part; the rest is the template's
+/// defaults). The template sets it from the stack's parameters.
+pub const ENV_DEPLOYED: &str = "LIFEBOAT_DEPLOYED";
 /// Environment variable naming the S3 bucket drill reports go to (optional: only the
 /// `report` step needs it, and fails with `ResourceNotFound` saying so without it).
 pub const ENV_REPORT_BUCKET: &str = "LIFEBOAT_REPORT_BUCKET";
@@ -113,6 +117,7 @@ pub struct Executor {
     state_machine_arn: String,
     report_bucket: Option<String>,
     alarm_timing: Option<request::Timing>,
+    deployed: lifeboat::rto::Deployed,
 }
 
 impl std::fmt::Debug for Executor {
@@ -149,12 +154,19 @@ impl Executor {
             state_machine_arn: state_machine_arn.into(),
             report_bucket: None,
             alarm_timing: None,
+            deployed: lifeboat::rto::Deployed::default(),
         })
     }
 
     /// The `timing` of executions started by alarms (see [`ENV_ALARM_TIMING`]).
     pub fn with_alarm_timing(mut self, timing: Option<request::Timing>) -> Executor {
         self.alarm_timing = timing;
+        self
+    }
+
+    /// The deployed configuration dry runs project the RTO for ([`ENV_DEPLOYED`]).
+    pub fn with_deployed(mut self, deployed: lifeboat::rto::Deployed) -> Executor {
+        self.deployed = deployed;
         self
     }
 
@@ -513,7 +525,24 @@ impl Executor {
         let arbiter_spec = arbiter.get_spec(&req.workload).await?;
         steps::check_cooldown(&arbiter_spec, &arbiter.list_runs(&req.workload).await?, now)?;
         if req.dry_run {
-            return Ok(json!({"kind": "operator", "dry_run": true, "decision": decision}));
+            // What the same run takes on AWS, term by term, for this stack's settings.
+            let rto = lifeboat::rto::budget_for(
+                &spec,
+                &self.deployed,
+                &lifeboat::rto::Scenario {
+                    from_region: decision.from_region.clone(),
+                    to_region: decision.to_region.clone(),
+                    start: lifeboat::rto::Start::Operator,
+                    planned: req.mode == request::Mode::Planned,
+                },
+            );
+            return Ok(json!({
+                "kind": "operator",
+                "dry_run": true,
+                "decision": decision,
+                "rto_budget": rto,
+                "rto_budget_table": rto.to_string(),
+            }));
         }
         let key = match (&req.request_id, request_id) {
             (Some(id), _) => id.clone(),

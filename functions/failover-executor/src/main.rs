@@ -2,7 +2,7 @@
 
 use failover_executor::request::Timing;
 use failover_executor::{
-    ENV_ALARM_TIMING, ENV_REPORT_BUCKET, ENV_STATE_MACHINE, ENV_TABLE, Executor,
+    ENV_ALARM_TIMING, ENV_DEPLOYED, ENV_REPORT_BUCKET, ENV_STATE_MACHINE, ENV_TABLE, Executor,
 };
 
 #[tokio::main]
@@ -15,11 +15,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(text) => Some(Timing::parse(&text)?),
         Err(_) => None,
     };
+    let deployed = match std::env::var(ENV_DEPLOYED) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{ENV_DEPLOYED}: {e}"))?,
+        Err(_) => lifeboat::rto::Deployed::default(),
+    };
     let config = lifeboat::aws::load().await;
     let executor: &'static Executor = Box::leak(Box::new(
         Executor::new(&config, table, machine)?
             .with_report_bucket(report_bucket)
-            .with_alarm_timing(alarm_timing),
+            .with_alarm_timing(alarm_timing)
+            .with_deployed(deployed),
     ));
     // Boxed: the handler's future is deep enough to overflow the layout query limit of
     // `main`'s own future; one allocation per invocation is nothing.

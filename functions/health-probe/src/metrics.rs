@@ -2,6 +2,13 @@
 //! `RegionHealthy` (1 healthy or not yet known, 0 unhealthy), `ProbeLatencyMs` (slowest
 //! endpoint of the round) and `ReplicationLagSeconds` (worst lag into the Region, when
 //! one is reported). Dimensions `Workload` and `Region`. One PutMetricData per round.
+//!
+//! `RegionHealthy` is high resolution (StorageResolution 1): the failover alarms use
+//! 10-s periods, and "if you specify a period of 10, 20, or 30 for a metric that does
+//! not have sub-minute resolution ... the alarm might often lapse into
+//! INSUFFICIENT_DATA status" (CloudWatch API reference, PutMetricAlarm `Period`). No
+//! Route 53 health check watches it (Route 53 refuses alarms on high-resolution
+//! metrics; the routing switches stay standard: `lifeboat::switch`).
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_smithy_types::DateTime;
@@ -10,6 +17,9 @@ use lifeboat::store::{HealthRecord, Verdict};
 
 /// The namespace.
 pub const NAMESPACE: &str = "Lifeboat";
+
+/// StorageResolution of `RegionHealthy`: 1 s (high resolution).
+pub const HEALTH_RESOLUTION: i32 = 1;
 
 /// PutMetricData takes at most 1000 datums per call.
 const MAX_DATUMS: usize = 1000;
@@ -40,7 +50,9 @@ pub fn datums(workload: &str, records: &[HealthRecord]) -> Vec<MetricDatum> {
         } else {
             1.0
         };
-        out.push(datum("RegionHealthy", healthy, StandardUnit::Count));
+        let mut health = datum("RegionHealthy", healthy, StandardUnit::Count);
+        health.storage_resolution = Some(HEALTH_RESOLUTION);
+        out.push(health);
         if let Some(ms) = r.probe_latency_ms {
             // Latencies are far below 2^53 ms.
             #[allow(clippy::cast_precision_loss)]
@@ -127,6 +139,10 @@ mod tests {
             .collect();
         assert_eq!(dims, [("Workload", "checkout"), ("Region", "eu-west-1")]);
         assert_eq!(d[0].unit(), Some(&StandardUnit::Count));
+        // The failover alarms' 10-s periods need high-resolution data; the rest stays
+        // standard (cheaper, and nothing alarms on it at sub-minute periods).
+        assert_eq!(d[0].storage_resolution(), Some(1));
+        assert_eq!(d[1].storage_resolution(), None);
         assert_eq!(d[1].unit(), Some(&StandardUnit::Milliseconds));
         assert_eq!(d[4].unit(), Some(&StandardUnit::Seconds));
     }

@@ -86,10 +86,48 @@ def test_each_comparison(op, below, equal, above):
 
 
 def test_period_arithmetic_with_minute_scaling():
-    assert [cw.valid_period(p) for p in (10, 30, 60, 300, 20, 90)] == [True, True, True, True, False, False]
+    # PutMetricAlarm: "Valid values are 10, 20, 30, and any multiple of 60."
+    assert [cw.valid_period(p) for p in (10, 20, 30, 60, 300, 45, 90)] == [True, True, True, True, True, False, False]
     assert cw.period_real_seconds(60, 60) == 60 and cw.period_real_seconds(300, 2) == 10
-    assert cw.period_real_seconds(10, 2) == 10 and cw.period_real_seconds(30, 2) == 30
-    assert cw.evaluation_cadence(300, 2) == 2 and cw.evaluation_cadence(10, 2) == 10
+    # Every period is compressed alike: a 10-s period is a sixth of a twin minute.
+    assert cw.period_real_seconds(10, 6) == 1 and cw.period_real_seconds(30, 6) == 3
+    assert cw.evaluation_cadence(300, 2) == 2 and cw.evaluation_cadence(10, 6) == 1
+    assert cw.period_real_seconds(10, 60) == 10 and cw.evaluation_cadence(10, 60) == 10  # real time
+
+
+def _datum(value: float, at: float, resolution: int):
+    from moto.cloudwatch.models import MetricDatum
+
+    d = MetricDatum("Lifeboat", "RegionHealthy", value, [], dt.datetime.fromtimestamp(at, dt.timezone.utc))
+    d._twin_resolution = resolution
+    return d
+
+
+@pytest.mark.parametrize("resolution,with_data", [(1, 6), (60, 1)])
+def test_a_high_resolution_alarm_sees_standard_resolution_data_once_a_minute(resolution, with_data):
+    """PutMetricAlarm `Period`: "If you specify a period of 10, 20, or 30 for a metric that
+    does not have sub-minute resolution ... it does not receive data for the attempts that
+    do not correspond to a one-minute data resolution, and the alarm might often lapse
+    into INSUFFICENT_DATA status." One datum every 10 s for a minute (real time here:
+    minute = 60), a 10-s alarm: every period has data only at StorageResolution 1."""
+    import types
+
+    start = 1_800_000_000.0  # a minute boundary
+    assert start % 60 == 0
+    backend = types.SimpleNamespace(metric_data=[_datum(0.0, start + 10 * i + 1, resolution) for i in range(6)])
+    source = cw.Source("Lifeboat", "RegionHealthy", frozenset(), "Minimum", 10, None)
+    points = cw.metric_points(backend, source, 4, start + 60, 60.0)  # 6 periods: the minute
+    assert len(points) == 6
+    assert sum(p.value is not None for p in points) == with_data
+    # A 1-of-1 alarm on the standard-resolution data lapses into INSUFFICIENT_DATA in
+    # the periods without a datum.
+    last = cw.decide(points[-1:], 1, 1, "LessThanThreshold", 1.0, "missing")
+    assert last.state == ("ALARM" if resolution == 1 else "INSUFFICIENT_DATA")
+
+
+def test_stored_at_floors_standard_resolution_to_the_minute():
+    assert cw.stored_at(65.5, 60, 60.0) == 60.0 and cw.stored_at(65.5, 1, 60.0) == 65.5
+    assert cw.stored_at(13.0, 60, 6.0) == 12.0  # a twin minute of 6 s
 
 
 def test_state_reason_matches_documented_format():

@@ -33,7 +33,18 @@ fn options() -> anyhow::Result<DrillOptions> {
         match arg.as_str() {
             "--poll-seconds" => opts.poll_seconds = number("--poll-seconds")?,
             "--verify-max-polls" => opts.verify_max_polls = number("--verify-max-polls")?,
-            "--minute-seconds" => opts.minute_seconds = f64::from(number("--minute-seconds")?),
+            "--minute-seconds" => {
+                // The probe rounds keep the twin's pace: 10 s of a minute, 55 s of window.
+                let minute = number("--minute-seconds")?;
+                if minute == 0 || minute % 6 != 0 {
+                    bail!(
+                        "--minute-seconds: {minute} is not a multiple of 6 (10-s periods must be whole seconds)"
+                    );
+                }
+                opts.minute_seconds = f64::from(minute);
+                opts.probe_interval_seconds = minute / 6;
+                opts.probe_window_seconds = minute * 55 / 60;
+            }
             "--quiet" => opts.verbose = false,
             "-h" | "--help" => {
                 println!(
