@@ -114,7 +114,7 @@ def test_unresolvable_references_are_refused(value):
     ({"TableConsistency": "WEAK"}, "AllowedValues"),
     ({"TableName": "a b"}, "pattern"),
     ({"FailoverEvaluationPeriods": "0"}, "not less than 1"),
-    ({"ProbeWindowSeconds": "51"}, "not greater than 50"),
+    ({"ProbeWindowSeconds": "56"}, "not greater than 55"),
     ({"ProbeWindowSeconds": "soon"}, "must be a number"),
     ({"NoSuchParameter": "x"}, "do not exist"),
 ])
@@ -252,7 +252,8 @@ def test_alarms_in_moto_are_the_templates(server, deployed, template, logical, w
     raw = template["Resources"][logical]["Properties"]
     alarm = server.client("cloudwatch", "eu-west-1").describe_alarms(
         AlarmNames=[f"lifeboat-checkout-{watched}-unhealthy-seen-from-eu-west-1"])["MetricAlarms"][0]
-    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == int(template["Parameters"]["FailoverEvaluationPeriods"]["Default"])
+    assert alarm["EvaluationPeriods"] == int(template["Parameters"]["FailoverEvaluationPeriods"]["Default"])
+    assert alarm["DatapointsToAlarm"] == raw["DatapointsToAlarm"] == 1
     assert alarm["Period"] == raw["Period"] and alarm["Statistic"] == raw["Statistic"]
     assert alarm["TreatMissingData"] == raw["TreatMissingData"]
     executor = [f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:lifeboat-failover-executor"]
@@ -343,17 +344,17 @@ def test_redeploying_is_idempotent(server, deployed):
 def test_an_override_is_a_named_input_and_leaves_no_drift(server, deployed):
     since = len(server.timeline())
     params = stack_parameters("eu-west-1")
-    status, body = server.control("stack", {"region": "eu-west-1", "parameters": params, "overrides": {"HomeHealthAlarm": {"Period": 10}}})
+    status, body = server.control("stack", {"region": "eu-west-1", "parameters": params, "overrides": {"HomeHealthAlarm": {"Period": 60}}})
     assert status == 200, body
-    assert body["overrides"] == [{"resource": "HomeHealthAlarm", "property": "Period", "value": 10, "template": 60}]
+    assert body["overrides"] == [{"resource": "HomeHealthAlarm", "property": "Period", "value": 60, "template": 10}]
     rows = [r for r in server.timeline(since) if r["kind"] == "stack.override"]
-    assert [r["detail"] for r in rows] == ["local override HomeHealthAlarm.Period = 10 (template: 60)"]
+    assert [r["detail"] for r in rows] == ["local override HomeHealthAlarm.Period = 60 (template: 10)"]
     alarm = server.client("cloudwatch", "eu-west-1").describe_alarms(AlarmNames=[body["resources"]["HomeHealthAlarm"]["physical_id"]])["MetricAlarms"][0]
-    assert alarm["Period"] == 10
+    assert alarm["Period"] == 60
     assert drift(server, "eu-west-1") == []
     status, body = server.control("stack", {"region": "eu-west-1", "parameters": params})
     assert status == 200 and body["overrides"] == []
-    assert server.client("cloudwatch", "eu-west-1").describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"][0]["Period"] == 60
+    assert server.client("cloudwatch", "eu-west-1").describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"][0]["Period"] == 10
 
 
 @pytest.mark.parametrize("overrides,message", [
