@@ -14,7 +14,9 @@
 //! Calls that go outside the surviving Region during a failover — to the Region being
 //! failed away from, best effort — use [`best_effort`] instead: a 2 s attempt, a 4 s
 //! operation and one retry, so a hanging Region costs seconds, not the 12 s and more of
-//! the shared deadlines times the steps that call it.
+//! the shared deadlines times the steps that call it. Attempt and operation timeouts
+//! bound each try and the whole call, retries included (SDK for Rust Developer Guide,
+//! "Configuring timeouts": https://docs.aws.amazon.com/sdk-for-rust/latest/dg/timeouts.html).
 //!
 //! Every call also names its caller: the SDK's user agent carries `app/<function name>`
 //! (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda), which CloudTrail records as the call's

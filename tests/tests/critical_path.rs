@@ -130,7 +130,9 @@ fn every_task_has_a_deadline_beyond_its_function_and_no_machine_timeout() {
         let asl = machine(name);
         // A machine-level timeout ends the execution TIMED_OUT: no Catch sees it, so
         // nothing compensates (Step Functions Developer Guide, "State machine
-        // structure"; "Using timeouts to avoid stuck executions").
+        // structure", https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html).
+        // Tasks need their own TimeoutSeconds ("Using timeouts to avoid stuck
+        // executions", https://docs.aws.amazon.com/step-functions/latest/dg/sfn-stuck-execution.html).
         assert!(
             asl.get("TimeoutSeconds").is_none(),
             "{name}: a machine-level timeout cannot be caught"
