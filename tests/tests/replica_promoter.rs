@@ -49,6 +49,7 @@ use lifeboat::aws::{RegionalClients, for_region};
 use lifeboat::model::DatabaseRef;
 use lifeboat::store::{LeasePurpose, LeaseRequest};
 use lifeboat::{DynamoStore, ErrorName, Store, UnixMillis, WorkloadSpec};
+use replica_promoter::request::Mode;
 use replica_promoter::{Clients, Outcome, Promoter, Request, Step};
 use serde_json::json;
 
@@ -135,6 +136,7 @@ fn req(step: Step, target: &str, epoch: u64) -> Request {
         target_region: target.into(),
         epoch,
         arbiter_region: None,
+        mode: None,
     }
 }
 
@@ -1035,21 +1037,168 @@ fn shape(c: &ReplicationConfiguration) -> Vec<(String, Option<i32>, String, Dest
         .collect()
 }
 
+fn with_mode(mut r: Request, mode: Mode) -> Request {
+    r.mode = Some(mode);
+    r
+}
+
+/// The old rules' exact mirror on the new primary bucket: the rule that pointed at the
+/// new primary points back at the old one.
+fn mirror_of_old(spec: &WorkloadSpec) -> ReplicationConfiguration {
+    let mut expected = old_rules(spec);
+    expected.role = spec.region(NEW).unwrap().buckets[0]
+        .replication_role_arn
+        .clone()
+        .unwrap();
+    expected.rules[0].destination.as_mut().unwrap().bucket =
+        format!("arn:aws:s3:::{}", bucket_of(spec, OLD));
+    expected
+}
+
+fn all_disabled(c: &ReplicationConfiguration) -> bool {
+    c.rules
+        .iter()
+        .all(|r| r.status == ReplicationRuleStatus::Disabled)
+}
+
+/// S3 clients that answer the old Region with `old` (both the target's and the
+/// best-effort set) and everything else on moto.
+fn old_region_is(world: &World, old: aws_sdk_s3::Client) -> Clients {
+    let mut clients = Clients::new(&world.config);
+    for (set, base) in [
+        (&mut clients.s3, world.config.clone()),
+        (
+            &mut clients.s3_best_effort,
+            lifeboat::aws::best_effort(&world.config),
+        ),
+    ] {
+        let old = old.clone();
+        *set = RegionalClients::new(&base, move |c: &SdkConfig| {
+            if c.region().is_some_and(|r| r.as_ref() == OLD) {
+                old.clone()
+            } else {
+                replica_promoter::s3_client(c)
+            }
+        });
+    }
+    clients
+}
+
+/// Unplanned (the default): `s3_flip` asks nothing of the old Region — not even a read
+/// — and builds the new primary's rules from the spec. `s3_suspend_old`, after traffic
+/// has moved, finds the old Region answering: it replaces them with the old rules'
+/// exact mirror and suspends the old rules. Each step repeated is a no-op.
 #[tokio::test]
-async fn s3_flip_mirrors_the_rules_suspends_the_old_ones_and_a_repeat_is_a_no_op() {
+async fn an_unplanned_flip_asks_nothing_of_the_old_region_and_suspend_old_settles_it_after() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    s3_tier(&world, &spec).await;
+    let get = mock!(aws_sdk_s3::Client::get_bucket_replication)
+        .then_output(|| GetBucketReplicationOutput::builder().build());
+    let put = mock!(aws_sdk_s3::Client::put_bucket_replication)
+        .then_output(|| PutBucketReplicationOutput::builder().build());
+    let old = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get, &put]);
+    let p = Promoter::new(store(&world), old_region_is(&world, old));
+    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    assert_eq!(
+        get.num_calls() + put.num_calls(),
+        0,
+        "the old Region was called"
+    );
+    assert!(out.done && !out.already_done, "{out:?}");
+    assert_eq!(out.status, "flipped");
+    assert_eq!(out.old_rules_suspended, None);
+    assert_eq!(out.resources.len(), 1, "{out:?}");
+    assert_eq!(out.resources[0].region, NEW);
+    assert!(
+        out.resources[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("built from the spec"),
+        "{out:?}"
+    );
+    let built = replication(&world.config, NEW, bucket_of(&spec, NEW)).await;
+    let dests: Vec<String> = built
+        .rules
+        .iter()
+        .map(|r| r.destination.as_ref().unwrap().bucket.clone())
+        .collect();
+    assert_eq!(
+        dests,
+        [
+            format!("arn:aws:s3:::{}", bucket_of(&spec, OLD)),
+            format!("arn:aws:s3:::{}", bucket_of(&spec, THIRD))
+        ]
+    );
+    // The old rules still replicate: nothing touched them.
+    let old = replication(&world.config, OLD, bucket_of(&spec, OLD)).await;
+    assert!(!all_disabled(&old));
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].after.as_ref().unwrap()["source"], "spec");
+    let again = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    assert!(again.already_done, "{again:?}");
+
+    // After traffic has moved, the old Region answers.
+    let p = on_moto(&world);
+    let out = run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    assert!(out.done && !out.already_done, "{out:?}");
+    assert_eq!(out.status, "old_rules_suspended");
+    assert_eq!(out.old_rules_suspended, Some(true));
+    let actions: Vec<(&str, &str)> = out
+        .resources
+        .iter()
+        .map(|r| (r.region.as_str(), r.action.as_str()))
+        .collect();
+    assert_eq!(actions, [(NEW, "mirrored"), (OLD, "suspended")]);
+    let mirrored = replication(&world.config, NEW, bucket_of(&spec, NEW)).await;
+    assert_eq!(shape(&mirrored), shape(&mirror_of_old(&spec)));
+    let old = replication(&world.config, OLD, bucket_of(&spec, OLD)).await;
+    assert!(all_disabled(&old));
+    assert_eq!(old.rules.len(), 2);
+    let actions: Vec<String> = world
+        .store
+        .list_events("checkout")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "s3_replication_mirrored")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| a == "s3_old_rules_suspended"));
+
+    let again = run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    assert!(again.done && again.already_done, "{again:?}");
+    assert_eq!(again.old_rules_suspended, Some(true));
+    assert_eq!(world.store.list_events("checkout").await.unwrap().len(), 3);
+    assert_eq!(
+        shape(&replication(&world.config, NEW, bucket_of(&spec, NEW)).await),
+        shape(&mirrored)
+    );
+}
+
+/// Planned (both Regions up): `s3_flip` mirrors the old rules and leaves them enabled —
+/// the old primary still takes writes until traffic has moved — and `s3_suspend_old`
+/// suspends them without touching the new bucket's rules.
+#[tokio::test]
+async fn a_planned_flip_mirrors_the_old_rules_and_suspend_old_disables_them_after() {
     let (world, spec, epoch) = setup(|_, _| {}).await;
     s3_tier(&world, &spec).await;
     let p = on_moto(&world);
-    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    let out = run(&p, with_mode(req(Step::S3Flip, NEW, epoch), Mode::Planned))
+        .await
+        .unwrap();
     assert!(out.done && !out.already_done);
     assert_eq!(out.status, "flipped");
-    assert_eq!(out.old_rules_suspended, Some(true));
-
     let mirrored = replication(&world.config, NEW, bucket_of(&spec, NEW)).await;
-    let mut expected = old_rules(&spec);
-    expected.rules[0].destination.as_mut().unwrap().bucket =
-        format!("arn:aws:s3:::{}", bucket_of(&spec, OLD));
-    assert_eq!(shape(&mirrored), shape(&expected));
+    assert_eq!(shape(&mirrored), shape(&mirror_of_old(&spec)));
     assert_eq!(
         mirrored.role,
         spec.region(NEW).unwrap().buckets[0]
@@ -1061,18 +1210,40 @@ async fn s3_flip_mirrors_the_rules_suspends_the_old_ones_and_a_repeat_is_a_no_op
     assert!(
         old.rules
             .iter()
-            .all(|r| r.status == ReplicationRuleStatus::Disabled)
+            .all(|r| r.status == ReplicationRuleStatus::Enabled)
     );
-    assert_eq!(old.rules.len(), 2);
-
-    let again = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    let again = run(&p, with_mode(req(Step::S3Flip, NEW, epoch), Mode::Planned))
+        .await
+        .unwrap();
     assert!(again.done && again.already_done, "{again:?}");
-    assert_eq!(again.old_rules_suspended, Some(true));
+
+    let out = run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    assert_eq!(out.status, "old_rules_suspended");
+    assert_eq!(
+        out.resources.len(),
+        1,
+        "the new bucket is not touched: {out:?}"
+    );
+    assert!(all_disabled(
+        &replication(&world.config, OLD, bucket_of(&spec, OLD)).await
+    ));
     assert_eq!(
         shape(&replication(&world.config, NEW, bucket_of(&spec, NEW)).await),
         shape(&mirrored)
     );
-    assert_eq!(world.store.list_events("checkout").await.unwrap().len(), 1);
+    let actions: Vec<String> = world
+        .store
+        .list_events("checkout")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["s3_replication_flipped", "s3_old_rules_suspended"],
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -1087,11 +1258,16 @@ async fn s3_flip_of_an_unknown_bucket_changes_nothing() {
         .send()
         .await
         .unwrap();
-    let err = run(&on_moto(&world), req(Step::S3Flip, NEW, epoch))
+    for mode in [Mode::Unplanned, Mode::Planned] {
+        let err = run(
+            &on_moto(&world),
+            with_mode(req(Step::S3Flip, NEW, epoch), mode),
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
-    assert!(err.to_string().contains(bucket_of(&spec, NEW)), "{err}");
+        assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+        assert!(err.to_string().contains(bucket_of(&spec, NEW)), "{err}");
+    }
     let old = replication(&world.config, OLD, bucket_of(&spec, OLD)).await;
     assert!(
         old.rules
@@ -1101,88 +1277,145 @@ async fn s3_flip_of_an_unknown_bucket_changes_nothing() {
     assert_nothing_changed(&world, &spec).await;
 }
 
-/// The old Region does not answer at all (its endpoint refuses connections): the new
-/// primary still replicates to the others, built from the spec, and the outcome says
-/// the old rules were not suspended.
 #[tokio::test]
-async fn s3_flip_without_the_old_region_records_that_it_did_not_suspend() {
+async fn mode_on_another_step_is_refused_before_anything_is_read() {
     let (world, spec, epoch) = setup(|_, _| {}).await;
-    for region in [NEW, THIRD] {
-        create_bucket(&world.config, region, bucket_of(&spec, region)).await;
-    }
-    let mut clients = Clients::new(&world.config);
-    let base = world.config.clone();
-    clients.s3 = RegionalClients::new(&world.config, move |c: &SdkConfig| {
-        if c.region().is_some_and(|r| r.as_ref() == OLD) {
-            // Nothing listens on port 1 of loopback: every call is refused.
-            let down = for_region(&base, OLD)
-                .to_builder()
-                .endpoint_url("http://127.0.0.1:1")
-                .build();
-            replica_promoter::s3_client(&down)
-        } else {
-            replica_promoter::s3_client(c)
+    let err = run(
+        &on_moto(&world),
+        with_mode(req(Step::S3SuspendOld, NEW, epoch), Mode::Planned),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+    assert!(err.to_string().contains("mode"), "{err}");
+    assert_nothing_changed(&world, &spec).await;
+}
+
+/// The old Region refuses connections (its endpoint is down), with two bucket pairs: a
+/// planned flip builds the new rules from the spec; `s3_suspend_old` reports both old
+/// buckets not suspended — the second not even called once the Region did not answer —
+/// with an audit event each, and succeeds.
+#[tokio::test]
+async fn suspend_old_without_the_old_region_records_it_and_stops_calling() {
+    let (world, spec, epoch) = setup(|spec, t| {
+        for r in &mut spec.regions {
+            let mut second = r.buckets[0].clone();
+            second.name = format!("{}-b-{t}", r.region);
+            r.buckets.push(second);
         }
-    });
-    let p = Promoter::new(store(&world), clients);
-    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
-    assert!(out.done);
-    assert_eq!(out.old_rules_suspended, Some(false));
-    assert_eq!(out.status, "flipped_old_rules_active");
-    let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
-    assert_eq!(old.action, "not_suspended");
-    assert!(
-        old.detail.as_deref().unwrap().contains("transiently"),
-        "{old:?}"
+    })
+    .await;
+    for region in [NEW, THIRD] {
+        for b in &spec.region(region).unwrap().buckets {
+            create_bucket(&world.config, region, &b.name).await;
+        }
+    }
+    // Nothing listens on port 1 of loopback: every call is refused.
+    let down = for_region(&world.config, OLD)
+        .to_builder()
+        .endpoint_url("http://127.0.0.1:1")
+        .build();
+    let p = Promoter::new(
+        store(&world),
+        old_region_is(&world, replica_promoter::s3_client(&down)),
     );
-    let new = out.resources.iter().find(|r| r.region == NEW).unwrap();
+    let out = run(&p, with_mode(req(Step::S3Flip, NEW, epoch), Mode::Planned))
+        .await
+        .unwrap();
+    assert!(out.done);
+    assert_eq!(out.status, "flipped");
     assert!(
-        new.detail.as_deref().unwrap().contains("did not answer"),
-        "{new:?}"
+        out.resources
+            .iter()
+            .all(|r| r.region == NEW && r.detail.as_deref().unwrap().contains("did not answer")),
+        "{out:?}"
     );
 
-    let mirrored = replication(&world.config, NEW, bucket_of(&spec, NEW)).await;
-    let dests: Vec<String> = mirrored
-        .rules
-        .iter()
-        .map(|r| r.destination.as_ref().unwrap().bucket.clone())
-        .collect();
-    assert_eq!(
-        dests,
-        [
-            format!("arn:aws:s3:::{}", bucket_of(&spec, OLD)),
-            format!("arn:aws:s3:::{}", bucket_of(&spec, THIRD))
-        ]
+    let began = std::time::Instant::now();
+    let out = run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        out.done,
+        "best effort: the step is done whatever the old Region says"
+    );
+    assert_eq!(out.status, "old_rules_active");
+    assert_eq!(out.old_rules_suspended, Some(false));
+    let old: Vec<_> = out.resources.iter().filter(|r| r.region == OLD).collect();
+    assert_eq!(old.len(), 2, "{out:?}");
+    assert!(old.iter().all(|r| r.action == "not_suspended"), "{old:?}");
+    assert!(
+        old[0].detail.as_deref().unwrap().contains("transiently"),
+        "{old:?}"
+    );
+    assert!(
+        old[1].detail.as_deref().unwrap().contains("not called"),
+        "{old:?}"
     );
     let events = world.store.list_events("checkout").await.unwrap();
-    assert_eq!(events.len(), 1);
-    assert!(
-        events[0].reason.contains("did not answer"),
-        "{}",
-        events[0].reason
+    let not: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "s3_old_rules_not_suspended")
+        .collect();
+    assert_eq!(not.len(), 2, "{events:#?}");
+    assert!(not.iter().all(|e| e.reason.contains(OLD)), "{not:#?}");
+    // A retry that still finds the Region down records nothing new.
+    run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    assert_eq!(
+        world.store.list_events("checkout").await.unwrap().len(),
+        events.len()
     );
 }
 
-/// The exact requests: the mirror put on the new primary (filters, delete-marker
-/// replication, replication time control, metrics, storage class, ids, priorities) and
-/// the suspension put on the old one; and an old Region that answers the read but fails
-/// the suspension with a lasting 5xx. moto answers filters and delete-marker replication
-/// lossily and cannot fail on demand, so both buckets' S3 calls are aws-smithy-mocks
-/// here (the store stays on moto).
+/// The old Region accepts connections and never answers, as a Region in trouble does:
+/// `s3_suspend_old` gives up within the best-effort client's 4 s (one read, two
+/// attempts) and reports it.
 #[tokio::test]
-async fn s3_flip_puts_the_exact_mirror_and_records_a_failed_suspension() {
+async fn suspend_old_gives_up_on_a_hanging_region_within_its_bound() {
+    let (world, _spec, epoch) = setup(|_, _| {}).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let hanging = lifeboat::aws::best_effort(&for_region(&world.config, OLD))
+        .to_builder()
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let p = Promoter::new(
+        store(&world),
+        old_region_is(&world, replica_promoter::s3_client(&hanging)),
+    );
+    let began = std::time::Instant::now();
+    let out = run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    let took = began.elapsed();
+    held.abort();
+    assert!(
+        took >= Duration::from_millis(3_900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert_eq!(out.status, "old_rules_active");
+    let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
+    assert_eq!(old.action, "not_suspended");
+}
+
+/// The exact requests: the mirror a planned flip puts on the new primary (filters,
+/// delete-marker replication, replication time control, metrics, storage class, ids,
+/// priorities), and the suspension `s3_suspend_old` puts on the old one, failing with a
+/// lasting 5xx: tried twice (the best-effort client's one retry), reported, recorded.
+/// moto answers filters and delete-marker replication lossily and cannot fail on
+/// demand, so both buckets' S3 calls are aws-smithy-mocks here (the store stays on moto).
+#[tokio::test]
+async fn the_exact_mirror_and_a_suspension_that_fails_are_bounded_and_recorded() {
     let (world, spec, epoch) = setup(|_, _| {}).await;
     let old_config = old_rules(&spec);
-    // What the new primary must get, exactly: the old rules, same filters,
-    // delete-marker replication, RTC and metrics, pointed back at the old primary,
-    // under the new primary bucket's own replication role.
-    let mut mirror = old_config.clone();
-    mirror.role = spec.region(NEW).unwrap().buckets[0]
-        .replication_role_arn
-        .clone()
-        .unwrap();
-    mirror.rules[0].destination.as_mut().unwrap().bucket =
-        format!("arn:aws:s3:::{}", bucket_of(&spec, OLD));
+    let mirror = mirror_of_old(&spec);
     let mut off = old_config.clone();
     for r in &mut off.rules {
         r.status = ReplicationRuleStatus::Disabled;
@@ -1203,7 +1436,8 @@ async fn s3_flip_puts_the_exact_mirror_and_records_a_failed_suspension() {
         .http_status(503, None)
         .repeatedly()
         .build();
-    let old_client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&old_get, &suspend]);
+    let old_client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&old_get, &suspend], |c| c
+        .retry_config(lifeboat::aws::best_effort_retries()));
 
     let new_get = mock!(aws_sdk_s3::Client::get_bucket_replication).then_error(|| {
         GetBucketReplicationError::generic(
@@ -1222,25 +1456,33 @@ async fn s3_flip_puts_the_exact_mirror_and_records_a_failed_suspension() {
         .then_output(|| PutBucketReplicationOutput::builder().build());
     let new_client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&new_get, &put]);
 
-    let mut clients = Clients::new(&world.config);
-    clients.s3 = RegionalClients::new(&world.config, move |c: &SdkConfig| {
-        if c.region().is_some_and(|r| r.as_ref() == OLD) {
-            old_client.clone()
-        } else {
-            new_client.clone()
-        }
-    });
+    let mut clients = old_region_is(&world, old_client);
+    clients.s3 = RegionalClients::new(&world.config, move |_| new_client.clone());
     let p = Promoter::new(store(&world), clients);
-    let out = run(&p, req(Step::S3Flip, NEW, epoch)).await.unwrap();
+    let out = run(&p, with_mode(req(Step::S3Flip, NEW, epoch), Mode::Planned))
+        .await
+        .unwrap();
     assert_eq!(put.num_calls(), 1, "the exact mirror was put once");
+    assert_eq!(suspend.num_calls(), 0, "s3_flip suspends nothing");
+    assert!(out.done);
+
+    let out = run(&p, req(Step::S3SuspendOld, NEW, epoch)).await.unwrap();
+    assert_eq!(suspend.num_calls(), 2, "the first attempt and one retry");
+    assert_eq!(put.num_calls(), 1, "the mirrored bucket is left alone");
     assert!(out.done);
     assert_eq!(out.old_rules_suspended, Some(false));
-    assert_eq!(suspend.num_calls(), 3, "bounded retries of the suspension");
     let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
     assert_eq!(old.action, "not_suspended");
     assert!(
         old.detail.as_deref().unwrap().contains("transiently"),
         "{old:?}"
+    );
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "s3_old_rules_not_suspended"),
+        "{events:#?}"
     );
 }
 

@@ -674,8 +674,19 @@ pub fn plan(
                     }
                 }
             }
-            for b in &t.buckets {
-                if b.replication_role_arn.is_some() {
+            // s3_flip: the target's buckets, read and written in the target Region;
+            // planned, the old primary's rules read there too (best effort, short
+            // timeouts). Unplanned, nothing outside the target Region: the rules are
+            // the bucket's own suspended ones enabled again, or built from the spec
+            // (which needs the bucket's role; without one nothing is put until
+            // suspend_old_rules can mirror the old rules).
+            let old_buckets = spec.region(from).map_or(&[][..], |r| r.buckets.as_slice());
+            for (b, old) in t.buckets.iter().zip(old_buckets) {
+                c.add("s3", "GetBucketReplication", to, b.name.clone(), true);
+                if mode == Mode::Planned {
+                    c.add("s3", "GetBucketReplication", from, old.name.clone(), true);
+                }
+                if mode == Mode::Planned || b.replication_role_arn.is_some() {
                     c.add("s3", "PutBucketReplication", to, b.name.clone(), true);
                 }
             }
@@ -738,6 +749,47 @@ pub fn plan(
             }
         },
     );
+    let pairs: Vec<(&str, &str)> = match (from_spec, target) {
+        (Some(f), Some(t)) => f
+            .buckets
+            .iter()
+            .zip(&t.buckets)
+            .map(|(o, n)| (o.name.as_str(), n.name.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !pairs.is_empty() {
+        step(
+            "suspend_old_rules",
+            "replica-promoter",
+            format!(
+                "best effort, after traffic has moved: suspend the replication rules of {from}'s buckets in {from} (2 s per attempt, 4 s per call, one retry); a failure is recorded and never fails the run"
+            ),
+            &|c| {
+                for (old, new) in &pairs {
+                    c.add("s3", "GetBucketReplication", from, (*old).to_owned(), true);
+                    if mode == Mode::Unplanned {
+                        c.add(
+                            "s3",
+                            "PutBucketReplication",
+                            to,
+                            format!(
+                                "{new} (the old rules' mirror, when s3_flip could not read them)"
+                            ),
+                            true,
+                        );
+                    }
+                    c.add(
+                        "s3",
+                        "PutBucketReplication",
+                        from,
+                        format!("{old} (every rule Disabled)"),
+                        true,
+                    );
+                }
+            },
+        );
+    }
     step(
         "finalize",
         crate::NAME,
@@ -1039,6 +1091,7 @@ mod tests {
                 "acquire",
                 "promote_data",
                 "shift_traffic",
+                "suspend_old_rules",
                 "finalize"
             ]
         );
@@ -1046,11 +1099,57 @@ mod tests {
         let shift = &d.plan.steps[3].calls;
         assert_eq!(shift[0].operation, "PutMetricData");
         assert_eq!(shift[0].region, "eu-west-1");
-        assert!(!d.plan.touches_control_plane_outside_surviving_region);
-        assert!(!d.plan.touches_failed_region);
         let promote = &d.plan.steps[2].calls;
         assert_eq!(promote[0].operation, "PromoteReadReplica");
         assert_eq!(promote[0].resource, "checkout-db-replica-euw1");
+        // Up to the end of the traffic switch, nothing goes to the failed Region or to
+        // Route 53: the S3 flip reads and writes the target's bucket only.
+        let critical: Vec<&PlannedCall> = d.plan.steps[..4].iter().flat_map(|s| &s.calls).collect();
+        assert!(
+            critical.iter().all(|c| c.region != "us-east-1"),
+            "{critical:#?}"
+        );
+        assert!(
+            critical.iter().all(|c| c.service != "route53"),
+            "{critical:#?}"
+        );
+        let s3: Vec<(&str, &str)> = promote
+            .iter()
+            .filter(|c| c.service == "s3")
+            .map(|c| (c.operation.as_str(), c.region.as_str()))
+            .collect();
+        assert_eq!(
+            s3,
+            [
+                ("GetBucketReplication", "eu-west-1"),
+                ("PutBucketReplication", "eu-west-1")
+            ]
+        );
+        // After it, best effort: the old bucket's rules suspended in the failed Region
+        // (and the target's rules replaced by the old ones' mirror). The plan says so.
+        let suspend = &d.plan.steps[4];
+        assert_eq!(suspend.function, "replica-promoter");
+        assert!(
+            suspend.summary.contains("best effort"),
+            "{}",
+            suspend.summary
+        );
+        let ops: Vec<(&str, &str)> = suspend
+            .calls
+            .iter()
+            .map(|c| (c.operation.as_str(), c.region.as_str()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("GetBucketReplication", "us-east-1"),
+                ("PutBucketReplication", "eu-west-1"),
+                ("PutBucketReplication", "us-east-1")
+            ]
+        );
+        assert_eq!(suspend.calls[0].resource, "checkout-receipts-use1");
+        assert!(d.plan.touches_failed_region);
+        assert!(d.plan.touches_control_plane_outside_surviving_region);
 
         // Planned: weighted records through Route 53's control plane in us-east-1.
         let mut r = req(Mode::Planned);
@@ -1073,6 +1172,38 @@ mod tests {
         );
         assert!(d.plan.touches_control_plane_outside_surviving_region);
         assert!(d.plan.touches_failed_region);
+        // Planned: both Regions are up, so s3_flip reads the old rules to mirror them.
+        let promote = d
+            .plan
+            .steps
+            .iter()
+            .find(|s| s.step == "promote_data")
+            .unwrap();
+        let s3: Vec<(&str, &str)> = promote
+            .calls
+            .iter()
+            .filter(|c| c.service == "s3")
+            .map(|c| (c.operation.as_str(), c.region.as_str()))
+            .collect();
+        assert_eq!(
+            s3,
+            [
+                ("GetBucketReplication", "eu-west-1"),
+                ("GetBucketReplication", "us-east-1"),
+                ("PutBucketReplication", "eu-west-1")
+            ]
+        );
+        let suspend = d
+            .plan
+            .steps
+            .iter()
+            .find(|s| s.step == "suspend_old_rules")
+            .unwrap();
+        assert!(
+            suspend.calls.iter().all(|c| c.region == "us-east-1"),
+            "{:#?}",
+            suspend.calls
+        );
     }
 
     #[test]

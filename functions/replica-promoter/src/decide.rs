@@ -81,7 +81,7 @@ pub fn applies(target: &RegionSpec, step: Step) -> bool {
     match step {
         Step::RdsPromote | Step::RdsStatus | Step::RdsReprotect => rds,
         Step::AuroraSwitchover | Step::AuroraFailover | Step::AuroraStatus => aurora,
-        Step::S3Flip => !target.buckets.is_empty(),
+        Step::S3Flip | Step::S3SuspendOld => !target.buckets.is_empty(),
         Step::DynamodbVerify => !target.dynamodb_tables.is_empty(),
     }
 }
@@ -427,7 +427,7 @@ pub fn bucket_pairs<'a>(
 > {
     if target.buckets.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "target_region: `{}` has no buckets in the spec, so s3_flip has nothing to act on",
+            "target_region: `{}` has no buckets in the spec, so s3_flip and s3_suspend_old have nothing to act on",
             target.region
         )));
     }
@@ -500,6 +500,130 @@ pub fn rules_from_spec(
         .map_err(|e| Error::InvalidInput(format!("replication configuration: {e}")))
 }
 
+/// Where `s3_flip` got the rules it put on a target bucket: recorded as `after.source`
+/// in its audit event, read back by `s3_suspend_old`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleSource {
+    /// The old primary's rules, mirrored (planned: read in the old Region).
+    Mirror,
+    /// The rules an earlier move left suspended on the target bucket, enabled again.
+    Reenabled,
+    /// Built from the spec ([`rules_from_spec`]): all objects, S3's defaults.
+    Spec,
+    /// Nothing put: no earlier rules on the bucket and no role in the spec to build
+    /// them with; `s3_suspend_old` mirrors the old rules once the old Region answers.
+    Deferred,
+}
+
+impl RuleSource {
+    /// The word in the audit event.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RuleSource::Mirror => "mirror",
+            RuleSource::Reenabled => "reenabled",
+            RuleSource::Spec => "spec",
+            RuleSource::Deferred => "deferred",
+        }
+    }
+
+    /// The source an `s3_flip` audit event's `after` names; `None` for an event without
+    /// one (written before sources were recorded) or none at all.
+    pub fn of_event(after: Option<&serde_json::Value>) -> Option<RuleSource> {
+        match after?.get("source")?.as_str()? {
+            "mirror" => Some(RuleSource::Mirror),
+            "reenabled" => Some(RuleSource::Reenabled),
+            "spec" => Some(RuleSource::Spec),
+            "deferred" => Some(RuleSource::Deferred),
+            _ => None,
+        }
+    }
+
+    /// Whether the target bucket still lacks the old rules' exact mirror: what
+    /// `s3_suspend_old` puts when the old Region answers.
+    pub const fn needs_mirror(source: Option<RuleSource>) -> bool {
+        matches!(source, Some(RuleSource::Spec | RuleSource::Deferred))
+    }
+}
+
+/// The target bucket's own rules with every one enabled again, when all of them are
+/// suspended and, enabled, they replicate to the old primary: what an earlier move
+/// away from this bucket left (the old rules' mirror, suspended by `s3_suspend_old`).
+/// `None` otherwise.
+pub fn reenabled(
+    new_config: Option<&ReplicationConfiguration>,
+    old_bucket: &str,
+) -> Option<ReplicationConfiguration> {
+    let c = new_config?;
+    if c.rules.is_empty() || !all_suspended(c) {
+        return None;
+    }
+    let mut next = c.clone();
+    for rule in &mut next.rules {
+        rule.status = ReplicationRuleStatus::Enabled;
+    }
+    is_flipped(Some(&next), old_bucket).then_some(next)
+}
+
+/// What an `s3_flip` puts on a target bucket without the old Region.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Takeover {
+    /// Put these rules.
+    Put(ReplicationConfiguration, RuleSource),
+    /// Put nothing now, for this reason.
+    Deferred(String),
+}
+
+/// Decides an `s3_flip` of the target's `index`-th bucket from the target Region alone:
+/// its own suspended rules enabled again ([`reenabled`]), else rules built from the spec
+/// ([`rules_from_spec`]), else nothing (no role to build them with).
+pub fn takeover(
+    spec: &WorkloadSpec,
+    target_region: &str,
+    index: usize,
+    new_config: Option<&ReplicationConfiguration>,
+    old_bucket: &str,
+) -> Takeover {
+    if let Some(c) = reenabled(new_config, old_bucket) {
+        return Takeover::Put(c, RuleSource::Reenabled);
+    }
+    match rules_from_spec(spec, target_region, index) {
+        Ok(c) => Takeover::Put(c, RuleSource::Spec),
+        Err(e) => Takeover::Deferred(e.to_string()),
+    }
+}
+
+/// What suspending the old primary bucket's rules needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Suspension {
+    /// The bucket has no replication configuration.
+    NoRules,
+    /// Every rule is disabled already.
+    AlreadySuspended,
+    /// Put this configuration (every rule `Disabled`).
+    Suspend(ReplicationConfiguration),
+}
+
+/// Decides the suspension of the old primary bucket's `old` configuration.
+pub fn suspension(old: Option<&ReplicationConfiguration>) -> Suspension {
+    match old {
+        None => Suspension::NoRules,
+        Some(c) if all_suspended(c) => Suspension::AlreadySuspended,
+        Some(c) => Suspension::Suspend(suspended(c)),
+    }
+}
+
+/// `mode` is an input of `s3_flip` alone: refused on any other step, before anything
+/// is read.
+pub fn check_mode(req: &Request) -> Result<(), Error> {
+    match (req.mode, req.step) {
+        (Some(_), step) if step != Step::S3Flip => Err(Error::InvalidInput(format!(
+            "mode: not an input of step `{}` (only s3_flip takes one)",
+            step.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a DynamoDB table status means the replica serves in that Region.
 pub fn table_active(status: &str) -> bool {
     status == "ACTIVE"
@@ -526,6 +650,7 @@ mod tests {
             target_region: target.into(),
             epoch: 3,
             arbiter_region: None,
+            mode: None,
         }
     }
 
@@ -791,6 +916,102 @@ mod tests {
         let mut no_role = spec.clone();
         no_role.regions[1].buckets[0].replication_role_arn = None;
         assert!(rules_from_spec(&no_role, "eu-west-1", 0).is_err());
+    }
+
+    fn three_rules(old: &str, third: &str) -> ReplicationConfiguration {
+        ReplicationConfiguration::builder()
+            .role("arn:aws:iam::1:role/euw1")
+            .rules(rule("to-use1", 1, old, "receipts/"))
+            .rules(rule("to-apse1", 2, third, ""))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bucket_left_suspended_by_an_earlier_move_is_enabled_again_exactly() {
+        let earlier = three_rules("b-use1", "b-apse1");
+        let left = suspended(&earlier);
+        assert_eq!(reenabled(Some(&left), "b-use1"), Some(earlier.clone()));
+        // Enabled rules, no rules, or rules that do not reach the old primary: no.
+        assert_eq!(reenabled(Some(&earlier), "b-use1"), None);
+        assert_eq!(reenabled(None, "b-use1"), None);
+        assert_eq!(reenabled(Some(&left), "b-other"), None);
+        let empty = ReplicationConfiguration::builder()
+            .role("r")
+            .set_rules(Some(vec![]))
+            .build()
+            .unwrap();
+        assert_eq!(reenabled(Some(&empty), "b-use1"), None);
+    }
+
+    #[test]
+    fn an_unplanned_flip_uses_the_target_region_alone() {
+        let spec = spec();
+        let old = "checkout-receipts-use1";
+        let earlier = suspended(&three_rules(old, "checkout-receipts-apse1"));
+        match takeover(&spec, "eu-west-1", 0, Some(&earlier), old) {
+            Takeover::Put(c, RuleSource::Reenabled) => assert!(is_flipped(Some(&c), old)),
+            other => panic!("{other:?}"),
+        }
+        match takeover(&spec, "eu-west-1", 0, None, old) {
+            Takeover::Put(c, RuleSource::Spec) => {
+                assert_eq!(c, rules_from_spec(&spec, "eu-west-1", 0).unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut no_role = spec.clone();
+        no_role.regions[1].buckets[0].replication_role_arn = None;
+        match takeover(&no_role, "eu-west-1", 0, None, old) {
+            Takeover::Deferred(why) => assert!(why.contains("replication_role_arn"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_source_of_a_flip_is_read_back_from_its_event() {
+        for source in [
+            RuleSource::Mirror,
+            RuleSource::Reenabled,
+            RuleSource::Spec,
+            RuleSource::Deferred,
+        ] {
+            let after = serde_json::json!({"bucket": "b", "source": source.as_str()});
+            assert_eq!(RuleSource::of_event(Some(&after)), Some(source));
+        }
+        assert_eq!(RuleSource::of_event(None), None);
+        assert_eq!(
+            RuleSource::of_event(Some(&serde_json::json!({"bucket": "b"}))),
+            None
+        );
+        assert!(RuleSource::needs_mirror(Some(RuleSource::Spec)));
+        assert!(RuleSource::needs_mirror(Some(RuleSource::Deferred)));
+        assert!(!RuleSource::needs_mirror(Some(RuleSource::Mirror)));
+        assert!(!RuleSource::needs_mirror(Some(RuleSource::Reenabled)));
+        assert!(!RuleSource::needs_mirror(None));
+    }
+
+    #[test]
+    fn suspension_puts_only_what_is_still_enabled() {
+        let old = three_rules("b-use1", "b-apse1");
+        assert_eq!(suspension(None), Suspension::NoRules);
+        assert_eq!(
+            suspension(Some(&suspended(&old))),
+            Suspension::AlreadySuspended
+        );
+        assert_eq!(suspension(Some(&old)), Suspension::Suspend(suspended(&old)));
+    }
+
+    #[test]
+    fn mode_is_an_input_of_s3_flip_alone() {
+        let mut r = req(Step::S3Flip, "eu-west-1");
+        r.mode = Some(crate::request::Mode::Planned);
+        assert!(check_mode(&r).is_ok());
+        r.step = Step::S3SuspendOld;
+        let err = check_mode(&r).unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(err.to_string().contains("mode"), "{err}");
+        r.mode = None;
+        assert!(check_mode(&r).is_ok());
     }
 
     #[test]

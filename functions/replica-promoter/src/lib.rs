@@ -9,8 +9,12 @@
 //! - Aurora global database: `aurora_switchover` (planned, RPO 0), `aurora_failover`
 //!   (unplanned, AllowDataLoss, stated in the output and the audit event),
 //!   `aurora_status` (poll until the target cluster is the writer);
-//! - S3: `s3_flip` mirrors the old primary bucket's replication rules onto the new one
-//!   and suspends the old rules when the old Region answers;
+//! - S3: `s3_flip` makes the new primary's buckets replicate to the other Regions —
+//!   unplanned, from the target Region alone (its own suspended rules enabled again, or
+//!   rules built from the spec); planned, the old primary's rules mirrored — and
+//!   `s3_suspend_old`, after traffic has moved, suspends the old rules in the old
+//!   Region, best effort (and puts the old rules' exact mirror on the new bucket when
+//!   `s3_flip` had to do without them);
 //! - DynamoDB global tables: `dynamodb_verify` checks the target Region's replica is
 //!   ACTIVE (nothing to promote);
 //! - the drill's RPO canary ([`canary`]): `canary_write` in the primary's first bucket,
@@ -18,9 +22,10 @@
 //!
 //! Every step checks the caller's epoch against the lease (`StaleEpoch`), makes the new
 //! writer only through APIs in the target (surviving) Region — the old Region is touched
-//! best effort, to read and suspend its S3 rules and to place a reprotect replica there,
-//! and a failure there is reported, not fatal — and is idempotent: doing it again
-//! returns `already_done: true`.
+//! only by `s3_suspend_old` (after traffic has moved), by a planned `s3_flip` (both
+//! Regions up) and by `rds_reprotect` (a failback's), each through clients with short
+//! deadlines where a hang is likely, and a failure there is reported, not fatal — and is
+//! idempotent: doing it again returns `already_done: true`.
 //! Decisions are pure functions in [`decide`]; this module does the I/O.
 
 pub mod canary;
@@ -50,8 +55,11 @@ pub const TABLE_ENV: &str = "LIFEBOAT_TABLE";
 pub struct Clients {
     /// RDS (instances, Aurora global clusters).
     pub rds: RegionalClients<aws_sdk_rds::Client>,
-    /// S3 (replication configuration).
+    /// S3 (replication configuration) in the target Region, and the drill's canary.
     pub s3: RegionalClients<aws_sdk_s3::Client>,
+    /// S3 in the old primary's Region, which may hang: built from
+    /// [`lifeboat::aws::best_effort`] (2 s per attempt, 4 s per call, one retry).
+    pub s3_best_effort: RegionalClients<aws_sdk_s3::Client>,
     /// DynamoDB (the workload's global tables, not Lifeboat's own table).
     pub dynamodb: RegionalClients<aws_sdk_dynamodb::Client>,
 }
@@ -62,6 +70,7 @@ impl Clients {
         Clients {
             rds: RegionalClients::new(config, aws_sdk_rds::Client::new),
             s3: RegionalClients::new(config, s3_client),
+            s3_best_effort: RegionalClients::new(&lifeboat::aws::best_effort(config), s3_client),
             dynamodb: RegionalClients::new(config, aws_sdk_dynamodb::Client::new),
         }
     }
@@ -72,6 +81,7 @@ impl std::fmt::Debug for Clients {
         f.debug_struct("Clients")
             .field("rds", &self.rds)
             .field("s3", &self.s3)
+            .field("s3_best_effort", &self.s3_best_effort)
             .field("dynamodb", &self.dynamodb)
             .finish()
     }
@@ -193,6 +203,7 @@ impl<S: Store> Promoter<S> {
         if req.workload.is_empty() {
             return Err(Error::InvalidInput("workload: must not be empty".into()));
         }
+        decide::check_mode(req)?;
         // The lease, the spec the fenced writes build on and the audit log all live in
         // one replica: the arbiter Region's when named (README, "Consistency across
         // Regions"), else this Region's.
@@ -232,6 +243,7 @@ impl<S: Store> Promoter<S> {
             Step::AuroraStatus => self.aurora_status(&ctx).await?,
             Step::S3Flip => self.s3_flip(&ctx).await?,
             Step::DynamodbVerify => self.dynamodb_verify(&ctx).await?,
+            Step::S3SuspendOld => self.s3_suspend_old(&ctx).await?,
         };
         tracing::info!(
             workload = %req.workload,
@@ -285,9 +297,14 @@ impl<S: Store> Promoter<S> {
 
 /// The audit-event id that marks a step done for one resource at one epoch.
 pub(crate) fn marker(req: &Request, resource: &str) -> String {
+    marker_of(req, req.step, resource)
+}
+
+/// The audit-event id `step` (of the same move and epoch as `req`) writes for `resource`.
+pub(crate) fn marker_of(req: &Request, step: Step, resource: &str) -> String {
     format!(
         "{NAME}:{}:{}:{resource}:e{}",
-        req.step.as_str(),
+        step.as_str(),
         req.target_region,
         req.epoch
     )

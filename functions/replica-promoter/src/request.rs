@@ -19,16 +19,25 @@ pub enum Step {
     AuroraFailover,
     /// Whether the target Region's cluster is the global cluster's writer.
     AuroraStatus,
-    /// Mirror the old primary buckets' replication rules onto the target Region's buckets
-    /// and suspend the old rules when the old Region answers.
+    /// Make the target Region's buckets replicate to the other Regions. Unplanned (the
+    /// default): through the target Region alone — the rules a suspended earlier flip
+    /// left on the bucket, enabled again, or rules built from the spec. Planned: the old
+    /// primary's rules mirrored (read in the old Region, best effort). Never touches the
+    /// old primary's rules: see [`Step::S3SuspendOld`].
     S3Flip,
     /// Whether the target Region's DynamoDB (global) tables are ACTIVE there.
     DynamodbVerify,
+    /// Best effort, after traffic has moved: suspend the old primary buckets' rules in
+    /// the old Region (short timeouts, one retry), and when this epoch's `s3_flip` had to
+    /// build the target's rules from the spec, replace them with the old rules' exact
+    /// mirror. A Region that does not answer is reported (and an audit event), never an
+    /// error.
+    S3SuspendOld,
 }
 
 impl Step {
     /// Every step, in the order a failover runs them.
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::RdsPromote,
         Step::RdsStatus,
         Step::RdsReprotect,
@@ -37,6 +46,7 @@ impl Step {
         Step::AuroraStatus,
         Step::S3Flip,
         Step::DynamodbVerify,
+        Step::S3SuspendOld,
     ];
 
     /// The step's name as it appears in `step`.
@@ -50,6 +60,7 @@ impl Step {
             Step::AuroraStatus => "aurora_status",
             Step::S3Flip => "s3_flip",
             Step::DynamodbVerify => "dynamodb_verify",
+            Step::S3SuspendOld => "s3_suspend_old",
         }
     }
 
@@ -58,9 +69,24 @@ impl Step {
     pub const fn moves_the_writer(self) -> bool {
         matches!(
             self,
-            Step::RdsPromote | Step::AuroraSwitchover | Step::AuroraFailover | Step::S3Flip
+            Step::RdsPromote
+                | Step::AuroraSwitchover
+                | Step::AuroraFailover
+                | Step::S3Flip
+                | Step::S3SuspendOld
         )
     }
+}
+
+/// How `s3_flip` may reach the old primary (failover-executor's `decision.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Both Regions are up (a planned failover, a failback): the old primary's rules are
+    /// read there and mirrored.
+    Planned,
+    /// The old primary is failing: nothing outside the target Region is called.
+    Unplanned,
 }
 
 /// The input of every step.
@@ -80,6 +106,10 @@ pub struct Request {
     /// Region's table replica. Absent: the function's own Region's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arbiter_region: Option<String>,
+    /// `s3_flip` only: `planned` or `unplanned` (absent: `unplanned`, nothing outside
+    /// the target Region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// What happened to one resource.
@@ -127,8 +157,9 @@ pub struct Outcome {
     /// AllowDataLoss). Also stated in the audit event the step writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss_allowed: Option<bool>,
-    /// S3 only: whether the old primary's rules were suspended; `false` when the old
-    /// Region did not answer (then `resources[].detail` says why).
+    /// `s3_suspend_old` only: whether the old primary's rules are suspended (or it has
+    /// none); `false` when the old Region did not answer or refused (then
+    /// `resources[].detail` says why, and a `s3_old_rules_not_suspended` audit event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_rules_suspended: Option<bool>,
     /// RDS reprotect only: the spec version after recording the new replicas.
