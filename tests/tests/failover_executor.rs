@@ -473,6 +473,7 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
             "acquire",
             "promote_data",
             "shift_traffic",
+            "suspend_old_rules",
             "finalize"
         ]
     );
@@ -489,9 +490,25 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
             }
         }
     }
+    // Control planes outside the survivor: only the best-effort step after the switch
+    // (the old bucket's S3 replication rules, in the failed Region).
+    let outside: Vec<&str> = d["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["control_plane"] == true && c["outside_surviving_region"] == true)
+        })
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(outside, ["suspend_old_rules"]);
     assert_eq!(
         d["plan"]["touches_control_plane_outside_surviving_region"],
-        false
+        true
     );
     // The projected RTO on AWS for this run, term by term, each with its source.
     let rto = &out["rto_budget"];

@@ -587,6 +587,7 @@ mod tests {
                 "wait_for_replication",
                 "promote_data",
                 "shift_traffic",
+                "suspend_old_rules",
                 "finalize"
             ]
         );
