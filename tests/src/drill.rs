@@ -452,6 +452,7 @@ impl World {
         let sfn = aws_sdk_sfn::Client::new(&config);
         let failover_machine = machines::create(&sfn, "failover", SURVIVOR).await?;
         let failback_machine = machines::create(&sfn, "failback", SURVIVOR).await?;
+        let dns = twin.dns_addr().await?;
         let watch = LambdaWatch::start_stack(
             watch_port,
             &moto,
@@ -467,6 +468,9 @@ impl World {
                     "LIFEBOAT_PROBE_WINDOW_SECONDS",
                     opts.probe_window_seconds.to_string(),
                 ),
+                // traffic-shifter's `resolve` asks the twin's DNS server, as a client
+                // (on AWS: the Lambda's resolver, from /etc/resolv.conf).
+                ("LIFEBOAT_DNS_RESOLVER", dns.to_string()),
             ],
             &[
                 "health-probe",
@@ -475,7 +479,6 @@ impl World {
                 "traffic-shifter",
             ],
         )?;
-        let dns = twin.dns_addr().await?;
         let original = spec.clone();
         Ok(World {
             moto,
@@ -910,6 +913,19 @@ impl Drill {
             &format!("the scheduled probes call {FAILED} unhealthy (failure_threshold = {k})"),
             at.is_some(),
             seen,
+        );
+        // The hanging Region's APIs hold up nobody else's health: every other Region
+        // was observed (and published) after the break.
+        let health = self.world.store.get_health(WORKLOAD).await?;
+        let stale: Vec<String> = health
+            .iter()
+            .filter(|h| h.region != FAILED && h.observed_at <= broke_at)
+            .map(|h| format!("{} observed at {}", h.region, h.observed_at))
+            .collect();
+        self.check(
+            &format!("the other Regions' health is still observed while {FAILED} hangs"),
+            stale.is_empty() && health.len() == self.world.spec.regions.len(),
+            format!("{stale:?}"),
         );
         self.twin_rows().await?;
         Ok(at.is_some())

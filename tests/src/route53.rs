@@ -61,6 +61,22 @@ pub async fn seed(
     Ok(seed_world(moto, spec, tag, &inputs, &addresses).await?.0)
 }
 
+/// [`seed`], with each Region's records answering its address in `addresses` (the
+/// twin's workload endpoints), so what DNS answers maps back to Regions.
+pub async fn seed_with_addresses(
+    moto: &MotoServer,
+    spec: &WorkloadSpec,
+    tag: &str,
+    addresses: &BTreeMap<String, String>,
+) -> anyhow::Result<WorkloadSpec> {
+    let inputs = StackInputs {
+        table: format!("lifeboat-{tag}"),
+        stack_name: Some(format!("lifeboat-{tag}")),
+        ..StackInputs::default()
+    };
+    Ok(seed_world(moto, spec, tag, &inputs, addresses).await?.0)
+}
+
 /// Deploys the stacks for `spec` (with `inputs`), puts every switch on, and creates the
 /// hosted zones and weighted records. Returns the spec rewritten with the real hosted
 /// zone and health-check ids and the deployed switch names, and what was deployed.

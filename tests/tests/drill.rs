@@ -524,3 +524,32 @@ async fn two_failovers_in_a_row_need_no_stack_update() {
     assert_eq!(spec.region(LAST).unwrap().weight, 100);
     d.stop_replication().await.unwrap();
 }
+
+/// Verification that can fail: the switch moves, but DNS keeps answering the failed
+/// Region (its Route 53 health check was disabled, so Route 53 counts it healthy
+/// whatever its alarm says: "Route 53 considers a disabled health check healthy").
+/// The run's DNS check sees it, the run stops unverified (`VerificationFailed`,
+/// recorded) instead of finalizing a failover clients never got. Before the
+/// `ResolveDns` step the machine only asked whether the target served, which it did
+/// when it was chosen, so this run succeeded.
+#[tokio::test]
+async fn a_failover_that_dns_does_not_follow_stops_unverified() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
+    let check = d.world.stacks.health_checks.get(FAILED).cloned().unwrap();
+    aws_sdk_route53::Client::new(&d.world.config)
+        .update_health_check()
+        .health_check_id(&check)
+        .disabled(true)
+        .send()
+        .await
+        .unwrap();
+    fail_over(&mut d).await;
+    assert_eq!(d.report.execution_status.as_deref(), Some("FAILED"));
+    let runs = d.world.store.list_runs(WORKLOAD).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].outcome, RunOutcome::Failed);
+    let details = runs[0].details.to_string();
+    assert!(details.contains("VerificationFailed"), "{details}");
+    assert!(details.contains("DNS"), "{details}");
+}

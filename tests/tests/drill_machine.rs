@@ -25,7 +25,6 @@ use harness::data::{create_bucket, s3_client};
 use harness::lambda::{LambdaWatch, free_port};
 use harness::machines;
 use harness::moto::{MotoOptions, MotoServer};
-use health_probe::loopback::LoopbackServer;
 use lifeboat::model::Role;
 use lifeboat::store::{RunKind, RunOutcome, Verdict};
 use lifeboat::{DynamoStore, Store, UnixMillis, WorkloadSpec};
@@ -38,7 +37,6 @@ const REPORT_BUCKET: &str = "lifeboat-drill-reports";
 struct World {
     _moto: MotoServer,
     _watch: LambdaWatch,
-    _servers: Vec<LoopbackServer>,
     config: aws_types::SdkConfig,
     store: DynamoStore,
     sfn: aws_sdk_sfn::Client,
@@ -81,12 +79,16 @@ async fn world(tag: &str) -> World {
         .unwrap();
 
     let mut spec = us_spec(tag);
-    let mut servers = Vec::new();
+    // Each Region's endpoint on its own loopback address (the twin's workload
+    // endpoints), the value of its DNS record: what DNS answers maps to a Region.
+    let twin = harness::twin::Twin::new(&moto);
+    let mut addresses = std::collections::BTreeMap::new();
     for r in &mut spec.regions {
-        let server = LoopbackServer::start().await.unwrap();
-        r.endpoints[0].url = server.url("/health");
+        let endpoint = twin.workload(&r.region).await.unwrap();
+        r.endpoints[0].url.clone_from(&endpoint.url);
         r.endpoints[0].timeout_ms = 500;
-        servers.push(server);
+        r.endpoints[0].body_contains = Some("ok".into());
+        addresses.insert(r.region.clone(), endpoint.address);
     }
     // Buckets, the primary's replicating to the others (what s3_flip mirrors).
     for r in &spec.regions {
@@ -148,7 +150,10 @@ async fn world(tag: &str) -> World {
         .await
         .unwrap();
 
-    let spec = harness::route53::seed(&moto, &spec, &table).await.unwrap();
+    let spec = harness::route53::seed_with_addresses(&moto, &spec, &table, &addresses)
+        .await
+        .unwrap();
+    let dns = twin.dns_addr().await.unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
     let spec = store.create_spec(&spec).await.unwrap();
     let now = UnixMillis::now();
@@ -167,7 +172,10 @@ async fn world(tag: &str) -> World {
         &moto,
         HOME,
         &table,
-        &[("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into())],
+        &[
+            ("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into()),
+            ("LIFEBOAT_DNS_RESOLVER", dns.to_string()),
+        ],
         &[
             "failover-executor",
             "replica-promoter",
@@ -179,7 +187,6 @@ async fn world(tag: &str) -> World {
     World {
         _moto: moto,
         _watch: watch,
-        _servers: servers,
         config,
         store,
         sfn,
@@ -261,7 +268,15 @@ async fn object(w: &World, key: &str) -> String {
 async fn why(w: &World, id: &str) -> String {
     let runs = w.store.list_runs("checkout").await.unwrap();
     runs.iter()
-        .map(|r| format!("{} {:?}: {}", r.id, r.outcome, r.details["error"]))
+        .map(|r| {
+            format!(
+                "{} {:?}: {} (last steps: {:?})",
+                r.id,
+                r.outcome,
+                r.details["error"],
+                r.timeline.iter().rev().take(3).collect::<Vec<_>>()
+            )
+        })
         .chain(std::iter::once(format!("looking for {id}")))
         .collect::<Vec<_>>()
         .join("\n")

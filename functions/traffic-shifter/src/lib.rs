@@ -11,7 +11,9 @@
 //! - `shift_version` moves one Region's traffic between its blue and green deploy
 //!   records (deploy-wave's canary stages), the same UPSERT + `INSYNC` machinery ([`version`]).
 //! - `verify` reads records, health checks and switches back and computes what Route 53
-//!   answers ([`dns`]); `plan` lists the exact calls a step makes ([`plan`]).
+//!   answers ([`dns`]); `plan` lists the exact calls a step makes ([`plan`]);
+//!   `resolve` asks a DNS resolver what clients get, the check of the failover machine
+//!   ([`resolve`]; no AWS call).
 //!
 //! Every step checks the caller's fencing epoch against the lease first, validates its
 //! input before any call, reads before it writes, and is idempotent: run again, it
@@ -32,6 +34,7 @@ pub mod cloud;
 pub mod dns;
 pub mod plan;
 pub mod request;
+pub mod resolve;
 pub mod version;
 
 pub use cloud::InsyncWait;
@@ -58,6 +61,7 @@ pub struct Shifter<S> {
     cloudwatch: RegionalClients<cw::Client>,
     route53: r53::Client,
     insync: InsyncWait,
+    resolver: Option<std::net::SocketAddr>,
 }
 
 impl<S> std::fmt::Debug for Shifter<S> {
@@ -87,6 +91,7 @@ fn allowed(step: Step) -> &'static [&'static str] {
         Step::Verify => &["failed_region"],
         Step::Plan => &["action"],
         Step::ShiftVersion => &["slot", "percent"],
+        Step::Resolve => &["failed_region", "queries"],
     }
 }
 
@@ -167,6 +172,7 @@ impl<S: Store> Shifter<S> {
             cloudwatch,
             route53,
             insync,
+            resolver: None,
         }
     }
 
@@ -223,6 +229,7 @@ impl<S: Store> Shifter<S> {
             Step::Verify => self.verify(&spec, req).await,
             Step::Plan => self.plan(&spec, req),
             Step::ShiftVersion => self.shift_version(&spec, req).await,
+            Step::Resolve => self.resolve(&spec, req).await,
         };
         match &result {
             Ok(out) => tracing::info!(
@@ -263,7 +270,74 @@ impl<S: Store> Shifter<S> {
             dns: Vec::new(),
             serving_regions: None,
             ok: None,
+            resolved: None,
         }
+    }
+
+    /// The DNS resolver the `resolve` step asks ([`resolve::resolver`]).
+    pub fn with_resolver(mut self, resolver: Option<std::net::SocketAddr>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    async fn resolve(&self, spec: &WorkloadSpec, req: &Request) -> Result<Outcome> {
+        let target = &req.target_region;
+        for (field, code) in [
+            ("target_region", Some(target.as_str())),
+            ("failed_region", req.failed_region.as_deref()),
+        ] {
+            if let Some(c) = code
+                && spec.region(c).is_none()
+            {
+                return Err(Error::InvalidInput(format!(
+                    "{field}: `{c}` is not a Region of workload `{}`",
+                    spec.workload
+                )));
+            }
+        }
+        let queries = req.queries.unwrap_or(resolve::DEFAULT_QUERIES);
+        if !(1..=resolve::MAX_QUERIES).contains(&queries) {
+            return Err(Error::InvalidInput(format!(
+                "queries: {queries} is not between 1 and {}",
+                resolve::MAX_QUERIES
+            )));
+        }
+        let server = self.resolver.ok_or_else(|| Error::ResourceNotFound {
+            kind: "DNS resolver",
+            id: format!(
+                "{} or a nameserver in /etc/resolv.conf",
+                resolve::ENV_RESOLVER
+            ),
+            region: "this function's environment".into(),
+        })?;
+        let name = resolve::record_name(spec)?;
+        let regions = resolve::region_addresses(server, &resolve::endpoint_hosts(spec)).await;
+        let mut answers = Vec::with_capacity(queries as usize);
+        for _ in 0..queries {
+            // A query that times out or fails counts as unanswered: the check then
+            // says "no answer", and the machine polls again.
+            answers.push(resolve::query_a(server, &name).await.unwrap_or_default());
+        }
+        let (ok, resolved) = resolve::judge(
+            &name,
+            server,
+            &answers,
+            &regions,
+            target,
+            req.failed_region.as_deref(),
+        );
+        let mut out = self.outcome(req, if ok { "verified" } else { "unverified" });
+        out.done = ok;
+        out.ok = Some(ok);
+        out.serving_regions = Some(
+            spec.regions
+                .iter()
+                .filter(|r| resolved.by_region.contains_key(&r.region))
+                .map(|r| r.region.clone())
+                .collect(),
+        );
+        out.resolved = Some(resolved);
+        Ok(out)
     }
 
     async fn failover(&self, store: &S, spec: &WorkloadSpec, req: &Request) -> Result<Outcome> {

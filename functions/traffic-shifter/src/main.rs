@@ -27,9 +27,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let store = DynamoStore::new(home, table.clone());
     let cloudwatch = RegionalClients::new(&config, aws_sdk_cloudwatch::Client::new);
     let route53 = aws_sdk_route53::Client::new(&for_region(&config, ROUTE53_REGION));
+    // The resolver the `resolve` step asks: LIFEBOAT_DNS_RESOLVER, else resolv.conf's.
+    // None found is the step's ResourceNotFound, not a failure to start: every other
+    // step works without it.
+    let resolver = traffic_shifter::resolve::resolver(
+        std::env::var(traffic_shifter::resolve::ENV_RESOLVER)
+            .ok()
+            .as_deref(),
+        std::fs::read_to_string("/etc/resolv.conf").ok().as_deref(),
+    );
+    let resolver = match resolver {
+        Ok(r) => Some(r),
+        Err(e) if e.name() == lifeboat::ErrorName::InvalidInput => return Err(e.into()),
+        Err(_) => None,
+    };
     let shifter = Arc::new(
         Shifter::new(store, cloudwatch, route53, insync)
-            .with_regional_stores(move |region| DynamoStore::new(dynamo.get(region), &table)),
+            .with_regional_stores(move |region| DynamoStore::new(dynamo.get(region), &table))
+            .with_resolver(resolver),
     );
     lifeboat::serve(move |event| {
         let shifter = Arc::clone(&shifter);

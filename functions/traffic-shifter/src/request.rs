@@ -28,17 +28,22 @@ pub enum Step {
     /// Planned move inside one Region: `percent` of its traffic to the deploy `slot`
     /// (blue/green weighted records of its `deploy` section), the rest to the other.
     ShiftVersion,
+    /// Ask DNS, as a client does, what the workload's name answers: the target must be
+    /// answered and the failed Region (if named) not ([`crate::resolve`]). Data plane
+    /// only: a resolver, no AWS call.
+    Resolve,
 }
 
 impl Step {
     /// Every step.
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::Failover,
         Step::Enable,
         Step::Shift,
         Step::Verify,
         Step::Plan,
         Step::ShiftVersion,
+        Step::Resolve,
     ];
 
     /// The step's name as it appears in `step`.
@@ -50,6 +55,7 @@ impl Step {
             Step::Verify => "verify",
             Step::Plan => "plan",
             Step::ShiftVersion => "shift_version",
+            Step::Resolve => "resolve",
         }
     }
 }
@@ -78,7 +84,7 @@ pub struct Request {
     pub target_region: String,
     /// The fencing epoch of the lease the caller holds.
     pub epoch: u64,
-    /// `failover`, `verify`, `plan`: the Region failed away from. Default for
+    /// `failover`, `verify`, `plan`, `resolve`: the Region failed away from. Default for
     /// `failover`: the spec's primary. Nothing is sent to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_region: Option<String>,
@@ -109,6 +115,10 @@ pub struct Request {
     /// `shift_version`: percent of the Region's traffic on `slot` (0–100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent: Option<u32>,
+    /// `resolve`: how many DNS queries (1–200, default 20: a weighted record answers one
+    /// record per query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<u32>,
     /// Every step: the arbiter Region (failover-executor's `decision.arbiter_region`),
     /// whose table replica holds the lease; the epoch is checked and the spec read
     /// there. Absent: the function's own Region's replica.
@@ -211,7 +221,11 @@ pub struct Outcome {
     /// `verify`: Regions that receive traffic, in spec order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_regions: Option<Vec<String>>,
-    /// `verify`: the target serves and the failed Region (if named) does not.
+    /// `verify`: the target serves and the failed Region (if named) does not;
+    /// `resolve`: DNS answers the target and not the failed Region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ok: Option<bool>,
+    /// `resolve`: what DNS answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<crate::resolve::Resolved>,
 }
