@@ -91,6 +91,9 @@ pub struct DrillOptions {
     pub promote_seconds: f64,
     /// How long creating an RDS read replica takes (`rds.replica_create_seconds`).
     pub replica_create_seconds: f64,
+    /// The failback's `timing.soak_seconds` (each traffic stage soaks this long before the
+    /// next; 300 s on AWS).
+    pub soak_seconds: u32,
     /// Switch-alarm periods to watch after the failover (at least five).
     pub hold_periods: u32,
     /// A fault to inject.
@@ -110,6 +113,7 @@ impl Default for DrillOptions {
             minute_seconds: 6.0,
             probe_interval_seconds: 1,
             probe_window_seconds: 5,
+            soak_seconds: 2,
             promote_seconds: 3.0,
             replica_create_seconds: 2.0,
             hold_periods: 5,
@@ -388,6 +392,10 @@ impl World {
             // alarm is not in the spec either: failover-executor maps it by its metric's
             // `Workload` and `Region` dimensions, as for a deployed stack.
             r.alarms.clear();
+            // Nor its deploy gates' alarms (the failback's soak reads them).
+            if let Some(d) = &mut r.deploy {
+                d.alarms.clear();
+            }
             addresses.insert(r.region.clone(), endpoint.address.clone());
             endpoints.insert(r.region.clone(), endpoint);
         }
@@ -413,6 +421,10 @@ impl World {
         local_inputs.push(format!(
             "failover-executor FAILOVER_ALARM_TIMING = {},{} (poll s, verify polls)",
             opts.poll_seconds, opts.verify_max_polls
+        ));
+        local_inputs.push(format!(
+            "failback timing.soak_seconds = {} (300 on AWS)",
+            opts.soak_seconds
         ));
         let inputs = StackInputs {
             table: table.clone(),
@@ -477,6 +489,7 @@ impl World {
                 "failover-executor",
                 "replica-promoter",
                 "traffic-shifter",
+                "deploy-wave",
             ],
         )?;
         let original = spec.clone();
@@ -1307,6 +1320,7 @@ impl Drill {
             "poll_seconds": self.opts.poll_seconds,
             "verify_max_polls": self.opts.verify_max_polls,
             "lag_max_polls": self.opts.verify_max_polls,
+            "soak_seconds": self.opts.soak_seconds,
         });
         let sfn = aws_sdk_sfn::Client::new(&self.world.config);
         let began = Instant::now();

@@ -247,7 +247,9 @@ async fn a_task_that_times_out_once_is_retried_and_the_failover_completes() {
     let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
     d.world
         .twin
-        .settings(json!({"lambda.timeout_seconds.traffic-shifter": 3}))
+        // Short enough to keep the test quick, long enough that a loaded machine's
+        // real run (a few hundred ms, seconds under load) does not time out too.
+        .settings(json!({"lambda.timeout_seconds.traffic-shifter": 8}))
         .await
         .unwrap();
     d.world

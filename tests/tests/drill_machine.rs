@@ -56,6 +56,10 @@ fn us_spec(tag: &str) -> WorkloadSpec {
     for r in &mut spec.regions {
         r.databases.clear();
         r.alarms.clear();
+        // Nor its deploy gates' alarms (the failback's soak reads them).
+        if let Some(d) = &mut r.deploy {
+            d.alarms.clear();
+        }
         for b in &mut r.buckets {
             b.name = format!("{}-{tag}", b.name).to_lowercase();
             b.name.truncate(63);
@@ -180,6 +184,7 @@ async fn world(tag: &str) -> World {
             "failover-executor",
             "replica-promoter",
             "traffic-shifter",
+            "deploy-wave",
             "health-probe",
         ],
     )

@@ -69,6 +69,10 @@ async fn world() -> World {
         r.databases.clear();
         r.buckets.clear();
         r.alarms.clear();
+        // Nor its deploy gates' alarms (the failback's soak reads them).
+        if let Some(d) = &mut r.deploy {
+            d.alarms.clear();
+        }
         servers.push(server);
     }
     let spec = harness::route53::seed(&moto, &spec, &table).await.unwrap();
@@ -169,6 +173,7 @@ async fn world() -> World {
             "failover-executor",
             "replica-promoter",
             "traffic-shifter",
+            "deploy-wave",
             "health-probe",
         ],
     )
@@ -189,7 +194,8 @@ async fn world() -> World {
 fn input() -> Value {
     let mut v: Value =
         serde_json::from_str(include_str!("../../events/failback/operator-request.json")).unwrap();
-    v["timing"] = json!({"poll_seconds": 1, "verify_max_polls": 5, "lag_max_polls": 5});
+    v["timing"] =
+        json!({"poll_seconds": 1, "verify_max_polls": 5, "lag_max_polls": 5, "soak_seconds": 2});
     v
 }
 
@@ -414,4 +420,68 @@ async fn a_failure_mid_failback_compensates_releases_the_lease_and_keeps_the_spe
     assert!(events.iter().any(|e| e.action == "failback_failed"));
     // The failover it would undo is still there to fail back from once fixed.
     assert!(runs.iter().any(|r| r.id == "checkout-op-failover-1"));
+}
+
+/// A failback stage soaks before the next one, under the deploy-style gates: here the
+/// home Region answers DNS and its probes, but 30 % of its requests fail (its live
+/// slot's `Checkout/Api` metrics, published throughout; no latency: moto's GetMetricData
+/// has no percentiles, see `harness::deploy`), so the soak after the first
+/// stage says `rollback` and the failback stops there, compensated, instead of moving
+/// the rest of the traffic onto a Region that fails its users. Before the soak step the
+/// stages moved on as soon as DNS and the probes agreed.
+#[tokio::test]
+async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
+    let w = world().await;
+    let cw = aws_sdk_cloudwatch::Client::new(&for_region(&w.config, "us-east-1"));
+    let publisher = tokio::spawn(async move {
+        loop {
+            let dims = [("Region", "us-east-1"), ("Slot", "blue")];
+            let datum = |name: &str, value: f64| {
+                let mut d = aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(name)
+                    .value(value)
+                    .timestamp(aws_smithy_types::DateTime::from(
+                        std::time::SystemTime::now(),
+                    ));
+                for (k, v) in dims {
+                    d = d.dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name(k)
+                            .value(v)
+                            .build(),
+                    );
+                }
+                d.build()
+            };
+            let _ = cw
+                .put_metric_data()
+                .namespace("Checkout/Api")
+                .metric_data(datum("Requests", 1000.0))
+                .metric_data(datum("Errors5xx", 300.0))
+                .send()
+                .await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let end = run(&w, "failback-soak", &input()).await;
+    publisher.abort();
+    assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
+    assert_eq!(end.error.as_ref().unwrap().0, "FailbackFailed", "{end:?}");
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    let fb = runs.iter().find(|r| r.id == "failback-soak").unwrap();
+    assert_eq!(fb.outcome, RunOutcome::Failed);
+    let error = fb.details["outcome"]["error"].to_string();
+    assert!(error.contains("VerificationFailed"), "{error}");
+    assert!(
+        error.contains("soak") && error.contains("error rate"),
+        "{error}"
+    );
+    // It stopped after the first stage: one shift, verified, then the soak.
+    let shifts = fb
+        .timeline
+        .iter()
+        .filter(|e| e.step == "shift_stage")
+        .count();
+    assert_eq!(shifts, 1, "{:#?}", fb.timeline);
+    assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
 }

@@ -322,6 +322,40 @@ impl Verdict {
     }
 }
 
+/// A failback soak's verdict: the deploy gates ([`evaluate`]) where the Region has
+/// request metrics; where it has none at all (no `deploy` section, or no datapoint of
+/// its request metric in the window: nothing to measure, not too little traffic), its
+/// alarms alone decide, and the reasons say so. A Region with some traffic but too
+/// little for a verdict soaks again, as a deploy stage bakes again.
+pub fn soak_verdict(
+    gates: &Gates,
+    measured: Option<&GateValues>,
+    alarms_in_alarm: &[String],
+    round: u32,
+) -> (Verdict, Vec<String>) {
+    match measured.filter(|m| m.requests.is_some()) {
+        Some(m) => {
+            let mut m = m.clone();
+            m.alarms_in_alarm = alarms_in_alarm.to_vec();
+            evaluate(gates, &m, None, round)
+        }
+        None if alarms_in_alarm.is_empty() => (
+            Verdict::Promote,
+            vec![
+                "no request metrics for this Region: gated on its alarms only, none in ALARM"
+                    .into(),
+            ],
+        ),
+        None => (
+            Verdict::Rollback,
+            alarms_in_alarm
+                .iter()
+                .map(|a| format!("alarm {a} is in ALARM"))
+                .collect(),
+        ),
+    }
+}
+
 /// Judges what a bake measured, against absolute thresholds and the Region's own
 /// pre-deploy baseline. Returns the verdict and one line per finding.
 ///
@@ -723,6 +757,36 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} (wanted {want})");
         }
         assert_eq!(check_request(&req()).unwrap(), DEFAULT_STEPS);
+    }
+
+    #[test]
+    fn a_soak_gates_on_metrics_where_there_are_some_and_on_alarms_otherwise() {
+        let g = Gates::default();
+        // Healthy traffic: on.
+        let good = values(10_000.0, 1.0, 100.0);
+        assert_eq!(soak_verdict(&g, Some(&good), &[], 0).0, Verdict::Promote);
+        // Errors over the rollback threshold: stop.
+        let bad = values(10_000.0, 2_000.0, 100.0);
+        assert_eq!(soak_verdict(&g, Some(&bad), &[], 0).0, Verdict::Rollback);
+        // A firing alarm stops it whatever the metrics say.
+        let alarm = vec!["checkout-use1-5xx".to_owned()];
+        assert_eq!(
+            soak_verdict(&g, Some(&good), &alarm, 0).0,
+            Verdict::Rollback
+        );
+        // No request metric at all: the alarms decide.
+        let none = GateValues::default();
+        let (v, why) = soak_verdict(&g, Some(&none), &[], 0);
+        assert_eq!(v, Verdict::Promote);
+        assert!(why[0].contains("alarms only"), "{why:?}");
+        assert_eq!(soak_verdict(&g, None, &alarm, 0).0, Verdict::Rollback);
+        // Some traffic, too little for a verdict: soak again, then stop.
+        let thin = values(3.0, 0.0, 100.0);
+        assert_eq!(soak_verdict(&g, Some(&thin), &[], 0).0, Verdict::Extend);
+        assert_eq!(
+            soak_verdict(&g, Some(&thin), &[], g.max_extensions).0,
+            Verdict::Rollback
+        );
     }
 
     fn values(requests: f64, errors: f64, p95: f64) -> GateValues {

@@ -167,7 +167,88 @@ impl<S: Store> Deployer<S> {
                 error,
                 rollback_done,
             } => encode(&Box::pin(self.finish(deploy, error.as_ref(), *rollback_done)).await?),
+            Request::Soak {
+                workload,
+                region,
+                window_seconds,
+                round,
+                gates,
+            } => {
+                Box::pin(self.soak(workload, region, *window_seconds, *round, gates.as_ref())).await
+            }
         }
+    }
+
+    /// A failback's soak: reads only (no lease, no write), so a retry is free.
+    async fn soak(
+        &self,
+        workload: &str,
+        region: &str,
+        window_seconds: u64,
+        round: u32,
+        overrides: Option<&request::GateOverrides>,
+    ) -> Result<Value> {
+        if !(1..=86_400).contains(&window_seconds) {
+            return Err(Error::InvalidInput(format!(
+                "window_seconds: {window_seconds} is not between 1 and 86400"
+            )));
+        }
+        let gates = decide::resolve_gates(overrides)?;
+        let spec = self.store.get_spec(workload).await?;
+        let r = spec.region(region).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "region: `{region}` is not a Region of workload `{workload}`"
+            ))
+        })?;
+        let client = self.cloudwatch.get(region);
+        let measured = match &r.deploy {
+            Some(d) => Some(
+                cloud::measure(
+                    &client,
+                    &d.metrics,
+                    d.slot(d.live),
+                    UnixMillis::now(),
+                    window_seconds,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mut names = r.alarms.clone();
+        for a in r
+            .deploy
+            .iter()
+            .flat_map(|d| d.alarms.iter())
+            .chain(gates.alarms.iter())
+        {
+            if !names.contains(a) {
+                names.push(a.clone());
+            }
+        }
+        let firing = if names.is_empty() {
+            Vec::new()
+        } else {
+            cloud::alarms_in_alarm(&client, region, &names).await?
+        };
+        let (verdict, reasons) = decide::soak_verdict(&gates, measured.as_ref(), &firing, round);
+        tracing::info!(
+            workload,
+            region,
+            round,
+            verdict = verdict.as_str(),
+            reasons = %reasons.join("; "),
+            "Soak evaluated"
+        );
+        Ok(json!({
+            "workload": workload,
+            "region": region,
+            "round": round,
+            "window_seconds": window_seconds,
+            "verdict": verdict.as_str(),
+            "reasons": reasons,
+            "values": measured,
+            "alarms_in_alarm": firing,
+        }))
     }
 
     /// Decides the deploy from the request and the spec; no writes.
@@ -1131,6 +1212,7 @@ mod tests {
             "start",
             "advance",
             "gate",
+            "soak",
             "promote_region",
             "rollback_region",
             "finish",

@@ -59,6 +59,25 @@ pub enum Request {
         #[serde(default)]
         reason: Option<serde_json::Value>,
     },
+    /// A failback's soak after a traffic stage (read-only, no lease): the Region's own
+    /// gates over the last `window_seconds` — its live slot's error rate and latency
+    /// (the `deploy` section's metrics) and its alarms — say whether the next stage
+    /// may go on (`promote`), needs another soak (`extend`), or must stop (`rollback`).
+    Soak {
+        /// Workload id.
+        workload: String,
+        /// The Region being returned to.
+        region: String,
+        /// The soak window the metrics are read over (s).
+        window_seconds: u64,
+        /// The soak round of this stage (0 first): `extend` is bounded by
+        /// `gates.max_extensions`.
+        #[serde(default)]
+        round: u32,
+        /// Thresholds, as a deploy's (`gates`); absent: the defaults.
+        #[serde(default)]
+        gates: Option<GateOverrides>,
+    },
     /// After the waves: the Regions still to roll back, or the run record and the
     /// lease released.
     Finish {
@@ -85,6 +104,7 @@ impl Request {
             Request::PromoteRegion { .. } => "promote_region",
             Request::RollbackRegion { .. } => "rollback_region",
             Request::Finish { .. } => "finish",
+            Request::Soak { .. } => "soak",
         }
     }
 
@@ -97,6 +117,7 @@ impl Request {
             | Request::PromoteRegion { deploy, .. }
             | Request::RollbackRegion { deploy, .. }
             | Request::Finish { deploy, .. } => &deploy.workload,
+            Request::Soak { workload, .. } => workload,
         }
     }
 }

@@ -319,6 +319,19 @@ mod tests {
         ]
     }
 
+    /// The example with ap-southeast-1 drained, as its failing alarm leaves it.
+    fn apse1_drained() -> WorkloadSpec {
+        drain(
+            &spec(),
+            &health(Verdict::Unhealthy),
+            "ap-southeast-1",
+            "a",
+            NOW,
+        )
+        .unwrap()
+        .0
+    }
+
     fn weights(spec: &WorkloadSpec) -> Vec<u32> {
         spec.regions.iter().map(|r| r.weight).collect()
     }
@@ -389,14 +402,7 @@ mod tests {
 
     #[test]
     fn a_restore_gives_back_exactly_what_the_drain_took() {
-        let (drained, _) = drain(
-            &spec(),
-            &health(Verdict::Unhealthy),
-            "ap-southeast-1",
-            "a",
-            NOW,
-        )
-        .unwrap();
+        let drained = apse1_drained();
         let after = restore(&drained, &health(Verdict::Healthy), "ap-southeast-1", NOW).unwrap();
         assert_eq!(weights(&after), [50, 30, 20]);
         assert!(after.regions.iter().all(|r| r.drained.is_none()));
@@ -404,14 +410,7 @@ mod tests {
 
     #[test]
     fn no_restore_before_the_probes_call_it_healthy() {
-        let (drained, _) = drain(
-            &spec(),
-            &health(Verdict::Unhealthy),
-            "ap-southeast-1",
-            "a",
-            NOW,
-        )
-        .unwrap();
+        let drained = apse1_drained();
         for v in [Verdict::Unhealthy, Verdict::Unknown] {
             let e = restore(&drained, &health(v), "ap-southeast-1", NOW).unwrap_err();
             assert_eq!(e.name(), ErrorName::TargetUnhealthy, "{v:?}");

@@ -84,6 +84,9 @@ pub struct DrillTiming {
     pub lag_max_polls: u32,
     /// Canary reads in the target before it counts as missing.
     pub canary_max_polls: u32,
+    /// The failback's soak per traffic stage (its machine's default, 300 s, if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_seconds: Option<u32>,
 }
 
 impl DrillTiming {
@@ -93,6 +96,7 @@ impl DrillTiming {
         verify_max_polls: 40,
         lag_max_polls: 80,
         canary_max_polls: 20,
+        soak_seconds: None,
     };
 }
 
@@ -227,6 +231,7 @@ pub fn prepare(spec: &WorkloadSpec, req: &DrillRequest, holder: &str) -> Result<
             poll_seconds: timing.poll_seconds,
             verify_max_polls: timing.verify_max_polls,
             lag_max_polls: timing.lag_max_polls,
+            soak_seconds: timing.soak_seconds,
         }),
     };
     Ok(DrillPlan {

@@ -62,7 +62,7 @@ pub struct FailbackRequest {
 }
 
 /// Wait settings of the `failback` state machine. Defaults (in the machine): 15 s polls,
-/// 40 verification polls per stage, 80 replication-lag polls.
+/// 40 verification polls per stage, 80 replication-lag polls, 300 s soaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailbackTiming {
@@ -72,6 +72,10 @@ pub struct FailbackTiming {
     pub verify_max_polls: u32,
     /// Replication-lag polls before `ReplicaLagTooHigh`.
     pub lag_max_polls: u32,
+    /// Seconds each traffic stage soaks before the next, its gates (deploy-wave
+    /// `soak`: error rate, latency, alarms) read over that window (machine default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_seconds: Option<u32>,
 }
 
 impl FailbackRequest {
@@ -85,6 +89,13 @@ impl FailbackRequest {
             if value.trim().is_empty() {
                 return Err(Error::InvalidInput(format!("{field}: must not be empty")));
             }
+        }
+        if let Some(soak) = self.timing.and_then(|t| t.soak_seconds)
+            && !(1..=86_400).contains(&soak)
+        {
+            return Err(Error::InvalidInput(format!(
+                "timing.soak_seconds: {soak} is not between 1 and 86400"
+            )));
         }
         if let Some(code) = &self.home_region
             && !lifeboat::regions::is_known(code)
@@ -463,6 +474,28 @@ pub fn readiness(spec: &WorkloadSpec, record: Option<&HealthRecord>, now: UnixMi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_soak_outside_one_second_to_a_day_is_refused() {
+        let mut req: FailbackRequest = serde_json::from_str(include_str!(
+            "../../../events/failback/operator-request.json"
+        ))
+        .unwrap();
+        for (soak, ok) in [
+            (Some(0), false),
+            (Some(1), true),
+            (Some(86_401), false),
+            (None, true),
+        ] {
+            req.timing = Some(FailbackTiming {
+                poll_seconds: 1,
+                verify_max_polls: 1,
+                lag_max_polls: 1,
+                soak_seconds: soak,
+            });
+            assert_eq!(req.check().is_ok(), ok, "{soak:?}");
+        }
+    }
     use crate::decide::decide;
     use serde_json::json;
 

@@ -377,6 +377,31 @@ impl<S: Store> Prober<S> {
     }
 
     /// Everything one round sees in one Region, read concurrently.
+    /// Whether the Region's routing-switch alarm is in ALARM (its switch off), read in
+    /// the switch's Region; `false` when there is none or it cannot be read.
+    async fn switch_alarm_off(&self, region: &RegionSpec) -> bool {
+        let Some(switch) = &region.routing_switch else {
+            return false;
+        };
+        let client = self.cloudwatch.get(&switch.region);
+        match client
+            .describe_alarms()
+            .alarm_names(&switch.alarm_name)
+            .send()
+            .await
+        {
+            Ok(out) => out.metric_alarms().iter().any(|a| {
+                a.alarm_name() == Some(switch.alarm_name.as_str())
+                    && a.state_value() == Some(&aws_sdk_cloudwatch::types::StateValue::Alarm)
+            }),
+            Err(e) => {
+                let err = Error::from_sdk("cloudwatch", "DescribeAlarms", e);
+                tracing::warn!(alarm = %switch.alarm_name, error = %err.chain(), "Cannot read the routing switch");
+                false
+            }
+        }
+    }
+
     async fn observe(
         &self,
         spec: &WorkloadSpec,
@@ -385,7 +410,13 @@ impl<S: Store> Prober<S> {
         now: UnixMillis,
     ) -> Observation {
         let endpoints = join_all(region.endpoints.iter().map(|e| self.http.probe(e)));
-        let route53 = signals::route53(&self.route53, region, switched_off);
+        // Off by Lifeboat's record, or by its alarm (an operator may have switched the
+        // Region off by hand): either way an unhealthy check on the switch is a
+        // decision, not the Region's health.
+        let route53 = async {
+            let off = switched_off || self.switch_alarm_off(region).await;
+            signals::route53(&self.route53, region, off).await
+        };
         let cloudwatch = self.cloudwatch.get(&region.region);
         let alarms = async {
             if region.alarms.is_empty() {

@@ -52,8 +52,9 @@ pub fn route53_healthy(observations: &[HealthCheckObservation]) -> Option<bool> 
 /// does not answer (its control plane lives in us-east-1, not in the probed Region), is
 /// a note: it says nothing about the Region itself.
 ///
-/// A Region's record health check watches its routing switch: while Lifeboat has the
-/// switch off (`switched_off`), the check is unhealthy because of that decision, not
+/// A Region's record health check watches its routing switch: while the switch is off
+/// (`switched_off`: Lifeboat recorded it off, or its alarm is in ALARM — an operator's
+/// hand counts too), the check is unhealthy because of that decision, not
 /// because of the Region, so it is a note too — else a Region switched off by a
 /// failover could never be seen healthy again, and never be failed back.
 pub async fn route53(
@@ -76,7 +77,7 @@ pub async fn route53(
             Ok(out) => match route53_healthy(out.health_check_observations()) {
                 Some(true) => {}
                 Some(false) if switched_off => seen.notes.push(format!(
-                    "Route 53 health check {id} reports unhealthy: Lifeboat has the Region's routing switch off"
+                    "Route 53 health check {id} reports unhealthy: the Region's routing switch is off"
                 )),
                 Some(false) => seen
                     .failures
