@@ -5,6 +5,7 @@
 //! per test ([`table`]), the example world ([`world`]), its routing ([`route53`]) and
 //! data tier ([`data`]), and the local drill's whole chain ([`drill`]).
 
+pub mod calls;
 pub mod cur;
 pub mod data;
 pub mod deploy;

@@ -2,7 +2,7 @@
 //! where the lease is arbitrated, and the full plan of AWS calls. Pure: the spec, the
 //! health items and the clock come in, a [`Decision`] or a named error comes out.
 
-use lifeboat::model::{DatabaseRef, Role};
+use lifeboat::model::{DatabaseRef, Role, RoutingSwitch};
 use lifeboat::store::{HealthRecord, Verdict};
 use lifeboat::{Error, Result, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,11 @@ pub struct PlannedCall {
     pub control_plane: bool,
     /// Whether the call goes outside the surviving (target) Region.
     pub outside_surviving_region: bool,
+    /// Best effort after a call into a Region that may not answer: the call is made
+    /// only once an earlier call of its step into this Region was answered (a run
+    /// whose call there got no answer skips it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_answer_from: Option<String>,
 }
 
 /// One step of the failover and the calls it makes.
@@ -433,7 +438,6 @@ pub fn decide(
         &target.region,
         &arbiter_region,
         home_region,
-        &changes,
         data_loss_accepted,
     );
     Ok(Decision {
@@ -574,13 +578,40 @@ pub fn is_unchanged(spec: &WorkloadSpec, changes: &[RoleChange]) -> bool {
         })
 }
 
-struct Calls<'a> {
+/// The Regions a run's calls go to, and what it moves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Places<'a> {
+    /// The spec decided on.
+    pub spec: &'a WorkloadSpec,
+    /// Planned or unplanned.
+    pub mode: Mode,
+    /// The Region the writer leaves.
+    pub from: &'a str,
+    /// The Region the writer moves to (the surviving Region).
+    pub to: &'a str,
+    /// Where the lease and every fenced write live.
+    pub arbiter: &'a str,
+    /// Where the functions run (the executor's Region): their own table, their metrics.
+    pub home: &'a str,
+}
+
+/// The calls of one step, each marked outside the surviving Region or not.
+pub(crate) struct Calls<'a> {
     to: &'a str,
+    workload: &'a str,
     calls: Vec<PlannedCall>,
 }
 
 impl Calls<'_> {
-    fn add(&mut self, service: &str, operation: &str, region: &str, resource: String, cp: bool) {
+    /// A call.
+    pub(crate) fn add(
+        &mut self,
+        service: &str,
+        operation: &str,
+        region: &str,
+        resource: String,
+        cp: bool,
+    ) {
         self.calls.push(PlannedCall {
             service: service.to_owned(),
             operation: operation.to_owned(),
@@ -588,234 +619,315 @@ impl Calls<'_> {
             resource,
             control_plane: cp,
             outside_surviving_region: region != self.to,
+            needs_answer_from: None,
         });
+    }
+
+    /// A call made only once an earlier call of the step into `region` was answered.
+    pub(crate) fn add_after_answer(
+        &mut self,
+        service: &str,
+        operation: &str,
+        call_region: &str,
+        resource: String,
+        cp: bool,
+        region: &str,
+    ) {
+        self.add(service, operation, call_region, resource, cp);
+        if let Some(last) = self.calls.last_mut() {
+            last.needs_answer_from = Some(region.to_owned());
+        }
+    }
+
+    /// A DynamoDB item call on the Lifeboat table's replica in `region`.
+    pub(crate) fn table(&mut self, operation: &str, region: &str, sk: &str) {
+        let resource = format!("WORKLOAD#{}/{sk}", self.workload);
+        self.add("dynamodb", operation, region, resource, false);
     }
 }
 
-/// Every step and AWS call of the failover, with the Region each goes to.
-#[allow(clippy::too_many_arguments)]
-pub fn plan(
-    spec: &WorkloadSpec,
-    mode: Mode,
-    from: &str,
-    to: &str,
-    arbiter: &str,
-    home: &str,
-    changes: &[RoleChange],
-    data_loss_accepted: bool,
-) -> Plan {
-    let w = &spec.workload;
-    let table = |sk: &str| format!("WORKLOAD#{w}/{sk}");
-    let mut steps = Vec::new();
-    let mut step = |name: &str, function: &str, summary: String, f: &dyn Fn(&mut Calls<'_>)| {
-        let mut c = Calls { to, calls: vec![] };
+impl Places<'_> {
+    /// One step of `function` and the calls `f` adds.
+    pub(crate) fn step(
+        &self,
+        name: &str,
+        function: &str,
+        summary: String,
+        f: impl FnOnce(&mut Calls<'_>),
+    ) -> PlanStep {
+        let mut c = Calls {
+            to: self.to,
+            workload: &self.spec.workload,
+            calls: Vec::new(),
+        };
         f(&mut c);
-        steps.push(PlanStep {
+        PlanStep {
             step: name.to_owned(),
             function: function.to_owned(),
             summary,
             calls: c.calls,
-        });
-    };
-
-    step(
-        "decide",
-        crate::NAME,
-        format!("pick {to} to take over from {from}"),
-        &|c| {
-            c.add("dynamodb", "GetItem", home, table("SPEC"), false);
-            c.add("dynamodb", "Query", home, table("HEALTH#"), false);
-        },
-    );
-    step(
-        "acquire",
-        crate::NAME,
-        format!("check the cooldown and take the failover lease in {arbiter} with a new epoch"),
-        &|c| {
-            c.add("dynamodb", "GetItem", arbiter, table("SPEC"), false);
-            c.add("dynamodb", "Query", arbiter, table("RUN#"), false);
-            c.add("dynamodb", "UpdateItem", arbiter, table("LEASE"), false);
-        },
-    );
-    let target = spec.region(to);
-    step(
-        "promote_data",
-        "replica-promoter",
-        format!("make the data tier in {to} writable"),
-        &|c| {
-            let Some(t) = target else { return };
-            for db in &t.databases {
-                match db {
-                    DatabaseRef::RdsInstance { instance_id, .. } => {
-                        c.add("rds", "PromoteReadReplica", to, instance_id.clone(), true);
-                        c.add("rds", "DescribeDBInstances", to, instance_id.clone(), true);
-                    }
-                    DatabaseRef::AuroraGlobal {
-                        global_cluster_id,
-                        cluster_id,
-                    } => {
-                        let op = match mode {
-                            Mode::Planned => "SwitchoverGlobalCluster",
-                            Mode::Unplanned => "FailoverGlobalCluster",
-                        };
-                        let res = if data_loss_accepted {
-                            format!("{global_cluster_id} -> {cluster_id} (AllowDataLoss)")
-                        } else {
-                            format!("{global_cluster_id} -> {cluster_id}")
-                        };
-                        c.add("rds", op, to, res, true);
-                        c.add(
-                            "rds",
-                            "DescribeGlobalClusters",
-                            to,
-                            global_cluster_id.clone(),
-                            true,
-                        );
-                    }
-                }
-            }
-            // s3_flip: the target's buckets, read and written in the target Region;
-            // planned, the old primary's rules read there too (best effort, short
-            // timeouts). Unplanned, nothing outside the target Region: the rules are
-            // the bucket's own suspended ones enabled again, or built from the spec
-            // (which needs the bucket's role; without one nothing is put until
-            // suspend_old_rules can mirror the old rules).
-            let old_buckets = spec.region(from).map_or(&[][..], |r| r.buckets.as_slice());
-            for (b, old) in t.buckets.iter().zip(old_buckets) {
-                c.add("s3", "GetBucketReplication", to, b.name.clone(), true);
-                if mode == Mode::Planned {
-                    c.add("s3", "GetBucketReplication", from, old.name.clone(), true);
-                }
-                if mode == Mode::Planned || b.replication_role_arn.is_some() {
-                    c.add("s3", "PutBucketReplication", to, b.name.clone(), true);
-                }
-            }
-        },
-    );
-    let from_spec = spec.region(from);
-    step(
-        "shift_traffic",
-        "traffic-shifter",
-        match mode {
-            Mode::Unplanned => format!("take {from} out of DNS through its routing switch"),
-            Mode::Planned => "move the weighted records to the new weights".to_owned(),
-        },
-        &|c| {
-            let switch = from_spec.and_then(|r| r.routing_switch.as_ref());
-            match (mode, switch) {
-                (Mode::Unplanned, Some(s)) => {
-                    let metric = format!("{}/{}", s.namespace, s.metric_name);
-                    c.add("cloudwatch", "PutMetricData", &s.region, metric, false);
-                    c.add(
-                        "cloudwatch",
-                        "DescribeAlarms",
-                        &s.region,
-                        s.alarm_name.clone(),
-                        false,
-                    );
-                }
-                _ => {
-                    for ch in changes
-                        .iter()
-                        .filter(|ch| ch.weight_before != ch.weight_after)
-                    {
-                        let Some(r) = spec.region(&ch.region) else {
-                            continue;
-                        };
-                        for d in &r.dns {
-                            let res = format!(
-                                "{} {} {}",
-                                d.hosted_zone_id,
-                                d.record_name,
-                                d.set_identifier.as_deref().unwrap_or("")
-                            );
-                            c.add(
-                                "route53",
-                                "ChangeResourceRecordSets",
-                                ROUTE53_REGION,
-                                res,
-                                true,
-                            );
-                        }
-                    }
-                    c.add(
-                        "route53",
-                        "GetChange",
-                        ROUTE53_REGION,
-                        "change".into(),
-                        true,
-                    );
-                }
-            }
-        },
-    );
-    let pairs: Vec<(&str, &str)> = match (from_spec, target) {
-        (Some(f), Some(t)) => f
-            .buckets
-            .iter()
-            .zip(&t.buckets)
-            .map(|(o, n)| (o.name.as_str(), n.name.as_str()))
-            .collect(),
-        _ => Vec::new(),
-    };
-    if !pairs.is_empty() {
-        step(
-            "suspend_old_rules",
-            "replica-promoter",
-            format!(
-                "best effort, after traffic has moved: suspend the replication rules of {from}'s buckets in {from} (2 s per attempt, 4 s per call, one retry); a failure is recorded and never fails the run"
-            ),
-            &|c| {
-                for (old, new) in &pairs {
-                    c.add("s3", "GetBucketReplication", from, (*old).to_owned(), true);
-                    if mode == Mode::Unplanned {
-                        c.add(
-                            "s3",
-                            "PutBucketReplication",
-                            to,
-                            format!(
-                                "{new} (the old rules' mirror, when s3_flip could not read them)"
-                            ),
-                            true,
-                        );
-                    }
-                    c.add(
-                        "s3",
-                        "PutBucketReplication",
-                        from,
-                        format!("{old} (every rule Disabled)"),
-                        true,
-                    );
-                }
-            },
-        );
+        }
     }
-    step(
-        "finalize",
-        crate::NAME,
-        format!(
-            "write the new roles and weights fenced by the lease epoch in {arbiter}, record the run, release the lease"
-        ),
-        &|c| {
-            c.add("dynamodb", "GetItem", arbiter, table("SPEC"), false);
+
+    /// Every replica-promoter step (its data-tier work aside): the spec and the lease
+    /// read in the arbiter's table (the epoch is checked before anything changes).
+    pub(crate) fn promoter_checks(&self, c: &mut Calls<'_>) {
+        c.table("GetItem", self.arbiter, "SPEC");
+        c.table("GetItem", self.arbiter, "LEASE");
+    }
+
+    /// A replica-promoter step's durable marker: the audit log read, the event appended.
+    pub(crate) fn promoter_records(&self, c: &mut Calls<'_>) {
+        c.table("Query", self.arbiter, "EVENT#");
+        c.table("PutItem", self.arbiter, "EVENT#");
+    }
+
+    /// `acquire`: the lease in the arbiter's table; a failover reads the spec and the
+    /// runs there first (the cooldown).
+    pub(crate) fn acquire(&self, c: &mut Calls<'_>, failover: bool) {
+        c.table("GetItem", self.arbiter, "LEASE");
+        if failover {
+            c.table("GetItem", self.arbiter, "SPEC");
+            c.table("Query", self.arbiter, "RUN#");
+        }
+        c.table("UpdateItem", self.arbiter, "LEASE");
+    }
+
+    /// The data tier in `to` (the machine's Parallel: every branch runs, one with nothing
+    /// of its kind in the Region ends after its checks). `planned`: the s3 flip reads
+    /// the old rules in `from` (best effort) and Aurora switches over.
+    pub(crate) fn promote_data(&self, c: &mut Calls<'_>, data_loss_accepted: bool) {
+        let (to, from) = (self.to, self.from);
+        let Some(target) = self.spec.region(to) else {
+            return;
+        };
+        let planned = self.mode == Mode::Planned;
+        // RDS: PromoteReadReplica, then DescribeDBInstances until a standalone writer.
+        self.promoter_checks(c);
+        for db in &target.databases {
+            if let DatabaseRef::RdsInstance { instance_id, .. } = db {
+                c.add("rds", "DescribeDBInstances", to, instance_id.clone(), true);
+                c.add("rds", "PromoteReadReplica", to, instance_id.clone(), true);
+                self.promoter_records(c);
+            }
+        }
+        // Aurora global: switchover (planned, RPO 0) or failover, then polls.
+        self.promoter_checks(c);
+        for db in &target.databases {
+            if let DatabaseRef::AuroraGlobal {
+                global_cluster_id,
+                cluster_id,
+            } = db
+            {
+                let op = if planned {
+                    "SwitchoverGlobalCluster"
+                } else {
+                    "FailoverGlobalCluster"
+                };
+                let res = if data_loss_accepted {
+                    format!("{global_cluster_id} -> {cluster_id} (AllowDataLoss)")
+                } else {
+                    format!("{global_cluster_id} -> {cluster_id}")
+                };
+                c.add(
+                    "rds",
+                    "DescribeGlobalClusters",
+                    to,
+                    global_cluster_id.clone(),
+                    true,
+                );
+                c.add("rds", op, to, res, true);
+                self.promoter_records(c);
+            }
+        }
+        // s3_flip: the target's buckets, read and written in the target Region;
+        // planned, the old primary's rules read there too (best effort, short
+        // timeouts). Unplanned, nothing outside the target Region: the rules are the
+        // bucket's own suspended ones enabled again, or built from the spec (which
+        // needs the bucket's role; without one nothing is put until suspend_old_rules
+        // can mirror the old rules).
+        self.promoter_checks(c);
+        let old_buckets = self
+            .spec
+            .region(from)
+            .map_or(&[][..], |r| r.buckets.as_slice());
+        for (b, old) in target.buckets.iter().zip(old_buckets) {
+            c.add("s3", "GetBucketReplication", to, b.name.clone(), true);
+            if planned {
+                c.add("s3", "GetBucketReplication", from, old.name.clone(), true);
+            }
+            if planned || b.replication_role_arn.is_some() {
+                c.add("s3", "PutBucketReplication", to, b.name.clone(), true);
+            }
+            self.promoter_records(c);
+        }
+        // DynamoDB global tables: nothing to promote; the target's replica described.
+        self.promoter_checks(c);
+        for table in &target.dynamodb_tables {
+            c.add("dynamodb", "DescribeTable", to, table.clone(), true);
+        }
+    }
+
+    /// Flips routing switches (traffic-shifter `failover` and `enable`): the spec and
+    /// the lease in the arbiter's table, each switch read in its Region, its position
+    /// recorded (fenced) in the arbiter's table, then its metric and alarm state set.
+    pub(crate) fn flip_switches(&self, c: &mut Calls<'_>, switches: &[&RoutingSwitch]) {
+        c.table("GetItem", self.arbiter, "SPEC");
+        c.table("GetItem", self.arbiter, "LEASE");
+        for s in switches {
+            let metric = format!("{}/{}", s.namespace, s.metric_name);
             c.add(
-                "dynamodb",
-                "TransactWriteItems",
-                arbiter,
-                table("SPEC + LEASE"),
+                "cloudwatch",
+                "DescribeAlarms",
+                &s.region,
+                s.alarm_name.clone(),
+                false,
+            );
+            c.add(
+                "cloudwatch",
+                "GetMetricData",
+                &s.region,
+                metric.clone(),
                 false,
             );
             c.add(
                 "dynamodb",
                 "TransactWriteItems",
-                arbiter,
-                table("RUN# + LEASE"),
+                self.arbiter,
+                format!("WORKLOAD#{}/SWITCH# + LEASE", self.spec.workload),
                 false,
             );
-            c.add("dynamodb", "PutItem", arbiter, table("EVENT#"), false);
-            c.add("dynamodb", "UpdateItem", arbiter, table("LEASE"), false);
-        },
+            c.add("cloudwatch", "PutMetricData", &s.region, metric, false);
+            c.add(
+                "cloudwatch",
+                "SetAlarmState",
+                &s.region,
+                s.alarm_name.clone(),
+                false,
+            );
+        }
+    }
+
+    /// `s3_suspend_old`, best effort after traffic has moved: the old primary's rules
+    /// read in `from` (best-effort client); once read, unplanned, the target's rules
+    /// replaced by their exact mirror, and the old rules suspended. A Region that does
+    /// not answer gets no further call, and the outcome is recorded either way.
+    pub(crate) fn suspend_old_rules(&self, c: &mut Calls<'_>) {
+        let (to, from) = (self.to, self.from);
+        self.promoter_checks(c);
+        let (Some(old), Some(new)) = (self.spec.region(from), self.spec.region(to)) else {
+            return;
+        };
+        if new.buckets.is_empty() {
+            return;
+        }
+        c.table("Query", self.arbiter, "EVENT#");
+        for (o, n) in old.buckets.iter().zip(&new.buckets) {
+            c.add("s3", "GetBucketReplication", from, o.name.clone(), true);
+            if self.mode == Mode::Unplanned {
+                c.add_after_answer(
+                    "s3",
+                    "PutBucketReplication",
+                    to,
+                    format!(
+                        "{} (the old rules' mirror, when s3_flip could not read them)",
+                        n.name
+                    ),
+                    true,
+                    from,
+                );
+            }
+            c.add_after_answer(
+                "s3",
+                "PutBucketReplication",
+                from,
+                format!("{} (every rule Disabled)", o.name),
+                true,
+                from,
+            );
+            self.promoter_records(c);
+        }
+    }
+
+    /// `finalize`: the run's record read, the spec written fenced, the run recorded,
+    /// the audit event appended and the lease released, all in the arbiter's table.
+    pub(crate) fn finalize(&self, c: &mut Calls<'_>) {
+        c.table("Query", self.arbiter, "RUN#");
+        c.table("GetItem", self.arbiter, "SPEC");
+        c.table("TransactWriteItems", self.arbiter, "SPEC + LEASE");
+        c.table("TransactWriteItems", self.arbiter, "RUN# + LEASE");
+        c.table("PutItem", self.arbiter, "EVENT#");
+        c.table("UpdateItem", self.arbiter, "LEASE");
+    }
+}
+
+/// One health-probe round of `spec`'s workload, as a state machine's probe step invokes
+/// it (`{"workload"}`: one round, no switch re-assertion), running in `home`: the spec,
+/// the health and the switch positions read in its table; for every Region, the Route
+/// 53 health checks of its records (Route 53's API, us-east-1), its alarms and its
+/// databases' replication lag (CloudWatch in that Region) and the S3 replication
+/// latency into its buckets (CloudWatch in the primary's Region: the metric lives with
+/// the source bucket); the health written, an audit event on a verdict change, and one
+/// PutMetricData in `home`. Every Region is probed, the one being left too: each
+/// signal is bounded (2 s) and a late one is a note.
+pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>) {
+    let (spec, home) = (p.spec, p.home);
+    c.table("GetItem", home, "SPEC");
+    c.table("Query", home, "HEALTH#");
+    c.table("Query", home, "SWITCH#");
+    let source = spec.primary().map(|p| p.region.as_str());
+    for r in &spec.regions {
+        for d in &r.dns {
+            if let Some(id) = &d.health_check_id {
+                c.add(
+                    "route53",
+                    "GetHealthCheckStatus",
+                    ROUTE53_REGION,
+                    id.clone(),
+                    true,
+                );
+            }
+        }
+        if !r.alarms.is_empty() {
+            c.add(
+                "cloudwatch",
+                "DescribeAlarms",
+                &r.region,
+                r.alarms.join(","),
+                false,
+            );
+        }
+        if !r.databases.is_empty() {
+            c.add(
+                "cloudwatch",
+                "GetMetricData",
+                &r.region,
+                format!("replication lag into {}", r.region),
+                false,
+            );
+        }
+        if let Some(source) = source
+            && source != r.region
+            && !r.buckets.is_empty()
+        {
+            let what = format!("AWS/S3 ReplicationLatency into {}", r.region);
+            c.add("cloudwatch", "ListMetrics", source, what.clone(), false);
+            c.add("cloudwatch", "GetMetricData", source, what, false);
+        }
+        c.table("PutItem", home, &format!("HEALTH#{}", r.region));
+    }
+    c.table("PutItem", home, "EVENT# (a verdict change)");
+    c.add(
+        "cloudwatch",
+        "PutMetricData",
+        home,
+        "Lifeboat/RegionHealthy, ProbeLatencyMs, ReplicationLagSeconds".into(),
+        false,
     );
+}
+
+/// The plan of `steps`, with its summary flags.
+pub(crate) fn finish(steps: Vec<PlanStep>, from: &str) -> Plan {
     let all = || steps.iter().flat_map(|s| s.calls.iter());
     Plan {
         touches_control_plane_outside_surviving_region: all()
@@ -823,6 +935,107 @@ pub fn plan(
         touches_failed_region: all().any(|c| c.region == from),
         steps,
     }
+}
+
+/// Every step of the `failover` machine and every AWS call each makes, with the Region
+/// it goes to (what a dry run returns). The traffic moves through the routing switches
+/// in both modes: no Route 53 record is changed.
+pub fn plan(
+    spec: &WorkloadSpec,
+    mode: Mode,
+    from: &str,
+    to: &str,
+    arbiter: &str,
+    home: &str,
+    data_loss_accepted: bool,
+) -> Plan {
+    let p = Places {
+        spec,
+        mode,
+        from,
+        to,
+        arbiter,
+        home,
+    };
+    let switches: Vec<&RoutingSwitch> = failover_switches(spec, from, to);
+    let steps = vec![
+        p.step(
+            "decide",
+            crate::NAME,
+            format!("pick {to} to take over from {from}"),
+            |c| {
+                c.table("GetItem", home, "SPEC");
+                c.table("Query", home, "HEALTH#");
+            },
+        ),
+        p.step(
+            "acquire",
+            crate::NAME,
+            format!(
+                "check the cooldown and take the failover lease in {arbiter} with a new epoch"
+            ),
+            |c| p.acquire(c, true),
+        ),
+        p.step(
+            "promote_data",
+            "replica-promoter",
+            format!(
+                "make the data tier in {to} writable (RDS, Aurora, S3 replication, DynamoDB: in parallel)"
+            ),
+            |c| p.promote_data(c, data_loss_accepted),
+        ),
+        p.step(
+            "shift_traffic",
+            "traffic-shifter",
+            format!(
+                "take {from} out of DNS through its routing switch (and {to}'s on), data plane only"
+            ),
+            |c| p.flip_switches(c, &switches),
+        ),
+        p.step(
+            "suspend_old_rules",
+            "replica-promoter",
+            format!(
+                "best effort, after traffic has moved: suspend the replication rules of {from}'s buckets in {from} (2 s per attempt, 4 s per call, one retry); a failure is recorded and never fails the run"
+            ),
+            |c| p.suspend_old_rules(c),
+        ),
+        p.step(
+            "verify",
+            "health-probe",
+            format!(
+                "probe rounds until {to} is seen healthy: every Region is probed, {from} too (each signal bounded to 2 s)"
+            ),
+            |c| probe_round(&p, c),
+        ),
+        p.step(
+            "finalize",
+            crate::NAME,
+            format!(
+                "write the new roles and weights fenced by the lease epoch in {arbiter}, record the run, release the lease"
+            ),
+            |c| p.finalize(c),
+        ),
+    ];
+    finish(steps, from)
+}
+
+/// The switches traffic-shifter's `failover` step flips: `from`'s off (it must live in
+/// another Region), and `to`'s on unless it lives in `from`.
+pub(crate) fn failover_switches<'a>(
+    spec: &'a WorkloadSpec,
+    from: &str,
+    to: &str,
+) -> Vec<&'a RoutingSwitch> {
+    let off = spec
+        .region(from)
+        .and_then(|r| r.routing_switch.as_ref())
+        .filter(|s| s.region != from);
+    let on = spec
+        .region(to)
+        .and_then(|r| r.routing_switch.as_ref())
+        .filter(|s| s.region != from);
+    off.into_iter().chain(on).collect()
 }
 
 #[cfg(test)]
@@ -1078,12 +1291,28 @@ mod tests {
         assert!(err.to_string().contains("is not the primary"), "{err}");
     }
 
+    fn ops<'a>(calls: impl IntoIterator<Item = &'a PlannedCall>) -> Vec<(&'a str, &'a str)> {
+        calls
+            .into_iter()
+            .map(|c| (c.operation.as_str(), c.region.as_str()))
+            .collect()
+    }
+
+    fn step<'a>(d: &'a Decision, name: &str) -> &'a PlanStep {
+        d.plan
+            .steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap_or_else(|| panic!("no step {name}"))
+    }
+
     #[test]
     fn the_plan_lists_every_call_and_flags_control_planes_outside_the_survivor() {
         let mut r = req(Mode::Unplanned);
         r.target_region = Some("eu-west-1".into());
         let d = decide(&spec(), &all_healthy(), &r, "eu-west-1", NOW).unwrap();
         let steps: Vec<&str> = d.plan.steps.iter().map(|s| s.step.as_str()).collect();
+        // The failover machine's steps, in order, each with the function that runs it.
         assert_eq!(
             steps,
             [
@@ -1092,16 +1321,39 @@ mod tests {
                 "promote_data",
                 "shift_traffic",
                 "suspend_old_rules",
+                "verify",
                 "finalize"
             ]
         );
-        // Unplanned: the data-plane switch in eu-west-1, no Route 53 call.
-        let shift = &d.plan.steps[3].calls;
-        assert_eq!(shift[0].operation, "PutMetricData");
-        assert_eq!(shift[0].region, "eu-west-1");
-        let promote = &d.plan.steps[2].calls;
-        assert_eq!(promote[0].operation, "PromoteReadReplica");
-        assert_eq!(promote[0].resource, "checkout-db-replica-euw1");
+        // The traffic moves through the data plane: us-east-1's switch (it lives in
+        // eu-west-1) off, its position recorded fenced in the arbiter; eu-west-1's
+        // switch lives in us-east-1, which is being left: not touched.
+        assert_eq!(
+            ops(&step(&d, "shift_traffic").calls),
+            [
+                ("GetItem", "eu-west-1"),
+                ("GetItem", "eu-west-1"),
+                ("DescribeAlarms", "eu-west-1"),
+                ("GetMetricData", "eu-west-1"),
+                ("TransactWriteItems", "eu-west-1"),
+                ("PutMetricData", "eu-west-1"),
+                ("SetAlarmState", "eu-west-1"),
+            ]
+        );
+        let promote = &step(&d, "promote_data").calls;
+        let rds: Vec<(&str, &str)> = ops(promote.iter().filter(|c| c.service == "rds"));
+        assert_eq!(
+            rds,
+            [
+                ("DescribeDBInstances", "eu-west-1"),
+                ("PromoteReadReplica", "eu-west-1")
+            ]
+        );
+        assert!(
+            promote
+                .iter()
+                .any(|c| c.resource == "checkout-db-replica-euw1")
+        );
         // Up to the end of the traffic switch, nothing goes to the failed Region or to
         // Route 53: the S3 flip reads and writes the target's bucket only.
         let critical: Vec<&PlannedCall> = d.plan.steps[..4].iter().flat_map(|s| &s.calls).collect();
@@ -1113,96 +1365,154 @@ mod tests {
             critical.iter().all(|c| c.service != "route53"),
             "{critical:#?}"
         );
-        let s3: Vec<(&str, &str)> = promote
-            .iter()
-            .filter(|c| c.service == "s3")
-            .map(|c| (c.operation.as_str(), c.region.as_str()))
-            .collect();
         assert_eq!(
-            s3,
+            ops(promote.iter().filter(|c| c.service == "s3")),
             [
                 ("GetBucketReplication", "eu-west-1"),
                 ("PutBucketReplication", "eu-west-1")
             ]
         );
         // After it, best effort: the old bucket's rules suspended in the failed Region
-        // (and the target's rules replaced by the old ones' mirror). The plan says so.
-        let suspend = &d.plan.steps[4];
+        // (and the target's rules replaced by the old ones' mirror), each put only once
+        // us-east-1 has answered the read. The plan says so.
+        let suspend = step(&d, "suspend_old_rules");
         assert_eq!(suspend.function, "replica-promoter");
         assert!(
             suspend.summary.contains("best effort"),
             "{}",
             suspend.summary
         );
-        let ops: Vec<(&str, &str)> = suspend
-            .calls
-            .iter()
-            .map(|c| (c.operation.as_str(), c.region.as_str()))
-            .collect();
+        let s3: Vec<&PlannedCall> = suspend.calls.iter().filter(|c| c.service == "s3").collect();
         assert_eq!(
-            ops,
+            ops(s3.iter().copied()),
             [
                 ("GetBucketReplication", "us-east-1"),
                 ("PutBucketReplication", "eu-west-1"),
                 ("PutBucketReplication", "us-east-1")
             ]
         );
-        assert_eq!(suspend.calls[0].resource, "checkout-receipts-use1");
+        assert_eq!(s3[0].resource, "checkout-receipts-use1");
+        assert_eq!(s3[0].needs_answer_from, None);
+        assert!(
+            s3[1..]
+                .iter()
+                .all(|c| c.needs_answer_from.as_deref() == Some("us-east-1"))
+        );
+        // The verification probes every Region, the failed one too (bounded), and
+        // Route 53's health checks through its API in us-east-1.
+        let verify = step(&d, "verify");
+        assert_eq!(verify.function, "health-probe");
+        let calls = &verify.calls;
+        for region in ["us-east-1", "eu-west-1", "ap-southeast-1"] {
+            assert!(
+                calls
+                    .iter()
+                    .any(|c| c.operation == "DescribeAlarms" && c.region == region),
+                "{region}: {calls:#?}"
+            );
+        }
+        assert!(calls.iter().any(|c| c.operation == "GetHealthCheckStatus"
+            && c.region == ROUTE53_REGION
+            && c.control_plane
+            && c.outside_surviving_region));
+        // S3 replication latency is read where the source (the primary's) bucket is.
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.operation == "ListMetrics" && c.region == "us-east-1")
+        );
         assert!(d.plan.touches_failed_region);
         assert!(d.plan.touches_control_plane_outside_surviving_region);
 
-        // Planned: weighted records through Route 53's control plane in us-east-1.
+        // Planned: the same data-plane switch, no Route 53 record change; both Regions
+        // are up, so s3_flip reads the old rules to mirror them, and the suspension
+        // only suspends (no mirror to put).
         let mut r = req(Mode::Planned);
         r.target_region = Some("eu-west-1".into());
         let d = decide(&spec(), &all_healthy(), &r, "eu-west-1", NOW).unwrap();
-        let route53: Vec<&PlannedCall> = d
-            .plan
-            .steps
-            .iter()
-            .flat_map(|s| &s.calls)
-            .filter(|c| c.service == "route53")
-            .collect();
         assert!(
-            route53
+            d.plan
+                .steps
                 .iter()
-                .any(|c| c.operation == "ChangeResourceRecordSets"
-                    && c.region == "us-east-1"
-                    && c.control_plane
-                    && c.outside_surviving_region)
+                .flat_map(|s| &s.calls)
+                .all(|c| c.operation != "ChangeResourceRecordSets"),
+            "{:#?}",
+            d.plan
         );
-        assert!(d.plan.touches_control_plane_outside_surviving_region);
-        assert!(d.plan.touches_failed_region);
-        // Planned: both Regions are up, so s3_flip reads the old rules to mirror them.
-        let promote = d
-            .plan
-            .steps
-            .iter()
-            .find(|s| s.step == "promote_data")
-            .unwrap();
-        let s3: Vec<(&str, &str)> = promote
-            .calls
-            .iter()
-            .filter(|c| c.service == "s3")
-            .map(|c| (c.operation.as_str(), c.region.as_str()))
-            .collect();
         assert_eq!(
-            s3,
+            ops(&step(&d, "shift_traffic").calls)[2..],
+            [
+                ("DescribeAlarms", "eu-west-1"),
+                ("GetMetricData", "eu-west-1"),
+                ("TransactWriteItems", "eu-west-1"),
+                ("PutMetricData", "eu-west-1"),
+                ("SetAlarmState", "eu-west-1"),
+            ]
+        );
+        assert_eq!(
+            ops(step(&d, "promote_data")
+                .calls
+                .iter()
+                .filter(|c| c.service == "s3")),
             [
                 ("GetBucketReplication", "eu-west-1"),
                 ("GetBucketReplication", "us-east-1"),
                 ("PutBucketReplication", "eu-west-1")
             ]
         );
-        let suspend = d
-            .plan
-            .steps
+        let suspend: Vec<&PlannedCall> = step(&d, "suspend_old_rules")
+            .calls
             .iter()
-            .find(|s| s.step == "suspend_old_rules")
-            .unwrap();
+            .filter(|c| c.service == "s3")
+            .collect();
         assert!(
-            suspend.calls.iter().all(|c| c.region == "us-east-1"),
-            "{:#?}",
-            suspend.calls
+            suspend.iter().all(|c| c.region == "us-east-1"),
+            "{suspend:#?}"
+        );
+        assert!(d.plan.touches_control_plane_outside_surviving_region);
+        assert!(d.plan.touches_failed_region);
+    }
+
+    #[test]
+    fn every_data_tier_branch_checks_the_lease_and_an_empty_one_stops_there() {
+        // A target with no database, bucket or table: every branch of the Parallel
+        // still runs and reads the spec and the lease in the arbiter, nothing more.
+        let mut s = spec();
+        for r in &mut s.regions {
+            r.databases.clear();
+            r.buckets.clear();
+            r.dynamodb_tables.clear();
+        }
+        let mut r = req(Mode::Unplanned);
+        r.target_region = Some("eu-west-1".into());
+        let d = decide(&s, &all_healthy(), &r, "eu-west-1", NOW).unwrap();
+        let promote = &step(&d, "promote_data").calls;
+        assert_eq!(promote.len(), 8, "{promote:#?}");
+        assert!(
+            promote
+                .iter()
+                .all(|c| c.service == "dynamodb" && c.operation == "GetItem"),
+            "{promote:#?}"
+        );
+        // A workload whose first Region has an Aurora member: switchover when planned.
+        let mut s = spec();
+        s.regions[1].databases = vec![DatabaseRef::AuroraGlobal {
+            global_cluster_id: "g".into(),
+            cluster_id: "c-euw1".into(),
+        }];
+        let mut r = req(Mode::Planned);
+        r.target_region = Some("eu-west-1".into());
+        let d = decide(&s, &all_healthy(), &r, "eu-west-1", NOW).unwrap();
+        let rds = ops(step(&d, "promote_data")
+            .calls
+            .iter()
+            .filter(|c| c.service == "rds"));
+        assert_eq!(
+            rds,
+            [
+                ("DescribeGlobalClusters", "eu-west-1"),
+                ("SwitchoverGlobalCluster", "eu-west-1")
+            ]
         );
     }
 

@@ -16,11 +16,12 @@
 //! itself because the emulator replicates nothing) the report marks the RPO
 //! `rpo_simulated: true`: it is never presented as measured.
 
-use lifeboat::store::{RunOutcome, RunRecord, TimelineEntry};
+use lifeboat::store::{HealthRecord, RunOutcome, RunRecord, TimelineEntry};
 use lifeboat::{Error, Result, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::decide::{Places, Plan, PlanStep, finish};
 use crate::failback::{FailbackRequest, FailbackTiming, check_schedule};
 use crate::request::{FailoverRequest, Mode, Timing, flatten_timeline};
 use crate::steps::run_id;
@@ -252,6 +253,122 @@ pub fn prepare(spec: &WorkloadSpec, req: &DrillRequest, holder: &str) -> Result<
         },
         timing,
     })
+}
+
+/// Every step and AWS call of a drill of `spec` run as `holder` by the executor in
+/// `executor_region`: the drill's own steps around the nested failover's plan (the one
+/// its `decide` makes for [`prepare`]'s input) and the nested failback's (the one its
+/// `decide_failback` makes once that failover is recorded). The steps of the nested
+/// runs are named `failover:<step>` and `failback:<step>`. Errors: what [`prepare`],
+/// the failover decision or the failback decision would refuse.
+pub fn plan(
+    spec: &WorkloadSpec,
+    health: &[HealthRecord],
+    req: &DrillRequest,
+    holder: &str,
+    executor_region: &str,
+    now: UnixMillis,
+) -> Result<Plan> {
+    let p = prepare(spec, req, holder)?;
+    let failover = crate::decide::decide(spec, health, &p.failover.input, executor_region, now)?;
+    // The failback decides on the spec the failover leaves and the run it records.
+    let mut after = spec.clone();
+    crate::decide::apply_changes(&mut after, &failover.changes)?;
+    after.version = spec.version + 1;
+    let run = RunRecord {
+        id: p.failover.name.clone(),
+        kind: lifeboat::store::RunKind::Drill,
+        started_at: now,
+        finished_at: Some(now),
+        outcome: RunOutcome::Succeeded,
+        timeline: vec![],
+        measured_rto_ms: None,
+        measured_rpo_ms: None,
+        rpo_simulated: false,
+        details: serde_json::json!({
+            "operation": "failover",
+            "from_region": failover.from_region,
+            "to_region": failover.to_region,
+            "changes": failover.changes,
+        }),
+    };
+    let failback = crate::failback::decide_failback(
+        &after,
+        std::slice::from_ref(&run),
+        health,
+        &p.failback.input,
+        executor_region,
+        now,
+    )?;
+    let here = executor_region;
+    let (primary, target) = (p.primary_region.as_str(), failover.to_region.as_str());
+    let places = Places {
+        spec,
+        mode: p.failover.input.mode,
+        from: primary,
+        to: target,
+        arbiter: &failover.arbiter_region,
+        home: here,
+    };
+    // replica-promoter's canary steps: the spec in its own table, the object in the
+    // Region's first bucket (a write looks first: a retried write finds it there).
+    let canary = |step: &str, region: &str, write: bool| {
+        let bucket = spec
+            .region(region)
+            .and_then(|r| r.buckets.first())
+            .map(|b| format!("{}/{}", b.name, p.canary_key));
+        places.step(
+            step,
+            "replica-promoter",
+            format!("the canary in {region}'s first bucket"),
+            |c| {
+                c.table("GetItem", here, "SPEC");
+                if let Some(object) = bucket {
+                    c.add("s3", "GetObject", region, object.clone(), false);
+                    if write {
+                        c.add("s3", "PutObject", region, object, false);
+                    }
+                }
+            },
+        )
+    };
+    let mut steps = vec![places.step(
+        "prepare",
+        crate::NAME,
+        "name the nested runs and the canary".into(),
+        |c| c.table("GetItem", here, "SPEC"),
+    )];
+    steps.push(canary("canary_write", primary, true));
+    steps.extend(nested("failover", failover.plan.clone()));
+    steps.push(canary("canary_read", target, false));
+    steps.extend(nested("failback", failback.plan));
+    steps.push(places.step(
+        "report",
+        crate::NAME,
+        "the report (JSON and Markdown) to the report bucket, the RUN# record".into(),
+        |c| {
+            c.add(
+                "s3",
+                "PutObject",
+                here,
+                format!("drills/{}/{}.json, .md", spec.workload, p.run_id),
+                false,
+            );
+            c.table("PutItem", here, "RUN#");
+        },
+    ));
+    Ok(finish(steps, primary))
+}
+
+/// A nested run's steps, named `<prefix>:<step>`.
+fn nested(prefix: &str, plan: Plan) -> Vec<PlanStep> {
+    plan.steps
+        .into_iter()
+        .map(|mut s| {
+            s.step = format!("{prefix}:{}", s.step);
+            s
+        })
+        .collect()
 }
 
 /// The drill machine's state as the `report` step receives it (`$`): only what the
@@ -835,6 +952,80 @@ mod tests {
         r.target_region = Some("eu-west-1".into());
         assert!(prepare(&spec(), &r, HOLDER).is_ok());
         assert!(prepare(&spec(), &req(), " ").is_err());
+    }
+
+    fn healthy(now: UnixMillis) -> Vec<HealthRecord> {
+        ["us-east-1", "eu-west-1", "ap-southeast-1"]
+            .iter()
+            .map(|r| HealthRecord {
+                region: (*r).into(),
+                verdict: lifeboat::store::Verdict::Healthy,
+                consecutive_failures: 0,
+                consecutive_successes: 3,
+                probe_latency_ms: Some(5),
+                replication_lag_seconds: Some(1.0),
+                lag_grade: None,
+                observed_at: UnixMillis(now.0 - 1_000),
+                detail: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_drill_plan_is_its_steps_around_the_nested_runs_plans() {
+        let now = UnixMillis(T0);
+        let mut r = req();
+        r.target_region = Some("eu-west-1".into());
+        let plan = plan(&spec(), &healthy(now), &r, HOLDER, "eu-west-1", now).unwrap();
+        let steps: Vec<&str> = plan.steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(steps[..3], ["prepare", "canary_write", "failover:decide"]);
+        assert!(steps.contains(&"failover:shift_traffic"), "{steps:?}");
+        assert!(steps.contains(&"canary_read"), "{steps:?}");
+        assert!(steps.contains(&"failback:reprotect"), "{steps:?}");
+        assert_eq!(steps.last(), Some(&"report"));
+        let step = |name: &str| plan.steps.iter().find(|s| s.step == name).unwrap();
+        // The canary: written in the primary's first bucket, read in the target's.
+        let write = step("canary_write");
+        assert_eq!(write.function, "replica-promoter");
+        assert!(write.calls.iter().any(|c| c.operation == "PutObject"
+            && c.region == "us-east-1"
+            && c.resource == "checkout-receipts-use1/lifeboat-canary/d1"));
+        assert!(
+            step("canary_read")
+                .calls
+                .iter()
+                .any(|c| c.operation == "GetObject" && c.region == "eu-west-1")
+        );
+        // The failback returns to us-east-1: its lease in us-east-1's table (the
+        // arbiter of a failover of eu-west-1), the failover's in eu-west-1's.
+        assert!(
+            step("failback:acquire")
+                .calls
+                .iter()
+                .all(|c| c.region == "us-east-1")
+        );
+        assert!(
+            step("failover:acquire")
+                .calls
+                .iter()
+                .all(|c| c.region == "eu-west-1")
+        );
+        assert!(plan.touches_failed_region);
+        // What the failback would refuse, the plan refuses: an unhealthy home.
+        let mut h = healthy(now);
+        h[0].verdict = lifeboat::store::Verdict::Unhealthy;
+        let err = plan_of(&h, &r, now);
+        assert_eq!(err, Some(lifeboat::ErrorName::TargetUnhealthy));
+    }
+
+    fn plan_of(
+        h: &[HealthRecord],
+        r: &DrillRequest,
+        now: UnixMillis,
+    ) -> Option<lifeboat::ErrorName> {
+        plan(&spec(), h, r, HOLDER, "eu-west-1", now)
+            .err()
+            .map(|e| e.name())
     }
 
     fn canary(status: &str, written: Option<u64>) -> CanaryReport {

@@ -12,14 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::model::Role;
+use lifeboat::model::{DatabaseRef, Role, RoutingSwitch};
 use lifeboat::store::{HealthRecord, RunKind, RunOutcome, RunRecord, Verdict};
 use lifeboat::{Error, Result, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::{
-    Candidate, Decision, Operation, PlanStep, PlannedCall, RoleChange, apply_changes, arbiter,
-    is_applied, plan, stale_after_ms,
+    Calls, Candidate, Decision, Operation, Places, Plan, ROUTE53_REGION, RoleChange, apply_changes,
+    arbiter, finish, is_applied, probe_round, stale_after_ms,
 };
 use crate::request::{FailoverRequest, Mode};
 
@@ -279,21 +279,11 @@ pub fn decide_failback(
     };
 
     let (arbiter_region, lease_consistency) = arbiter(spec, &primary.region, executor_region);
-    let mut plan = plan(
+    let plan = plan(
         spec,
-        Mode::Planned,
         &primary.region,
         &home,
         &arbiter_region,
-        executor_region,
-        &changes,
-        false,
-    );
-    add_failback_steps(
-        &mut plan.steps,
-        spec,
-        &primary.region,
-        &home,
         executor_region,
     );
     let weights = |s: &WorkloadSpec| -> BTreeMap<String, u32> {
@@ -343,73 +333,254 @@ pub fn decide_failback(
     })
 }
 
-/// The failback's own steps in the plan: re-protect before the writer moves, the wait
-/// for replication, and the staged traffic return instead of one move.
-fn add_failback_steps(
-    steps: &mut Vec<PlanStep>,
+/// Every step of the `failback` machine and every AWS call each makes (what a dry run
+/// returns): the writer and the traffic move from `primary` back to `home`, the lease
+/// and every fenced write in `arbiter`, the functions in `executor_region`.
+pub fn plan(
     spec: &WorkloadSpec,
     primary: &str,
     home: &str,
+    arbiter: &str,
     executor_region: &str,
-) {
-    let call =
-        |service: &str, operation: &str, region: &str, resource: String, cp: bool| PlannedCall {
-            service: service.into(),
-            operation: operation.into(),
-            region: region.into(),
-            resource,
-            control_plane: cp,
-            outside_surviving_region: region != home,
-        };
-    let mut reprotect = Vec::new();
-    if let Some(p) = spec.region(primary) {
-        for db in &p.databases {
-            if let lifeboat::model::DatabaseRef::RdsInstance { instance_id, .. } = db {
-                for other in spec.regions.iter().filter(|r| r.region != primary) {
-                    reprotect.push(call(
-                        "rds",
-                        "CreateDBInstanceReadReplica",
-                        &other.region,
-                        format!("replica of {instance_id}"),
-                        true,
-                    ));
-                }
+) -> Plan {
+    let p = Places {
+        spec,
+        mode: Mode::Planned,
+        from: primary,
+        to: home,
+        arbiter,
+        home: executor_region,
+    };
+    let here = executor_region;
+    let home_switch: Vec<&RoutingSwitch> = spec
+        .region(home)
+        .and_then(|r| r.routing_switch.as_ref())
+        .into_iter()
+        .collect();
+    let steps = vec![
+        p.step(
+            "decide",
+            crate::NAME,
+            format!(
+                "restore the roles and weights before the last failover into {primary}: back to {home}"
+            ),
+            |c| {
+                c.table("GetItem", here, "SPEC");
+                c.table("Query", here, "HEALTH#");
+                c.table("Query", arbiter, "RUN#");
+            },
+        ),
+        p.step(
+            "acquire",
+            crate::NAME,
+            format!("take the failback lease in {arbiter} with a new epoch"),
+            |c| p.acquire(c, false),
+        ),
+        p.step(
+            "reprotect",
+            "replica-promoter",
+            format!("read replicas of {primary}'s writer in every other Region"),
+            |c| reprotect(&p, c),
+        ),
+        p.step(
+            "wait_for_replication",
+            "health-probe",
+            format!("probe until {home} is healthy and its replication lag is within the RPO"),
+            |c| probe_round(&p, c),
+        ),
+        p.step(
+            "check_lag",
+            crate::NAME,
+            format!("read {home}'s health and lag after each probe (bounded polls)"),
+            |c| {
+                c.table("GetItem", here, "SPEC");
+                c.table("Query", here, "HEALTH#");
+            },
+        ),
+        p.step(
+            "promote_data",
+            "replica-promoter",
+            format!("move the writer back to {home} (planned: RDS promotion, Aurora switchover, S3 flip, DynamoDB check)"),
+            |c| p.promote_data(c, false),
+        ),
+        p.step(
+            "shift_traffic",
+            "traffic-shifter",
+            format!(
+                "return traffic to {home} in stages (weighted records, GetChange until INSYNC), turn its routing switch on after the first, verify DNS and probe after each"
+            ),
+            |c| {
+                shift_stage(&p, c);
+                p.flip_switches(c, &home_switch);
+                verify_dns(&p, c);
+            },
+        ),
+        p.step(
+            "verify_stage",
+            "health-probe",
+            format!("after each stage, probe until {home} is seen serving"),
+            |c| probe_round(&p, c),
+        ),
+        p.step(
+            "suspend_old_rules",
+            "replica-promoter",
+            format!(
+                "best effort, once no traffic is left in {primary}: suspend the replication rules of its buckets there; a failure is recorded and never fails the run"
+            ),
+            |c| p.suspend_old_rules(c),
+        ),
+        p.step(
+            "finalize",
+            crate::NAME,
+            format!(
+                "restore the roles and weights fenced by the lease epoch in {arbiter}, record the run, release the lease"
+            ),
+            |c| p.finalize(c),
+        ),
+    ];
+    finish(steps, primary)
+}
+
+/// `rds_reprotect` of the current primary: its writers described, then for each other
+/// Region a replica looked for and created, the spec written (fenced) with them.
+fn reprotect(p: &Places<'_>, c: &mut Calls<'_>) {
+    p.promoter_checks(c);
+    let Some(source) = p.spec.region(p.from) else {
+        return;
+    };
+    for db in &source.databases {
+        if let DatabaseRef::RdsInstance { instance_id, .. } = db {
+            c.add(
+                "rds",
+                "DescribeDBInstances",
+                p.from,
+                instance_id.clone(),
+                true,
+            );
+            for other in p.spec.regions.iter().filter(|r| r.region != p.from) {
+                let replica = format!("replica of {instance_id}");
+                c.add(
+                    "rds",
+                    "DescribeDBInstances",
+                    &other.region,
+                    replica.clone(),
+                    true,
+                );
+                c.add(
+                    "rds",
+                    "CreateDBInstanceReadReplica",
+                    &other.region,
+                    replica,
+                    true,
+                );
             }
+            c.table("TransactWriteItems", p.arbiter, "SPEC + LEASE");
+            p.promoter_records(c);
         }
     }
-    let at = steps
-        .iter()
-        .position(|s| s.step == "promote_data")
-        .unwrap_or(steps.len());
-    let new = [
-        PlanStep {
-            step: "reprotect".into(),
-            function: "replica-promoter".into(),
-            summary: format!("read replicas of {primary}'s writer in every other Region"),
-            calls: reprotect,
-        },
-        PlanStep {
-            step: "wait_for_replication".into(),
-            function: "health-probe".into(),
-            summary: format!(
-                "probe until {home} is healthy and its replication lag is within the RPO"
-            ),
-            calls: vec![call(
+}
+
+/// The record names the spec routes through, by zone, once each.
+fn record_names(spec: &WorkloadSpec) -> Vec<(&str, &str)> {
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for d in spec.regions.iter().flat_map(|r| &r.dns) {
+        let key = (d.hosted_zone_id.as_str(), d.record_name.as_str());
+        if !names.contains(&key) {
+            names.push(key);
+        }
+    }
+    names
+}
+
+/// traffic-shifter `shift` (one stage): the spec and the lease in the arbiter's table,
+/// each record read, each zone's weighted records changed and polled until INSYNC
+/// (Route 53's control plane, us-east-1).
+fn shift_stage(p: &Places<'_>, c: &mut Calls<'_>) {
+    c.table("GetItem", p.arbiter, "SPEC");
+    c.table("GetItem", p.arbiter, "LEASE");
+    let names = record_names(p.spec);
+    for (zone, name) in &names {
+        c.add(
+            "route53",
+            "ListResourceRecordSets",
+            ROUTE53_REGION,
+            format!("{zone} {name}"),
+            true,
+        );
+    }
+    let mut zones: Vec<&str> = names.iter().map(|(z, _)| *z).collect();
+    zones.dedup();
+    for zone in zones {
+        c.add(
+            "route53",
+            "ChangeResourceRecordSets",
+            ROUTE53_REGION,
+            zone.to_owned(),
+            true,
+        );
+        c.add(
+            "route53",
+            "GetChange",
+            ROUTE53_REGION,
+            zone.to_owned(),
+            true,
+        );
+    }
+}
+
+/// traffic-shifter `verify` (what DNS answers): the spec and the lease in the arbiter's
+/// table, every routing switch read in its Region, every record and its health check
+/// read (Route 53's API); a check that does not watch a switch (an endpoint check) is
+/// asked for its status.
+fn verify_dns(p: &Places<'_>, c: &mut Calls<'_>) {
+    c.table("GetItem", p.arbiter, "SPEC");
+    c.table("GetItem", p.arbiter, "LEASE");
+    for r in &p.spec.regions {
+        if let Some(s) = &r.routing_switch {
+            c.add(
+                "cloudwatch",
+                "DescribeAlarms",
+                &s.region,
+                s.alarm_name.clone(),
+                false,
+            );
+            c.add(
                 "cloudwatch",
                 "GetMetricData",
-                executor_region,
-                "replication lag".into(),
+                &s.region,
+                format!("{}/{}", s.namespace, s.metric_name),
                 false,
-            )],
-        },
-    ];
-    for (i, s) in new.into_iter().enumerate() {
-        steps.insert(at + i, s);
+            );
+        }
     }
-    if let Some(shift) = steps.iter_mut().find(|s| s.step == "shift_traffic") {
-        shift.summary = format!(
-            "return traffic to {home} in stages (weighted records, GetChange until INSYNC), turn its routing switch on after the first, verify after each"
+    for (zone, name) in record_names(p.spec) {
+        c.add(
+            "route53",
+            "ListResourceRecordSets",
+            ROUTE53_REGION,
+            format!("{zone} {name}"),
+            true,
         );
+    }
+    for r in &p.spec.regions {
+        for id in r.dns.iter().filter_map(|d| d.health_check_id.as_ref()) {
+            c.add(
+                "route53",
+                "GetHealthCheck",
+                ROUTE53_REGION,
+                id.clone(),
+                true,
+            );
+            if r.routing_switch.is_none() {
+                c.add(
+                    "route53",
+                    "GetHealthCheckStatus",
+                    ROUTE53_REGION,
+                    id.clone(),
+                    true,
+                );
+            }
+        }
     }
 }
 
@@ -569,6 +740,23 @@ mod tests {
         (after, run)
     }
 
+    fn req_failover() -> FailoverRequest {
+        FailoverRequest {
+            workload: "checkout".into(),
+            failed_region: None,
+            target_region: None,
+            mode: Mode::Unplanned,
+            dry_run: false,
+            accept_data_loss: false,
+            reason: "outage".into(),
+            requested_by: "alice".into(),
+            request_id: None,
+            trigger: None,
+            timing: None,
+            drill: false,
+        }
+    }
+
     fn req() -> FailbackRequest {
         FailbackRequest {
             workload: "checkout".into(),
@@ -618,14 +806,93 @@ mod tests {
                 "acquire",
                 "reprotect",
                 "wait_for_replication",
+                "check_lag",
                 "promote_data",
                 "shift_traffic",
+                "verify_stage",
                 "suspend_old_rules",
                 "finalize"
             ]
         );
-        let reprotect = &d.plan.steps[2].calls;
-        assert_eq!(reprotect.len(), 2, "{reprotect:?}");
+        // Re-protection: a replica of eu-west-1's writer in each other Region.
+        let created: Vec<&str> = d.plan.steps[2]
+            .calls
+            .iter()
+            .filter(|c| c.operation == "CreateDBInstanceReadReplica")
+            .map(|c| c.region.as_str())
+            .collect();
+        assert_eq!(created, ["us-east-1", "ap-southeast-1"]);
+        // Traffic returns through weighted records (Route 53's control plane), the
+        // home Region's switch (hosted in eu-west-1) goes on, DNS and the probes verify.
+        let shift = &d.plan.steps[6];
+        assert_eq!(shift.step, "shift_traffic");
+        let has = |op: &str, region: &str| {
+            shift
+                .calls
+                .iter()
+                .any(|c| c.operation == op && c.region == region)
+        };
+        for (op, region) in [
+            ("ListResourceRecordSets", "us-east-1"),
+            ("ChangeResourceRecordSets", "us-east-1"),
+            ("GetChange", "us-east-1"),
+            ("SetAlarmState", "eu-west-1"),
+            ("GetHealthCheck", "us-east-1"),
+            ("PutMetricData", "eu-west-1"),
+        ] {
+            assert!(has(op, region), "{op} in {region}: {:#?}", shift.calls);
+        }
+        // The lease and every fenced write in the arbiter's table; the functions' own
+        // reads in the executor's.
+        let decide = &d.plan.steps[0].calls;
+        assert_eq!(
+            decide
+                .iter()
+                .map(|c| (c.operation.as_str(), c.region.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("GetItem", "us-east-1"),
+                ("Query", "us-east-1"),
+                ("Query", "us-east-1")
+            ]
+        );
+        // Each step's calls are its function's.
+        assert_eq!(d.plan.steps[7].function, "health-probe");
+        assert!(
+            d.plan.steps[7]
+                .calls
+                .iter()
+                .any(|c| c.operation == "GetHealthCheckStatus")
+        );
+        let suspend = &d.plan.steps[8];
+        assert!(
+            suspend
+                .calls
+                .iter()
+                .filter(|c| c.service == "s3")
+                .all(|c| c.region == "eu-west-1"),
+            "{:#?}",
+            suspend.calls
+        );
+    }
+
+    #[test]
+    fn a_decision_with_its_plan_fits_in_a_task_input_with_room_to_spare() {
+        // The machines carry the decision (plan included) into every task: a task's
+        // input is at most 262,144 bytes (Step Functions API reference,
+        // TaskScheduledEventDetails, `parameters`,
+        // https://docs.aws.amazon.com/step-functions/latest/apireference/API_TaskScheduledEventDetails.html).
+        let (s, run) = after_failover();
+        let d = decide_failback(&s, &[run], &healthy(), &req(), "us-east-1", NOW).unwrap();
+        let failback = serde_json::to_vec(&d).unwrap().len();
+        let mut r = req_failover();
+        r.target_region = Some("eu-west-1".into());
+        let mut h = healthy();
+        h[0].verdict = Verdict::Unhealthy;
+        let d = decide(&spec(), &h, &r, "eu-west-1", NOW).unwrap();
+        let failover = serde_json::to_vec(&d).unwrap().len();
+        println!("decision bytes: failover {failover}, failback {failback}");
+        assert!(failover < 64 * 1024 && failback < 64 * 1024);
     }
 
     #[test]
