@@ -39,12 +39,14 @@ use serde_json::{Value, json};
 use crate::moto::MotoServer;
 use crate::twin::{ApiCall, Twin, TwinRow};
 
-/// The functions whose calls are a run's: the machines' Lambda tasks.
-pub const FUNCTIONS: [&str; 4] = [
+/// The functions whose calls are a run's: the machines' Lambda tasks (deploy-wave: the
+/// failback's soak between traffic stages).
+pub const FUNCTIONS: [&str; 5] = [
     "failover-executor",
     "replica-promoter",
     "traffic-shifter",
     "health-probe",
+    "deploy-wave",
 ];
 
 /// One AWS call as a plan and the call log both can say it.

@@ -474,6 +474,7 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
             "promote_data",
             "shift_traffic",
             "suspend_old_rules",
+            "verify",
             "finalize"
         ]
     );
@@ -490,8 +491,9 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
             }
         }
     }
-    // Control planes outside the survivor: only the best-effort step after the switch
-    // (the old bucket's S3 replication rules, in the failed Region).
+    // Control planes outside the survivor: only after the switch, in the best-effort
+    // step (the old bucket's S3 replication rules, in the failed Region) and in the
+    // verification probe (Route 53 GetHealthCheckStatus, its API in us-east-1).
     let outside: Vec<&str> = d["plan"]["steps"]
         .as_array()
         .unwrap()
@@ -505,7 +507,7 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
         })
         .map(|s| s["step"].as_str().unwrap())
         .collect();
-    assert_eq!(outside, ["suspend_old_rules"]);
+    assert_eq!(outside, ["suspend_old_rules", "verify"]);
     assert_eq!(
         d["plan"]["touches_control_plane_outside_surviving_region"],
         true

@@ -57,6 +57,7 @@ fn timing(failback: bool) -> Value {
     let mut t = json!({"poll_seconds": o.poll_seconds, "verify_max_polls": o.verify_max_polls});
     if failback {
         t["lag_max_polls"] = json!(o.verify_max_polls);
+        t["soak_seconds"] = json!(o.soak_seconds);
     }
     t
 }
@@ -321,6 +322,7 @@ fn restart_watch(d: &mut Drill, extra: &[(&str, String)]) {
         "failover-executor",
         "replica-promoter",
         "traffic-shifter",
+        "deploy-wave",
     ];
     let o = opts();
     let mut env: Vec<(&str, String)> = vec![
@@ -336,6 +338,7 @@ fn restart_watch(d: &mut Drill, extra: &[(&str, String)]) {
             "LIFEBOAT_PROBE_WINDOW_SECONDS",
             o.probe_window_seconds.to_string(),
         ),
+        ("LIFEBOAT_DNS_RESOLVER", d.world.dns.to_string()),
     ];
     env.extend(extra.iter().cloned());
     // The old watch must let go of the port first: a stand-in holds the field meanwhile.

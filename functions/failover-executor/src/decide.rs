@@ -870,13 +870,28 @@ impl Places<'_> {
 /// the source bucket); the health written, an audit event on a verdict change, and one
 /// PutMetricData in `home`. Every Region is probed, the one being left too: each
 /// signal is bounded (2 s) and a late one is a note.
-pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>) {
+///
+/// A Region's routing-switch alarm is read (DescribeAlarms in the switch's Region) unless
+/// its switch is recorded off (`switched_off`, as the step before left it): an unhealthy
+/// Route 53 check on a switch that is off is a decision, not the Region's health.
+pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&str]) {
     let (spec, home) = (p.spec, p.home);
     c.table("GetItem", home, "SPEC");
     c.table("Query", home, "HEALTH#");
     c.table("Query", home, "SWITCH#");
     let source = spec.primary().map(|p| p.region.as_str());
     for r in &spec.regions {
+        if let Some(s) = &r.routing_switch
+            && !switched_off.contains(&r.region.as_str())
+        {
+            c.add(
+                "cloudwatch",
+                "DescribeAlarms",
+                &s.region,
+                s.alarm_name.clone(),
+                false,
+            );
+        }
         for d in &r.dns {
             if let Some(id) = &d.health_check_id {
                 c.add(
@@ -1006,7 +1021,8 @@ pub fn plan(
             format!(
                 "probe rounds until {to} is seen healthy: every Region is probed, {from} too (each signal bounded to 2 s)"
             ),
-            |c| probe_round(&p, c),
+            // After the switch: the Region left is recorded off.
+            |c| probe_round(&p, c, &[from]),
         ),
         p.step(
             "finalize",

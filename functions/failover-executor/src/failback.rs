@@ -386,7 +386,8 @@ pub fn plan(
             "wait_for_replication",
             "health-probe",
             format!("probe until {home} is healthy and its replication lag is within the RPO"),
-            |c| probe_round(&p, c),
+            // Still switched off by the failover it undoes.
+            |c| probe_round(&p, c, &[home]),
         ),
         p.step(
             "check_lag",
@@ -419,7 +420,34 @@ pub fn plan(
             "verify_stage",
             "health-probe",
             format!("after each stage, probe until {home} is seen serving"),
-            |c| probe_round(&p, c),
+            // Its switch is on again after the first stage.
+            |c| probe_round(&p, c, &[]),
+        ),
+        p.step(
+            "soak",
+            "deploy-wave",
+            format!(
+                "between stages, soak under the stage's traffic: {home}'s deploy gates (its live slot's error rate and latency, its alarms) over timing.soak_seconds"
+            ),
+            |c| {
+                c.table("GetItem", here, "SPEC");
+                if let Some(r) = p.spec.region(home) {
+                    if r.deploy.is_some() {
+                        c.add(
+                            "cloudwatch",
+                            "GetMetricData",
+                            home,
+                            format!("{home}'s live slot: errors, requests, latency"),
+                            false,
+                        );
+                    }
+                    let named = !r.alarms.is_empty()
+                        || r.deploy.as_ref().is_some_and(|d| !d.alarms.is_empty());
+                    if named {
+                        c.add("cloudwatch", "DescribeAlarms", home, format!("{home}'s alarms"), false);
+                    }
+                }
+            },
         ),
         p.step(
             "suspend_old_rules",
@@ -810,6 +838,7 @@ mod tests {
                 "promote_data",
                 "shift_traffic",
                 "verify_stage",
+                "soak",
                 "suspend_old_rules",
                 "finalize"
             ]
