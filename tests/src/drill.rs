@@ -333,6 +333,9 @@ pub struct World {
     pub local_inputs: Vec<String>,
     /// How long a CloudWatch minute lasts in this twin (`twin.minute_seconds`).
     pub minute_seconds: f64,
+    /// The example spec's `policy.probe_interval_seconds`, before the twin's pace
+    /// replaced it (what the projection on AWS uses).
+    pub original_probe_interval: u32,
     http: reqwest::Client,
 }
 
@@ -370,6 +373,7 @@ impl World {
 
         // A workload endpoint per Region, each on its own loopback address.
         let mut spec = crate::world::example_spec()?;
+        let original_probe_interval = spec.policy.probe_interval_seconds;
         spec.policy.probe_interval_seconds = opts.probe_interval_seconds;
         local_inputs.push(format!(
             "spec policy.probe_interval_seconds = {} (the example's 10 s at the twin's pace)",
@@ -512,6 +516,7 @@ impl World {
             alarm_name: health_alarm_name(WORKLOAD, FAILED, SURVIVOR),
             local_inputs,
             minute_seconds: opts.minute_seconds,
+            original_probe_interval,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_millis(500))
                 .build()
@@ -736,8 +741,11 @@ impl Drill {
         let began = Instant::now();
         let world = World::start(opts).await?;
         report.rto_objective_ms = world.spec.policy.rto_seconds.saturating_mul(1000);
+        // On AWS: the spec's own policy, not the twin's compressed probe interval.
+        let mut on_aws = world.spec.clone();
+        on_aws.policy.probe_interval_seconds = world.original_probe_interval;
         report.rto_budget = Some(lifeboat::rto::budget_for(
-            &world.spec,
+            &on_aws,
             &lifeboat::rto::Deployed::default(),
             &lifeboat::rto::Scenario {
                 from_region: FAILED.to_owned(),

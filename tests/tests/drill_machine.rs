@@ -405,3 +405,58 @@ async fn a_canary_that_never_arrives_is_reported_as_an_rpo_breach() {
     let spec = w.store.get_spec("checkout").await.unwrap();
     assert_eq!(roles(&spec), roles(&w.spec));
 }
+
+/// A drill's dry run: the machine answers the drill's plan — its own steps around the
+/// nested failover's and failback's, every AWS call with its Region — and does nothing:
+/// no lease, no canary, no nested execution, no run record. Before, a drill had no dry
+/// run at all (its plan was only what a real drill would show afterwards).
+#[tokio::test]
+async fn a_drill_dry_run_returns_its_plan_and_changes_nothing() {
+    let w = world("dry").await;
+    let mut req = input("simulated");
+    req["dry_run"] = json!(true);
+    let end = run(&w, "drill-dry", &req).await;
+    assert_eq!(end.status, ExecutionStatus::Succeeded, "{end:?}");
+    let out: Value = serde_json::from_str(end.output.as_deref().unwrap()).unwrap();
+    assert_eq!(out["dry_run"], true, "{out:#}");
+    let steps: Vec<&str> = out["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    for step in [
+        "prepare",
+        "canary_write",
+        "failover:decide",
+        "failback:decide",
+        "report",
+    ] {
+        assert!(steps.contains(&step), "{step}: {steps:?}");
+    }
+    assert!(
+        out["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["calls"].is_array())
+    );
+    assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
+    assert!(w.store.list_runs("checkout").await.unwrap().is_empty());
+    assert_eq!(w.store.get_spec("checkout").await.unwrap(), w.spec);
+    for nested in ["failover", "failback"] {
+        let arn = harness::machines::machine_arn(nested, HOME);
+        let runs = w
+            .sfn
+            .list_executions()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            runs.executions().is_empty(),
+            "{nested}: {:?}",
+            runs.executions()
+        );
+    }
+}

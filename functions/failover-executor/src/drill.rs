@@ -66,6 +66,10 @@ pub struct DrillRequest {
     /// The machines' waits (read by the machines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<DrillTiming>,
+    /// Only say what the drill would do: its plan (every step and AWS call, [`plan`]),
+    /// and change nothing: no lease, no canary, no nested run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 fn planned() -> Mode {

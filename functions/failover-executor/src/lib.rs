@@ -634,8 +634,25 @@ impl Executor {
                 to_value(&r)
             }
             Step::PrepareDrill(input) => {
-                let spec = self.home().get_spec(&input.request.workload).await?;
-                to_value(&drill::prepare(&spec, &input.request, &input.holder)?)
+                let home = self.home();
+                let spec = home.get_spec(&input.request.workload).await?;
+                let prepared = drill::prepare(&spec, &input.request, &input.holder)?;
+                if input.request.dry_run {
+                    // What the drill would do, and nothing done: the machine ends here.
+                    let health = home.get_health(&input.request.workload).await?;
+                    let plan = drill::plan(
+                        &spec,
+                        &health,
+                        &input.request,
+                        &input.holder,
+                        &self.home_region,
+                        now,
+                    )?;
+                    return Ok(json!({"dry_run": true, "plan": plan, "drill": prepared}));
+                }
+                let mut out = to_value(&prepared)?;
+                out["dry_run"] = json!(false);
+                Ok(out)
             }
             Step::Report(input) => to_value(&self.report(&input.state, now).await?),
         }
