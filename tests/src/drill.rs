@@ -952,6 +952,24 @@ impl Drill {
         Ok(at.is_some())
     }
 
+    /// The chain up to the end of the failover: baseline, break, the alarm firing by
+    /// itself, the execution it starts, followed to its end (the tests' common start);
+    /// that execution.
+    pub async fn fail_over(&mut self) -> anyhow::Result<String> {
+        self.baseline().await?;
+        anyhow::ensure!(
+            self.break_and_detect().await?,
+            "the probes never called {FAILED} unhealthy:\n{}",
+            self.report.render()
+        );
+        let execution = self
+            .await_alarm_execution()
+            .await?
+            .context("the alarm starts no failover")?;
+        self.await_failover(&execution).await?;
+        Ok(execution)
+    }
+
     /// Waits for the primary's health alarm to go to ALARM by itself and for the
     /// failover execution its action (or the EventBridge rule) starts; that execution.
     pub async fn await_alarm_execution(&mut self) -> anyhow::Result<Option<String>> {

@@ -323,14 +323,7 @@ const MACHINE_FUNCTIONS: [&str; 3] = ["failover-executor", "replica-promoter", "
 #[tokio::test]
 async fn a_hanging_primary_is_never_waited_on_between_the_lease_and_the_switch() {
     let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
-    d.baseline().await.unwrap();
-    assert!(d.break_and_detect().await.unwrap(), "{}", d.report.render());
-    let execution = d
-        .await_alarm_execution()
-        .await
-        .unwrap()
-        .expect("the alarm starts a failover");
-    d.await_failover(&execution).await.unwrap();
+    let execution = d.fail_over().await.unwrap();
     d.client_rto().await.unwrap();
     assert_eq!(
         d.report.execution_status.as_deref(),

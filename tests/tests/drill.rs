@@ -19,14 +19,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// The drill's chain up to the end of the failover: baseline, break, the alarm firing
 /// by itself, the execution it starts, followed to its end.
 async fn fail_over(d: &mut Drill) {
-    d.baseline().await.unwrap();
-    assert!(d.break_and_detect().await.unwrap());
-    let execution = d
-        .await_alarm_execution()
-        .await
-        .unwrap()
-        .expect("the alarm starts a failover");
-    d.await_failover(&execution).await.unwrap();
+    d.fail_over().await.unwrap();
 }
 
 #[tokio::test]

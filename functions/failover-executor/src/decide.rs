@@ -623,6 +623,28 @@ impl Calls<'_> {
         });
     }
 
+    /// Reading a routing switch in its Region: its alarm's state (DescribeAlarms), and,
+    /// with `metric`, its metric's latest value (GetMetricData), as traffic-shifter's
+    /// `read_switch` does; health-probe reads the alarm only.
+    pub(crate) fn read_switch(&mut self, s: &RoutingSwitch, metric: bool) {
+        self.add(
+            "cloudwatch",
+            "DescribeAlarms",
+            &s.region,
+            s.alarm_name.clone(),
+            false,
+        );
+        if metric {
+            self.add(
+                "cloudwatch",
+                "GetMetricData",
+                &s.region,
+                format!("{}/{}", s.namespace, s.metric_name),
+                false,
+            );
+        }
+    }
+
     /// A call made only once an earlier call of the step into `region` was answered.
     pub(crate) fn add_after_answer(
         &mut self,
@@ -776,20 +798,7 @@ impl Places<'_> {
         c.table("GetItem", self.arbiter, "LEASE");
         for s in switches {
             let metric = format!("{}/{}", s.namespace, s.metric_name);
-            c.add(
-                "cloudwatch",
-                "DescribeAlarms",
-                &s.region,
-                s.alarm_name.clone(),
-                false,
-            );
-            c.add(
-                "cloudwatch",
-                "GetMetricData",
-                &s.region,
-                metric.clone(),
-                false,
-            );
+            c.read_switch(s, true);
             c.add(
                 "dynamodb",
                 "TransactWriteItems",
@@ -884,13 +893,7 @@ pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&st
         if let Some(s) = &r.routing_switch
             && !switched_off.contains(&r.region.as_str())
         {
-            c.add(
-                "cloudwatch",
-                "DescribeAlarms",
-                &s.region,
-                s.alarm_name.clone(),
-                false,
-            );
+            c.read_switch(s, false);
         }
         for d in &r.dns {
             if let Some(id) = &d.health_check_id {

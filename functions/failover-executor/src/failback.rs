@@ -565,20 +565,7 @@ fn verify_dns(p: &Places<'_>, c: &mut Calls<'_>) {
     c.table("GetItem", p.arbiter, "LEASE");
     for r in &p.spec.regions {
         if let Some(s) = &r.routing_switch {
-            c.add(
-                "cloudwatch",
-                "DescribeAlarms",
-                &s.region,
-                s.alarm_name.clone(),
-                false,
-            );
-            c.add(
-                "cloudwatch",
-                "GetMetricData",
-                &s.region,
-                format!("{}/{}", s.namespace, s.metric_name),
-                false,
-            );
+            c.read_switch(s, true);
         }
     }
     for (zone, name) in record_names(p.spec) {
@@ -733,18 +720,8 @@ mod tests {
     fn after_failover() -> (WorkloadSpec, RunRecord) {
         let s = spec();
         let req = FailoverRequest {
-            workload: "checkout".into(),
-            failed_region: None,
             target_region: Some("eu-west-1".into()),
-            mode: Mode::Unplanned,
-            dry_run: false,
-            accept_data_loss: false,
-            reason: "outage".into(),
-            requested_by: "alice".into(),
-            request_id: None,
-            trigger: None,
-            timing: None,
-            drill: false,
+            ..req_failover()
         };
         let mut h = healthy();
         h[0].verdict = Verdict::Unhealthy;
