@@ -61,8 +61,8 @@ pub async fn seed_in(moto: &MotoServer, table: &str, region: &str) -> anyhow::Re
     })
 }
 
-/// A `HEALTH#` observation of `region` at `at`: `verdict` for `failure_threshold` /
-/// `recovery_threshold` (3) rounds in a row, 2 ms probes, replication lag `lag`.
+/// A `HEALTH#` observation of `region` at `at`: `verdict` for the example's `failure_threshold` (3) /
+/// `recovery_threshold` (6) rounds in a row, 2 ms probes, replication lag `lag`.
 pub fn settled_health(
     region: &str,
     verdict: lifeboat::store::Verdict,
@@ -74,7 +74,7 @@ pub fn settled_health(
         region: region.into(),
         verdict,
         consecutive_failures: u32::from(verdict == Verdict::Unhealthy) * 3,
-        consecutive_successes: u32::from(verdict == Verdict::Healthy) * 3,
+        consecutive_successes: u32::from(verdict == Verdict::Healthy) * 6,
         probe_latency_ms: Some(2),
         replication_lag_seconds: lag,
         lag_grade: Some(LagGrade::Ok),
