@@ -14,7 +14,7 @@ use aws_sdk_cloudwatch::types::{
 };
 use aws_sdk_route53::types::HealthCheckObservation;
 use aws_smithy_types::DateTime;
-use lifeboat::model::{DatabaseRef, RegionSpec, WorkloadSpec};
+use lifeboat::model::{DatabaseRef, RegionSpec};
 use lifeboat::{Error, UnixMillis};
 
 /// Route 53 considers an endpoint healthy when more than this share (in percent) of its
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn database_lag_metrics_follow_the_engine() {
-        let spec: WorkloadSpec =
+        let spec: lifeboat::WorkloadSpec =
             serde_json::from_str(include_str!("../../../events/model/example-spec.json")).unwrap();
         let mut eu = spec.region("eu-west-1").unwrap().clone();
         let m = database_lag_metrics(&eu);
