@@ -225,6 +225,17 @@ pub enum Error {
         budget_seconds: u64,
     },
 
+    /// The target's replication lag is not known to be within the budget: no fresh
+    /// datapoint, a negative value (replication not running), or a stale one. Named
+    /// `ReplicaLagTooHigh`: the gate fails closed.
+    #[error("replication lag into {region} is not known to be within the budget: {reason}")]
+    ReplicaLagUnknown {
+        /// Target Region.
+        region: String,
+        /// Why the lag does not count.
+        reason: String,
+    },
+
     /// No eligible healthy Region.
     #[error("no healthy target for workload `{workload}`: {reason}")]
     TargetUnhealthy {
@@ -334,6 +345,7 @@ impl Error {
             Error::StaleEpoch { .. } => ErrorName::StaleEpoch,
             Error::ConcurrentModification { .. } => ErrorName::ConcurrentModification,
             Error::ReplicaLagTooHigh { .. } => ErrorName::ReplicaLagTooHigh,
+            Error::ReplicaLagUnknown { .. } => ErrorName::ReplicaLagTooHigh,
             Error::TargetUnhealthy { .. } => ErrorName::TargetUnhealthy,
             Error::FailoverUnwarranted { .. } => ErrorName::FailoverUnwarranted,
             Error::CooldownActive { .. } => ErrorName::CooldownActive,

@@ -453,6 +453,21 @@ pub struct Policy {
     /// Replication-lag grading.
     #[serde(default)]
     pub replication_lag: LagLevels,
+    /// S3 replication-latency grading (`ReplicationLatency` into a Region's buckets),
+    /// its own levels: S3 replicates object by object, "most objects in seconds, and
+    /// 99.99 percent of those objects within 15 minutes" with Replication Time Control
+    /// (S3 User Guide, "Meeting compliance requirements using S3 Replication Time
+    /// Control", https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-time-control.html),
+    /// so database levels of seconds would call it critical all day. Default: warning at
+    /// 1 hour (the e-commerce runbook's level), critical at 2 hours.
+    #[serde(default = "default_s3_lag_levels")]
+    pub s3_replication_lag: LagLevels,
+    /// The most database replication lag (seconds) a *planned* move (a planned
+    /// failover, a failback) may start with. Default 0: a planned move is an RPO-0
+    /// switchover, it waits until the target has caught up. Unplanned failovers are
+    /// held to `rpo_seconds` instead. At most `rpo_seconds`.
+    #[serde(default)]
+    pub planned_max_lag_seconds: u64,
     /// EventBridge schedule expression for DR drills, e.g. `cron(0 3 ? 1/3 SUN#1 *)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_schedule: Option<String>,
@@ -470,6 +485,14 @@ pub struct LagLevels {
     pub warning_seconds: u64,
     /// Lag at or above this is critical.
     pub critical_seconds: u64,
+}
+
+/// S3 replication-latency levels: warning at 1 hour, critical at 2.
+pub fn default_s3_lag_levels() -> LagLevels {
+    LagLevels {
+        warning_seconds: 3_600,
+        critical_seconds: 7_200,
+    }
 }
 
 impl Default for LagLevels {
@@ -585,6 +608,21 @@ pub enum Problem {
         /// Critical level.
         critical_seconds: u64,
     },
+    /// S3 latency warning level above its critical level.
+    S3LagLevelsOutOfOrder {
+        /// Warning level.
+        warning_seconds: u64,
+        /// Critical level.
+        critical_seconds: u64,
+    },
+    /// The planned-move lag bound is above the RPO: a planned move would accept more
+    /// loss than an unplanned one.
+    PlannedLagOverRpo {
+        /// `policy.planned_max_lag_seconds`.
+        planned_max_lag_seconds: u64,
+        /// `policy.rpo_seconds`.
+        rpo_seconds: u64,
+    },
     /// Endpoint URL not an absolute http(s) URL.
     BadEndpointUrl {
         /// Where.
@@ -660,6 +698,20 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "replication_lag.warning_seconds ({warning_seconds}) is above critical_seconds ({critical_seconds})"
+            ),
+            Problem::S3LagLevelsOutOfOrder {
+                warning_seconds,
+                critical_seconds,
+            } => write!(
+                f,
+                "s3_replication_lag.warning_seconds ({warning_seconds}) is above critical_seconds ({critical_seconds})"
+            ),
+            Problem::PlannedLagOverRpo {
+                planned_max_lag_seconds,
+                rpo_seconds,
+            } => write!(
+                f,
+                "planned_max_lag_seconds ({planned_max_lag_seconds}) is above rpo_seconds ({rpo_seconds}): a planned move would accept more loss than an unplanned one"
             ),
             Problem::BadEndpointUrl { path, url } => {
                 write!(f, "{path}: `{url}` is not an absolute http(s) URL")
@@ -898,6 +950,14 @@ impl WorkloadSpec {
                 "policy.replication_lag.critical_seconds",
                 pol.replication_lag.critical_seconds,
             ),
+            (
+                "policy.s3_replication_lag.warning_seconds",
+                pol.s3_replication_lag.warning_seconds,
+            ),
+            (
+                "policy.s3_replication_lag.critical_seconds",
+                pol.s3_replication_lag.critical_seconds,
+            ),
         ] {
             if value == 0 {
                 p.push(Problem::NotPositive {
@@ -909,6 +969,19 @@ impl WorkloadSpec {
             p.push(Problem::LagLevelsOutOfOrder {
                 warning_seconds: pol.replication_lag.warning_seconds,
                 critical_seconds: pol.replication_lag.critical_seconds,
+            });
+        }
+        let s3 = pol.s3_replication_lag;
+        if s3.warning_seconds > s3.critical_seconds {
+            p.push(Problem::S3LagLevelsOutOfOrder {
+                warning_seconds: s3.warning_seconds,
+                critical_seconds: s3.critical_seconds,
+            });
+        }
+        if pol.planned_max_lag_seconds > pol.rpo_seconds {
+            p.push(Problem::PlannedLagOverRpo {
+                planned_max_lag_seconds: pol.planned_max_lag_seconds,
+                rpo_seconds: pol.rpo_seconds,
             });
         }
         if pol.downtime_cost_per_hour.is_sign_negative() && !pol.downtime_cost_per_hour.is_zero() {
@@ -1204,6 +1277,58 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_rpo_gate_bounds_default_and_are_checked() {
+        let spec = example();
+        assert_eq!(spec.policy.planned_max_lag_seconds, 0, "RPO-0 switchover");
+        assert_eq!(
+            spec.policy.s3_replication_lag,
+            LagLevels {
+                warning_seconds: 3_600,
+                critical_seconds: 7_200
+            }
+        );
+        let mut spec = example();
+        spec.policy.s3_replication_lag = LagLevels {
+            warning_seconds: 0,
+            critical_seconds: 0,
+        };
+        spec.policy.planned_max_lag_seconds = spec.policy.rpo_seconds + 1;
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::NotPositive {
+                    field: "policy.s3_replication_lag.warning_seconds".into()
+                },
+                Problem::NotPositive {
+                    field: "policy.s3_replication_lag.critical_seconds".into()
+                },
+                Problem::PlannedLagOverRpo {
+                    planned_max_lag_seconds: 901,
+                    rpo_seconds: 900
+                },
+            ]
+        );
+        spec.policy.s3_replication_lag = LagLevels {
+            warning_seconds: 60,
+            critical_seconds: 30,
+        };
+        spec.policy.planned_max_lag_seconds = 900;
+        assert_eq!(
+            problems(&spec),
+            [Problem::S3LagLevelsOutOfOrder {
+                warning_seconds: 60,
+                critical_seconds: 30
+            }]
+        );
+        let text = Problem::PlannedLagOverRpo {
+            planned_max_lag_seconds: 901,
+            rpo_seconds: 900,
+        }
+        .to_string();
+        assert!(text.contains("planned_max_lag_seconds (901)"), "{text}");
     }
 
     #[test]

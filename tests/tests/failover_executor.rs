@@ -100,7 +100,8 @@ impl Env {
 
     async fn all_healthy(&self) {
         self.health("us-east-1", Verdict::Unhealthy, None).await;
-        self.health("eu-west-1", Verdict::Healthy, Some(1.0)).await;
+        // Caught up: the operator fixture is a planned move, held to lag 0 (RPO-0).
+        self.health("eu-west-1", Verdict::Healthy, Some(0.0)).await;
         self.health("ap-southeast-1", Verdict::Healthy, Some(4.0))
             .await;
     }

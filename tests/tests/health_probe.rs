@@ -641,26 +641,41 @@ async fn one_invocation_runs_rounds_at_the_interval_within_the_window_and_the_de
 }
 
 #[tokio::test]
-async fn s3_replication_latency_is_found_in_the_primary_region_and_counted() {
+async fn s3_replication_latency_is_read_in_the_destination_region_and_graded_by_its_own_levels() {
     let f = fixture(3, 3).await;
-    // S3 publishes ReplicationLatency in the source bucket's Region (the primary's).
+    // S3 publishes ReplicationLatency "in the Region of the destination bucket" (S3 User
+    // Guide, "Using S3 Replication metrics"): here ap-southeast-1, replicated into.
     let source = format!("{}-receipts-us-east-1", f.spec.workload);
     let destination = format!("{}-receipts-ap-southeast-1", f.spec.workload);
+    let dims = [
+        ("SourceBucket", source.as_str()),
+        ("DestinationBucket", destination.as_str()),
+        ("RuleId", "receipts-to-apse1"),
+    ];
     f.put_seconds(
-        "us-east-1",
+        "ap-southeast-1",
         "AWS/S3",
         "ReplicationLatency",
-        &[
-            ("SourceBucket", &source),
-            ("DestinationBucket", &destination),
-            ("RuleId", "receipts-to-apse1"),
-        ],
-        45.0,
+        &dims,
+        4_000.0,
+    )
+    .await;
+    let replica = format!("{}-db-ap-southeast-1", f.spec.workload);
+    f.put_seconds(
+        "ap-southeast-1",
+        "AWS/RDS",
+        "ReplicaLag",
+        &[("DBInstanceIdentifier", &replica)],
+        2.0,
     )
     .await;
     f.round().await;
     let apse1 = f.health("ap-southeast-1").await;
-    assert_eq!(apse1.replication_lag_seconds, Some(45.0));
-    assert_eq!(apse1.lag_grade, Some(LagGrade::Critical));
+    // The database lag is what the RPO gate weighs; S3's 4000 s is graded by S3's
+    // levels (warning at 1 h), where the database levels (critical at 30 s) would
+    // call it critical.
+    assert_eq!(apse1.replication_lag_seconds, Some(2.0));
+    assert_eq!(apse1.lag_grade, Some(LagGrade::Warning));
+    // eu-west-1's replica publishes nothing: its lag is unknown.
     assert_eq!(f.health("eu-west-1").await.replication_lag_seconds, None);
 }

@@ -753,3 +753,49 @@ fn the_rto_budget_projects_what_the_template_deploys() {
         deployed.probe_window_seconds
     );
 }
+
+/// Evaluates a Rules assertion that is `Fn::Equals` of a parameter and a literal, with
+/// the parameter set to `value`.
+fn assertion_holds(assert: &Value, parameter: &str, value: &str) -> Option<bool> {
+    let args = assert.get("Fn::Equals")?.as_array()?;
+    let side = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
+        Some(p) if p == parameter => Some(value.to_owned()),
+        Some(_) => None,
+        None => v.as_str().map(str::to_owned),
+    };
+    Some(side(args.first()?)? == side(args.get(1)?)?)
+}
+
+#[test]
+fn a_strongly_consistent_table_is_refused_with_a_reason_until_fencing_needs_no_transactions() {
+    // Every fenced write is a TransactWriteItems (shared/src/store/dynamo.rs), and MRSC
+    // global tables do not support transactions: STRONG must fail at deploy time, by a
+    // rule that says why, not at the first failover.
+    let t = template();
+    let allowed = list(&t["Parameters"]["TableConsistency"]["AllowedValues"]);
+    assert!(
+        allowed.iter().any(|v| v.as_str() == Some("STRONG")),
+        "STRONG stays an allowed value so the rule's message, not a generic one, answers"
+    );
+    let rules = t["Rules"].as_object().expect("Rules");
+    let refusing: Vec<(&String, &Value)> = rules
+        .iter()
+        .flat_map(|(name, rule)| {
+            list(&rule["Assertions"])
+                .into_iter()
+                .map(move |a| (name, a))
+        })
+        .filter(|(_, a)| assertion_holds(&a["Assert"], "TableConsistency", "STRONG") == Some(false))
+        .collect();
+    assert_eq!(refusing.len(), 1, "one rule refuses STRONG: {rules:?}");
+    let (_, a) = refusing[0];
+    assert_eq!(
+        assertion_holds(&a["Assert"], "TableConsistency", "EVENTUAL"),
+        Some(true),
+        "EVENTUAL deploys"
+    );
+    let why = a["AssertDescription"].as_str().unwrap_or_default();
+    for needle in ["STRONG", "TransactWriteItems", "MRSC", "EVENTUAL"] {
+        assert!(why.contains(needle), "{needle} missing from: {why}");
+    }
+}

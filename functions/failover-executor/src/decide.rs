@@ -23,8 +23,13 @@ pub struct Candidate {
     /// Replication lag into it, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_seconds: Option<f64>,
-    /// Whether the lag is within the RPO objective (unmeasured counts as within).
+    /// Whether the lag is known to be within the move's budget ([`lag_gate`]): the RPO
+    /// for an unplanned failover, `policy.planned_max_lag_seconds` for a planned move.
+    /// Unknown, negative or stale lag is not.
     pub within_rpo: bool,
+    /// Why the lag is not within the budget, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_refused: Option<String>,
     /// Why it cannot be the target, if it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
@@ -123,8 +128,12 @@ pub struct Decision {
     pub lag_seconds: Option<f64>,
     /// The RPO objective.
     pub rpo_seconds: u64,
-    /// True when the target is over the RPO and the operator accepted data loss.
+    /// True when the target's lag is not within the RPO (over it, unknown, negative or
+    /// stale) and the request accepted data loss (`accept_data_loss`).
     pub data_loss_accepted: bool,
+    /// Why data loss was accepted: the RPO gate's reason for the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss_reason: Option<String>,
     /// Every Region considered, best first.
     pub candidates: Vec<Candidate>,
     /// Every Region's role and weight before and after.
@@ -210,6 +219,140 @@ pub fn fresh_within_ms(spec: &WorkloadSpec) -> u64 {
     let p = &spec.policy;
     let window = u64::from(p.failure_threshold) * u64::from(p.probe_interval_seconds) * 1000;
     (2 * window).max(120_000)
+}
+
+/// How fresh a lag observation must be to count: the probe round that recorded it at
+/// most [`fresh_within_ms`] old (two detection windows, at least two minutes). The probe
+/// itself keeps a lag only when its CloudWatch datapoint was at most three minutes old
+/// (health-probe `signals::LAG_DATAPOINT_MAX_AGE`; RDS publishes its metrics every
+/// minute), so a lag that counts was measured at most `3 min + fresh_within` before
+/// the decision: 5 minutes for the example spec.
+pub fn lag_fresh_within_ms(spec: &WorkloadSpec) -> u64 {
+    fresh_within_ms(spec)
+}
+
+/// The lag budget of a move: the RPO for an unplanned failover; for a planned move
+/// `policy.planned_max_lag_seconds` (default 0, an RPO-0 switchover: caught up).
+pub fn lag_budget_seconds(spec: &WorkloadSpec, mode: Mode) -> u64 {
+    match mode {
+        Mode::Unplanned => spec.policy.rpo_seconds,
+        Mode::Planned => spec.policy.planned_max_lag_seconds,
+    }
+}
+
+/// Why a lag does not count against a budget.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LagVerdict {
+    /// Known, fresh, and at or under the budget.
+    Within,
+    /// Known and fresh, over the budget.
+    Over {
+        /// The lag.
+        lag_seconds: f64,
+        /// The budget.
+        budget_seconds: u64,
+    },
+    /// Unknown, negative or stale: not within the budget (the gate fails closed).
+    Unknown(String),
+}
+
+impl LagVerdict {
+    /// Why it is not within, in a few words (`None` when within).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            LagVerdict::Within => None,
+            LagVerdict::Over {
+                lag_seconds,
+                budget_seconds,
+            } => Some(format!(
+                "{lag_seconds} s behind, over the budget of {budget_seconds} s"
+            )),
+            LagVerdict::Unknown(why) => Some(why.clone()),
+        }
+    }
+
+    /// The refusal of a move into `region`.
+    pub fn error(&self, region: &str) -> Option<Error> {
+        match self {
+            LagVerdict::Within => None,
+            LagVerdict::Over {
+                lag_seconds,
+                budget_seconds,
+            } => Some(Error::ReplicaLagTooHigh {
+                region: region.to_owned(),
+                lag_seconds: *lag_seconds,
+                budget_seconds: *budget_seconds,
+            }),
+            LagVerdict::Unknown(why) => Some(Error::ReplicaLagUnknown {
+                region: region.to_owned(),
+                reason: why.clone(),
+            }),
+        }
+    }
+}
+
+/// The RPO gate for a move into `region` (pure). The lag is the database replication
+/// lag the probes recorded into it (RDS `ReplicaLag`, Aurora `AuroraGlobalDBRPOLag`).
+/// A Region with no database has nothing whose lag is published (DynamoDB global
+/// tables need no promotion; S3 latency is graded by its own levels, not gated):
+/// within. Otherwise the lag counts only when it is recorded, a number, not negative
+/// (RDS reports -1 when replication is not running: "Monitoring read replication",
+/// https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Monitoring.html)
+/// and fresh ([`lag_fresh_within_ms`]); then it must be at most `budget_seconds`.
+pub fn lag_gate(
+    spec: &WorkloadSpec,
+    region: &str,
+    record: Option<&HealthRecord>,
+    budget_seconds: u64,
+    now: UnixMillis,
+) -> LagVerdict {
+    let has_database = spec.region(region).is_some_and(|r| !r.databases.is_empty());
+    let lag = record.and_then(|h| h.replication_lag_seconds);
+    if !has_database && lag.is_none() {
+        return LagVerdict::Within;
+    }
+    let Some(h) = record else {
+        return LagVerdict::Unknown("no fresh replication lag: no health recorded".into());
+    };
+    let probe_said = || {
+        h.detail
+            .as_deref()
+            .map_or_else(String::new, |d| format!(" (the probe: {d})"))
+    };
+    let lag = match lag {
+        Some(l) if l.is_finite() => l,
+        _ => {
+            return LagVerdict::Unknown(format!(
+                "no fresh replication lag recorded{}",
+                probe_said()
+            ));
+        }
+    };
+    if lag < 0.0 {
+        return LagVerdict::Unknown(format!(
+            "replication is not running (the replica reports a lag of {lag})"
+        ));
+    }
+    let age = now.since(h.observed_at);
+    let fresh = lag_fresh_within_ms(spec);
+    if age > fresh {
+        return LagVerdict::Unknown(format!(
+            "its lag of {lag} s was observed {} s ago, older than {} s",
+            age / 1000,
+            fresh / 1000
+        ));
+    }
+    // Budgets are whole seconds; u64 -> f64 is exact far beyond any real lag.
+    #[allow(clippy::cast_precision_loss)]
+    let budget = budget_seconds as f64;
+    if lag <= budget {
+        LagVerdict::Within
+    } else {
+        LagVerdict::Over {
+            lag_seconds: lag,
+            budget_seconds,
+        }
+    }
 }
 
 /// Whether an automatic (alarm-started) failover away from `from` is warranted: only
@@ -338,6 +481,7 @@ pub fn decide(
     }
 
     let rpo = spec.policy.rpo_seconds;
+    let budget = lag_budget_seconds(spec, req.mode);
     let stale = stale_after_ms(spec);
     let mut candidates: Vec<(usize, Candidate)> = spec
         .regions
@@ -366,7 +510,7 @@ pub fn decide(
                 ),
             };
             let lag = record.and_then(|h| h.replication_lag_seconds);
-            let within_rpo = lag.is_none_or(|l| l <= rpo as f64);
+            let gate = lag_gate(spec, &r.region, record, budget, now);
             (
                 i,
                 Candidate {
@@ -375,7 +519,8 @@ pub fn decide(
                     weight: r.weight,
                     verdict,
                     lag_seconds: lag,
-                    within_rpo,
+                    within_rpo: gate == LagVerdict::Within,
+                    lag_refused: gate.reason(),
                     refused,
                 },
             )
@@ -385,8 +530,12 @@ pub fn decide(
         (a.refused.is_some(), role_rank(a.role))
             .cmp(&(b.refused.is_some(), role_rank(b.role)))
             .then_with(|| {
-                let (la, lb) = (a.lag_seconds.unwrap_or(0.0), b.lag_seconds.unwrap_or(0.0));
-                la.total_cmp(&lb)
+                // Unknown lag ranks last: only a known lag is evidence of little loss.
+                let key = |c: &Candidate| match c.lag_seconds {
+                    Some(l) if l.is_finite() && l >= 0.0 => l,
+                    _ => f64::INFINITY,
+                };
+                key(a).total_cmp(&key(b))
             })
             .then_with(|| b.weight.cmp(&a.weight))
             .then_with(|| ia.cmp(ib))
@@ -416,11 +565,14 @@ pub fn decide(
             if req.mode == Mode::Unplanned && req.accept_data_loss {
                 (best, true)
             } else {
-                return Err(Error::ReplicaLagTooHigh {
-                    region: best.region.clone(),
-                    lag_seconds: best.lag_seconds.unwrap_or(0.0),
-                    budget_seconds: rpo,
-                });
+                let record = health.iter().find(|h| h.region == best.region);
+                let gate = lag_gate(spec, &best.region, record, budget, now);
+                return Err(gate
+                    .error(&best.region)
+                    .unwrap_or_else(|| Error::ReplicaLagUnknown {
+                        region: best.region.clone(),
+                        reason: best.lag_refused.clone().unwrap_or_default(),
+                    }));
             }
         }
     };
@@ -451,6 +603,9 @@ pub fn decide(
         lag_seconds: target.lag_seconds,
         rpo_seconds: rpo,
         data_loss_accepted,
+        data_loss_reason: data_loss_accepted
+            .then(|| target.lag_refused.clone())
+            .flatten(),
         changes,
         candidates,
         request: req.clone(),
@@ -1084,6 +1239,15 @@ mod tests {
         }
     }
 
+    /// [`all_healthy`] with every replica caught up (what a planned move needs).
+    fn caught_up() -> Vec<HealthRecord> {
+        let mut h = all_healthy();
+        for r in &mut h[1..] {
+            r.replication_lag_seconds = Some(0.0);
+        }
+        h
+    }
+
     fn all_healthy() -> Vec<HealthRecord> {
         vec![
             health("us-east-1", Verdict::Unhealthy, None),
@@ -1266,9 +1430,10 @@ mod tests {
         else {
             panic!("{err:?}")
         };
+        // Planned: held to `planned_max_lag_seconds` (0), not the RPO.
         assert_eq!(
             (region.as_str(), *lag_seconds, *budget_seconds),
-            ("ap-southeast-1", 901.0, 900)
+            ("ap-southeast-1", 901.0, 0)
         );
         let err = decide(&spec(), &h, &req(Mode::Unplanned), "us-east-1", NOW).unwrap_err();
         assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh);
@@ -1287,6 +1452,98 @@ mod tests {
             (d.to_region.as_str(), d.data_loss_accepted),
             ("eu-west-1", false)
         );
+    }
+
+    /// One candidate (eu-west-1) for an unplanned failover with `lag` into it, observed
+    /// `age_ms` before the decision.
+    fn to_eu(lag: Option<f64>, age_ms: u64) -> (Vec<HealthRecord>, FailoverRequest) {
+        let mut h = all_healthy();
+        h[1].replication_lag_seconds = lag;
+        h[1].observed_at = UnixMillis(NOW.0 - age_ms);
+        let mut r = req(Mode::Unplanned);
+        r.target_region = Some("eu-west-1".into());
+        (h, r)
+    }
+
+    #[test]
+    fn unknown_negative_or_stale_lag_is_not_within_the_rpo() {
+        for (case, lag, age_ms, needle) in [
+            ("unknown", None, 5_000, "no fresh replication lag"),
+            (
+                "replication stopped",
+                Some(-1.0),
+                5_000,
+                "replication is not running",
+            ),
+            (
+                "not a number",
+                Some(f64::NAN),
+                5_000,
+                "no fresh replication lag",
+            ),
+            // Healthy by the verdict's 5-minute bound, but a lag three minutes old
+            // is not the lag now.
+            ("stale", Some(1.0), 180_000, "observed 180 s ago"),
+        ] {
+            let (h, r) = to_eu(lag, age_ms);
+            let err = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap_err();
+            assert_eq!(
+                err.name(),
+                lifeboat::ErrorName::ReplicaLagTooHigh,
+                "{case}: {err}"
+            );
+            assert!(err.to_string().contains("eu-west-1"), "{case}: {err}");
+            assert!(err.to_string().contains(needle), "{case}: {err}");
+        }
+        // Fresh and within: goes ahead, no loss accepted.
+        let (h, r) = to_eu(Some(2.0), 5_000);
+        let d = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap();
+        assert!(!d.data_loss_accepted);
+        assert!(d.candidates[0].within_rpo);
+    }
+
+    #[test]
+    fn accepting_data_loss_passes_an_unknown_lag_and_records_why() {
+        let (h, mut r) = to_eu(None, 5_000);
+        r.accept_data_loss = true;
+        let d = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap();
+        assert!(d.data_loss_accepted);
+        assert_eq!(d.to_region, "eu-west-1");
+        assert!(!d.candidates[0].within_rpo);
+        let json = serde_json::to_value(&d).unwrap();
+        let why = json["data_loss_reason"].as_str().unwrap_or_default();
+        assert!(why.contains("no fresh replication lag"), "{json}");
+    }
+
+    #[test]
+    fn an_unknown_lag_never_ranks_above_a_known_one() {
+        let mut h = all_healthy();
+        h[1].replication_lag_seconds = Some(30.0);
+        h[2].replication_lag_seconds = None;
+        let d = decide(&spec(), &h, &req(Mode::Unplanned), "us-east-1", NOW).unwrap();
+        assert_eq!(d.to_region, "eu-west-1", "{:?}", d.candidates);
+        assert_eq!(d.candidates[0].region, "eu-west-1");
+    }
+
+    #[test]
+    fn a_planned_move_needs_the_target_caught_up() {
+        let mut r = req(Mode::Planned);
+        r.target_region = Some("eu-west-1".into());
+        let mut h = all_healthy();
+        // 2 s behind: within the 900-s RPO, not caught up (the default bound is 0).
+        let err = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh, "{err}");
+        assert!(err.to_string().contains("budget of 0 s"), "{err}");
+        h[1].replication_lag_seconds = Some(0.0);
+        assert!(decide(&spec(), &h, &r, "us-east-1", NOW).is_ok());
+        h[1].replication_lag_seconds = None;
+        let err = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh, "{err}");
+        // The bound is the policy's.
+        let mut s = spec();
+        s.policy.planned_max_lag_seconds = 5;
+        h[1].replication_lag_seconds = Some(2.0);
+        assert!(decide(&s, &h, &r, "us-east-1", NOW).is_ok());
     }
 
     #[test]
@@ -1448,7 +1705,7 @@ mod tests {
         // only suspends (no mirror to put).
         let mut r = req(Mode::Planned);
         r.target_region = Some("eu-west-1".into());
-        let d = decide(&spec(), &all_healthy(), &r, "eu-west-1", NOW).unwrap();
+        let d = decide(&spec(), &caught_up(), &r, "eu-west-1", NOW).unwrap();
         assert!(
             d.plan
                 .steps
@@ -1521,7 +1778,7 @@ mod tests {
         }];
         let mut r = req(Mode::Planned);
         r.target_region = Some("eu-west-1".into());
-        let d = decide(&s, &all_healthy(), &r, "eu-west-1", NOW).unwrap();
+        let d = decide(&s, &caught_up(), &r, "eu-west-1", NOW).unwrap();
         let rds = ops(step(&d, "promote_data")
             .calls
             .iter()

@@ -967,7 +967,7 @@ mod tests {
                 consecutive_failures: 0,
                 consecutive_successes: 3,
                 probe_latency_ms: Some(5),
-                replication_lag_seconds: Some(1.0),
+                replication_lag_seconds: Some(0.0),
                 lag_grade: None,
                 observed_at: UnixMillis(now.0 - 1_000),
                 detail: None,

@@ -18,8 +18,9 @@ use lifeboat::{Error, Result, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::{
-    Calls, Candidate, Decision, Operation, Places, Plan, ROUTE53_REGION, RoleChange, apply_changes,
-    arbiter, finish, is_applied, probe_round, stale_after_ms,
+    Calls, Candidate, Decision, LagVerdict, Operation, Places, Plan, ROUTE53_REGION, RoleChange,
+    apply_changes, arbiter, finish, is_applied, lag_budget_seconds, lag_gate, probe_round,
+    stale_after_ms,
 };
 use crate::request::{FailoverRequest, Mode};
 
@@ -275,6 +276,7 @@ pub fn decide_failback(
         verdict: ready.verdict,
         lag_seconds: ready.lag_seconds,
         within_rpo: ready.within_rpo,
+        lag_refused: ready.lag_refused.clone(),
         refused: None,
     };
 
@@ -317,6 +319,7 @@ pub fn decide_failback(
         lag_seconds: ready.lag_seconds,
         rpo_seconds: spec.policy.rpo_seconds,
         data_loss_accepted: false,
+        data_loss_reason: None,
         candidates: vec![candidate],
         changes,
         request,
@@ -599,8 +602,11 @@ fn verify_dns(p: &Places<'_>, c: &mut Calls<'_>) {
     }
 }
 
-/// Whether the Region returned to is ready: healthy, freshly observed, and within the
-/// RPO (an unmeasured lag counts as within, as in the failover decision).
+/// Whether the Region returned to is ready: healthy, freshly observed, and caught up.
+/// A failback is a planned move, so its lag is held to
+/// `policy.planned_max_lag_seconds` (default 0: an RPO-0 switchover), by the same gate
+/// as the failover decision ([`crate::decide::lag_gate`]): unknown, negative or stale
+/// lag is not ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Readiness {
     /// The Region.
@@ -614,8 +620,14 @@ pub struct Readiness {
     /// The RPO objective.
     #[serde(default)]
     pub rpo_seconds: u64,
-    /// Lag within the RPO (or unmeasured).
+    /// The lag a planned move may start with (`policy.planned_max_lag_seconds`).
+    #[serde(default)]
+    pub budget_seconds: u64,
+    /// Lag known, fresh and within `budget_seconds`.
     pub within_rpo: bool,
+    /// Why the lag is not within the budget, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_refused: Option<String>,
     /// Healthy, fresh and within the RPO: the writer may move.
     pub ready: bool,
     /// Why it is not healthy, if it is not.
@@ -645,13 +657,20 @@ pub fn readiness(spec: &WorkloadSpec, record: Option<&HealthRecord>, now: UnixMi
         ),
     };
     let lag = record.and_then(|h| h.replication_lag_seconds);
-    let within_rpo = lag.is_none_or(|l| l <= rpo as f64);
+    let budget = lag_budget_seconds(spec, Mode::Planned);
+    let gate = match record {
+        Some(h) => lag_gate(spec, &h.region, record, budget, now),
+        None => LagVerdict::Unknown("no health recorded".into()),
+    };
+    let within_rpo = gate == LagVerdict::Within;
     Readiness {
         region: record.map(|h| h.region.clone()).unwrap_or_default(),
         verdict,
         lag_seconds: lag,
         rpo_seconds: rpo,
+        budget_seconds: budget,
         within_rpo,
+        lag_refused: gate.reason(),
         ready: refused.is_none() && within_rpo,
         refused,
     }
@@ -711,7 +730,7 @@ mod tests {
     fn healthy() -> Vec<HealthRecord> {
         vec![
             health("us-east-1", Verdict::Healthy, Some(3.0)),
-            health("eu-west-1", Verdict::Healthy, None),
+            health("eu-west-1", Verdict::Healthy, Some(2.0)),
             health("ap-southeast-1", Verdict::Healthy, Some(1.0)),
         ]
     }
@@ -991,23 +1010,41 @@ mod tests {
     }
 
     #[test]
-    fn readiness_needs_fresh_health_and_lag_within_the_rpo() {
+    fn readiness_needs_fresh_health_and_the_home_caught_up() {
         let s = spec();
-        let ok = readiness(
-            &s,
+        let at = |lag| readiness(&s, Some(&health("us-east-1", Verdict::Healthy, lag)), NOW);
+        let ok = at(Some(0.0));
+        assert!(ok.ready && ok.within_rpo && ok.refused.is_none());
+        assert_eq!(ok.budget_seconds, 0, "a failback is an RPO-0 switchover");
+        // 3 s behind: well within the 900-s RPO, but a planned move waits to catch up.
+        let behind = at(Some(3.0));
+        assert!(!behind.ready && !behind.within_rpo && behind.refused.is_none());
+        assert!(
+            behind
+                .lag_refused
+                .as_deref()
+                .unwrap()
+                .contains("over the budget of 0 s"),
+            "{behind:?}"
+        );
+        // Unknown and negative lag are not caught up (fail closed).
+        for lag in [None, Some(-1.0)] {
+            let r = at(lag);
+            assert!(
+                !r.ready && !r.within_rpo && r.lag_refused.is_some(),
+                "{r:?}"
+            );
+        }
+        // The bound is the policy's.
+        let mut loose = spec();
+        loose.policy.planned_max_lag_seconds = 5;
+        let r = readiness(
+            &loose,
             Some(&health("us-east-1", Verdict::Healthy, Some(3.0))),
             NOW,
         );
-        assert!(ok.ready && ok.within_rpo && ok.refused.is_none());
-        let lagging = readiness(
-            &s,
-            Some(&health("us-east-1", Verdict::Healthy, Some(901.0))),
-            NOW,
-        );
-        assert!(!lagging.ready && !lagging.within_rpo && lagging.refused.is_none());
-        let unmeasured = readiness(&s, Some(&health("us-east-1", Verdict::Healthy, None)), NOW);
-        assert!(unmeasured.ready);
-        let mut stale = health("us-east-1", Verdict::Healthy, None);
+        assert!(r.ready, "{r:?}");
+        let mut stale = health("us-east-1", Verdict::Healthy, Some(0.0));
         stale.observed_at = UnixMillis(NOW.0 - 3_600_000);
         let stale = readiness(&s, Some(&stale), NOW);
         assert!(!stale.ready && stale.verdict == Verdict::Unknown);

@@ -7,7 +7,8 @@
 //!   unhealthy Region is `healthy` again at `recovery_threshold` good rounds in a row.
 //! - A Region never seen (`unknown`) is `healthy` at its first good round (there is no
 //!   failure to recover from) and `unhealthy` at `failure_threshold` failed rounds.
-//! - Replication lag is graded against the policy's levels; it is reported, not counted
+//! - Replication lag is graded against the policy's levels (S3 latency against its own,
+//!   `s3_replication_lag`); it is reported, not counted
 //!   as a failure: a Region whose replica lags still serves, and the failover decision
 //!   weighs lag against the RPO itself.
 
@@ -23,8 +24,13 @@ pub struct Observation {
     pub failures: Vec<String>,
     /// Latency of the slowest endpoint probe, if any endpoint was probed.
     pub latency_ms: Option<u64>,
-    /// Worst replication lag into the Region, if any replica reports one.
+    /// Worst database replication lag into the Region ([`crate::signals::LagSeen`]):
+    /// `None` when unknown (or nothing replicates into it), negative when replication
+    /// is not running. What the RPO gate weighs.
     pub lag_seconds: Option<f64>,
+    /// Worst S3 replication latency into the Region's buckets, when S3 publishes it:
+    /// graded by `policy.s3_replication_lag`, not recorded as the database lag.
+    pub s3_lag_seconds: Option<f64>,
     /// Things worth knowing that do not fail the round (e.g. an alarm the spec names
     /// that does not exist).
     pub notes: Vec<String>,
@@ -61,6 +67,27 @@ pub fn grade(lag_seconds: f64, levels: &LagLevels) -> LagGrade {
     } else {
         LagGrade::Ok
     }
+}
+
+/// The worse of the database lag's grade (`policy.replication_lag`) and the S3
+/// latency's (`policy.s3_replication_lag`); a database lag that is negative
+/// (replication not running) is critical.
+pub fn lag_grade(obs: &Observation, policy: &Policy) -> Option<LagGrade> {
+    let db = obs.lag_seconds.map(|lag| {
+        if lag < 0.0 {
+            LagGrade::Critical
+        } else {
+            grade(lag, &policy.replication_lag)
+        }
+    });
+    let s3 = obs
+        .s3_lag_seconds
+        .map(|lag| grade(lag, &policy.s3_replication_lag));
+    db.into_iter().chain(s3).max_by_key(|g| match g {
+        LagGrade::Ok => 0,
+        LagGrade::Warning => 1,
+        LagGrade::Critical => 2,
+    })
 }
 
 const MAX_DETAIL: usize = 480;
@@ -135,9 +162,7 @@ pub fn next(
         consecutive_successes: successes,
         probe_latency_ms: obs.latency_ms,
         replication_lag_seconds: obs.lag_seconds,
-        lag_grade: obs
-            .lag_seconds
-            .map(|lag| grade(lag, &policy.replication_lag)),
+        lag_grade: lag_grade(obs, policy),
         observed_at,
         detail: detail(obs),
     };
@@ -311,6 +336,47 @@ mod tests {
         let d = s.record.detail.unwrap();
         assert!(d.len() <= MAX_DETAIL + '…'.len_utf8());
         assert!(d.ends_with('…'));
+    }
+
+    #[test]
+    fn s3_latency_has_its_own_levels_and_a_stopped_replica_is_critical() {
+        let p = policy(3, 3);
+        let obs = |db: Option<f64>, s3: Option<f64>| Observation {
+            lag_seconds: db,
+            s3_lag_seconds: s3,
+            ..good()
+        };
+        // 45 s of S3 latency is nothing for S3 (warning at 1 h), critical for a database.
+        assert_eq!(lag_grade(&obs(None, Some(45.0)), &p), Some(LagGrade::Ok));
+        assert_eq!(
+            lag_grade(&obs(None, Some(3_600.0)), &p),
+            Some(LagGrade::Warning)
+        );
+        assert_eq!(
+            lag_grade(&obs(Some(1.0), Some(7_200.0)), &p),
+            Some(LagGrade::Critical)
+        );
+        assert_eq!(
+            lag_grade(&obs(Some(6.0), Some(1.0)), &p),
+            Some(LagGrade::Warning)
+        );
+        assert_eq!(
+            lag_grade(&obs(Some(-1.0), None), &p),
+            Some(LagGrade::Critical)
+        );
+        assert_eq!(lag_grade(&obs(None, None), &p), None);
+        let s = next(
+            None,
+            "eu-west-1",
+            &obs(Some(2.0), Some(45.0)),
+            &p,
+            UnixMillis(1),
+        );
+        assert_eq!(
+            s.record.replication_lag_seconds,
+            Some(2.0),
+            "the database lag"
+        );
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub const NAME: &str = "health-probe";
 /// Region's alarms, replication lag) before it goes on without it.
 pub const SIGNAL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A round's replication lag into one Region: databases and S3, read apart.
+struct Lag {
+    db: signals::LagSeen,
+    s3: signals::LagSeen,
+}
+
 /// `fut`, or `late()` when it takes longer than [`SIGNAL_TIMEOUT`].
 async fn bounded<T>(fut: impl std::future::Future<Output = T>, late: impl FnOnce() -> T) -> T {
     tokio::time::timeout(SIGNAL_TIMEOUT, fut)
@@ -441,12 +447,15 @@ impl<S: Store> Prober<S> {
             )],
             ..signals::Seen::default()
         });
-        let lag = bounded(lag, || {
-            Err(Error::TransientDependency {
-                service: "cloudwatch",
-                operation: "GetMetricData",
-                source: format!("no answer within {SIGNAL_TIMEOUT:?}").into(),
-            })
+        let lag = bounded(lag, || Lag {
+            db: signals::LagSeen {
+                seconds: None,
+                notes: vec![format!(
+                    "replication lag into {} did not answer within {SIGNAL_TIMEOUT:?}",
+                    region.region
+                )],
+            },
+            s3: signals::LagSeen::default(),
         });
         let (endpoints, route53, alarms, lag) = tokio::join!(endpoints, route53, alarms, lag);
 
@@ -464,46 +473,62 @@ impl<S: Store> Prober<S> {
             obs.failures.extend(seen.failures);
             obs.notes.extend(seen.notes);
         }
-        match lag {
-            Ok(lag) => obs.lag_seconds = lag,
-            Err(e) => {
-                tracing::warn!(region = %region.region, error = %e.chain(), "Cannot read replication lag");
-                obs.notes.push(format!(
-                    "cannot read replication lag into {}",
-                    region.region
-                ));
-            }
-        }
+        obs.lag_seconds = lag.db.seconds;
+        obs.s3_lag_seconds = lag.s3.seconds;
+        obs.notes.extend(lag.db.notes);
+        obs.notes.extend(lag.s3.notes);
         obs
     }
 
-    /// The worst replication lag into the Region: its databases' lag metrics (in the
-    /// Region) and S3 replication latency into its buckets (in the primary's Region).
-    async fn lag(
-        &self,
-        spec: &WorkloadSpec,
-        region: &RegionSpec,
-        now: UnixMillis,
-    ) -> Result<Option<f64>, Error> {
+    /// The replication lag into the Region, both kinds read in the Region itself and
+    /// independently (one failing never discards the other): its databases' lag
+    /// metrics (replicas publish them; the primary's writer has none, so it is not
+    /// read there) and S3 `ReplicationLatency` into its buckets (published in the
+    /// destination's Region, [`signals::s3_lag_metrics`]). A read that fails is a note
+    /// and, for the databases, an unknown lag (the RPO gate fails closed on it).
+    async fn lag(&self, spec: &WorkloadSpec, region: &RegionSpec, now: UnixMillis) -> Lag {
+        let client = self.cloudwatch.get(&region.region);
+        let is_primary = spec.primary().is_some_and(|p| p.region == region.region);
         let db = async {
             let metrics = signals::database_lag_metrics(region);
-            signals::read_lag(&self.cloudwatch.get(&region.region), &metrics, now).await
+            if is_primary || metrics.is_empty() {
+                return signals::LagSeen::default();
+            }
+            signals::read_lag(&client, &metrics, now)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(region = %region.region, error = %e.chain(), "Cannot read database replication lag");
+                    signals::LagSeen {
+                        seconds: None,
+                        notes: vec![format!("cannot read database replication lag into {}", region.region)],
+                    }
+                })
         };
         let s3 = async {
-            let Some(source) = signals::replication_source(spec) else {
-                return Ok(None);
-            };
-            if source.region == region.region || region.buckets.is_empty() {
-                return Ok(None);
+            if is_primary || region.buckets.is_empty() {
+                return signals::LagSeen::default();
             }
-            let client = self.cloudwatch.get(&source.region);
-            let metrics = signals::s3_lag_metrics(&client, &source.region, region).await?;
-            signals::read_lag(&client, &metrics, now).await
+            let read = async {
+                let metrics = signals::s3_lag_metrics(&client, region).await?;
+                signals::read_lag(&client, &metrics, now).await
+            };
+            match read.await {
+                // Not configured (no metrics) or not all fresh: S3 latency is graded,
+                // not gated, so an unknown one is a note only.
+                Ok(seen) => seen,
+                Err(e) => {
+                    tracing::warn!(region = %region.region, error = %e.chain(), "Cannot read S3 replication latency");
+                    signals::LagSeen {
+                        seconds: None,
+                        notes: vec![format!(
+                            "cannot read S3 replication latency into {}",
+                            region.region
+                        )],
+                    }
+                }
+            }
         };
         let (db, s3) = tokio::join!(db, s3);
-        Ok(match (db?, s3?) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        })
+        Lag { db, s3 }
     }
 }

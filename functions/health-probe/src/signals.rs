@@ -14,7 +14,7 @@ use aws_sdk_cloudwatch::types::{
 };
 use aws_sdk_route53::types::HealthCheckObservation;
 use aws_smithy_types::DateTime;
-use lifeboat::model::{DatabaseRef, RegionSpec, WorkloadSpec};
+use lifeboat::model::{DatabaseRef, RegionSpec};
 use lifeboat::{Error, UnixMillis};
 
 /// Route 53 considers an endpoint healthy when more than this share (in percent) of its
@@ -194,14 +194,16 @@ pub fn database_lag_metrics(region: &RegionSpec) -> Vec<LagMetric> {
         .collect()
 }
 
-/// S3 replication latency into a secondary Region's buckets: S3 publishes
-/// `ReplicationLatency` in the *source* bucket's Region (the primary's) with the
-/// dimensions `SourceBucket`, `DestinationBucket` and `RuleId`, and only when the
-/// replication rule has metrics on. The rule id is not in the spec, so the metrics are
-/// found with ListMetrics by destination bucket; none found means not configured.
+/// S3 replication latency into a Region's buckets. S3 publishes `ReplicationLatency`
+/// "in the Region of the destination bucket" (S3 User Guide, "Using S3 Replication
+/// metrics", https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html),
+/// with the dimensions `SourceBucket`, `DestinationBucket` and `RuleId`, and only when
+/// the replication rule has metrics on (S3 RTC turns them on). So it is read in the
+/// Region replicated *into* — the surviving one in a failover, never the failed
+/// source. The rule id is not in the spec, so the metrics are found with ListMetrics
+/// by destination bucket; none found means not configured.
 pub async fn s3_lag_metrics(
     client: &aws_sdk_cloudwatch::Client,
-    source_region: &str,
     region: &RegionSpec,
 ) -> Result<Vec<LagMetric>, Error> {
     let mut found = vec![];
@@ -221,7 +223,7 @@ pub async fn s3_lag_metrics(
             .map_err(|e| Error::from_sdk("cloudwatch", "ListMetrics", e))?;
         for m in out.metrics() {
             found.push(LagMetric {
-                region: source_region.to_owned(),
+                region: region.region.clone(),
                 namespace: "AWS/S3",
                 name: "ReplicationLatency",
                 dimensions: m
@@ -236,25 +238,100 @@ pub async fn s3_lag_metrics(
     Ok(found)
 }
 
-/// How far back lag datapoints count.
+/// How far back lag datapoints are looked for (older ones are not even fetched).
 const LAG_LOOKBACK: Duration = Duration::from_secs(600);
+
+/// The oldest a lag datapoint may be and still be the lag now: three one-minute
+/// periods (RDS publishes its metrics every minute, "Amazon CloudWatch metrics for
+/// Amazon RDS", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html;
+/// a datapoint is stamped with the start of its period). The failover decision adds
+/// its own bound on the probe round's age (failover-executor `decide::lag_fresh_within_ms`).
+pub const LAG_DATAPOINT_MAX_AGE: Duration = Duration::from_secs(180);
 
 fn to_datetime(t: UnixMillis) -> DateTime {
     DateTime::from_millis(i64::try_from(t.0).unwrap_or(i64::MAX))
 }
 
-/// Reads the latest datapoint of each metric (all in one Region) with one GetMetricData
-/// call, and returns the worst lag in seconds (`None` when no metric has data).
+/// The latest datapoint of one metric, if any in the lookback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagPoint {
+    /// Which metric, e.g. `ReplicaLag DBInstanceIdentifier=checkout-db-replica-euw1`.
+    pub metric: String,
+    /// Its latest value in seconds and that datapoint's timestamp.
+    pub latest: Option<(f64, UnixMillis)>,
+}
+
+/// What the lag metrics of one kind (databases, or S3) say, all of them together.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LagSeen {
+    /// The worst lag in seconds, when every metric has a fresh, finite datapoint;
+    /// negative when any replica reports replication not running (RDS: -1). `None`
+    /// when any metric has no fresh datapoint: one unknown replica makes the lag
+    /// unknown, never the others' value.
+    pub seconds: Option<f64>,
+    /// Why it is unknown, or remarks.
+    pub notes: Vec<String>,
+}
+
+/// Combines the latest datapoints of every metric into one lag (pure; see
+/// [`LagSeen::seconds`]). No metrics at all: `None` with no note.
+pub fn combine(points: &[LagPoint], now: UnixMillis) -> LagSeen {
+    let mut seen = LagSeen::default();
+    let max_age = u64::try_from(LAG_DATAPOINT_MAX_AGE.as_millis()).unwrap_or(u64::MAX);
+    let mut worst: Option<f64> = None;
+    let mut negative: Option<f64> = None;
+    let mut unknown = false;
+    for p in points {
+        match p.latest {
+            // Not published (no replica, metrics off): unknown, and the usual case for
+            // a Region nothing replicates into, so no note on every round.
+            None => unknown = true,
+            Some((v, at)) if now.since(at) > max_age => {
+                unknown = true;
+                seen.notes.push(format!(
+                    "{}: latest datapoint ({v}) is {} s old, over {} s",
+                    p.metric,
+                    now.since(at) / 1000,
+                    LAG_DATAPOINT_MAX_AGE.as_secs()
+                ));
+            }
+            Some((v, _)) if !v.is_finite() => {
+                unknown = true;
+                seen.notes.push(format!("{}: not a number", p.metric));
+            }
+            Some((v, _)) if v < 0.0 => {
+                negative = Some(negative.map_or(v, |n: f64| n.min(v)));
+                seen.notes
+                    .push(format!("{}: {v}, replication is not running", p.metric));
+            }
+            Some((v, _)) => worst = Some(worst.map_or(v, |w: f64| w.max(v))),
+        }
+    }
+    seen.seconds = match (negative, unknown) {
+        (Some(n), _) => Some(n),
+        (None, true) => None,
+        (None, false) => worst,
+    };
+    seen
+}
+
+/// Reads the latest datapoint of each metric (all in one Region) with GetMetricData
+/// (up to 500 queries a call) and [`combine`]s them.
 pub async fn read_lag(
     client: &aws_sdk_cloudwatch::Client,
     metrics: &[LagMetric],
     now: UnixMillis,
-) -> Result<Option<f64>, Error> {
-    if metrics.is_empty() {
-        return Ok(None);
-    }
-    let mut worst: Option<f64> = None;
-    // GetMetricData takes up to 500 queries.
+) -> Result<LagSeen, Error> {
+    let mut points: Vec<LagPoint> = metrics
+        .iter()
+        .map(|m| LagPoint {
+            metric: std::iter::once(m.name.to_owned())
+                .chain(m.dimensions.iter().map(|(n, v)| format!("{n}={v}")))
+                .collect::<Vec<_>>()
+                .join(" "),
+            latest: None,
+        })
+        .collect();
     for (chunk_no, chunk) in metrics.chunks(500).enumerate() {
         let queries: Vec<MetricDataQuery> = chunk
             .iter()
@@ -305,19 +382,17 @@ pub async fn read_lag(
                 continue;
             };
             let Some(m) = chunk.get(index) else { continue };
-            // Latest first: the first value is the current lag.
-            if let Some(v) = result.values().first() {
-                let secs = v * m.to_seconds;
-                worst = Some(worst.map_or(secs, |w: f64| w.max(secs)));
+            let Some(point) = points.get_mut(chunk_no * 500 + index) else {
+                continue;
+            };
+            // Latest first: the first value is the current lag, stamped with its period.
+            if let (Some(v), Some(t)) = (result.values().first(), result.timestamps().first()) {
+                let at = UnixMillis(u64::try_from(t.to_millis().unwrap_or(0)).unwrap_or(0));
+                point.latest = Some((v * m.to_seconds, at));
             }
         }
     }
-    Ok(worst)
-}
-
-/// The Region S3 replicates from: the primary's (the writer's) Region.
-pub fn replication_source(spec: &WorkloadSpec) -> Option<&RegionSpec> {
-    spec.primary()
+    Ok(combine(&points, now))
 }
 
 #[cfg(test)]
@@ -349,7 +424,7 @@ mod tests {
 
     #[test]
     fn database_lag_metrics_follow_the_engine() {
-        let spec: WorkloadSpec =
+        let spec: lifeboat::WorkloadSpec =
             serde_json::from_str(include_str!("../../../events/model/example-spec.json")).unwrap();
         let mut eu = spec.region("eu-west-1").unwrap().clone();
         let m = database_lag_metrics(&eu);
@@ -369,5 +444,49 @@ mod tests {
         let m = database_lag_metrics(&eu);
         assert_eq!(m[0].name, "AuroraGlobalDBRPOLag");
         assert!((m[0].to_seconds - 0.001).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn one_unknown_stale_or_stopped_replica_is_never_hidden_by_the_others() {
+        let now = UnixMillis(1_800_000_000_000);
+        let point = |metric: &str, latest: Option<(f64, u64)>| LagPoint {
+            metric: metric.into(),
+            latest: latest.map(|(v, age_ms)| (v, UnixMillis(now.0 - age_ms))),
+        };
+        assert_eq!(combine(&[], now), LagSeen::default());
+        let fresh = combine(
+            &[point("a", Some((2.0, 60_000))), point("b", Some((7.0, 0)))],
+            now,
+        );
+        assert_eq!((fresh.seconds, fresh.notes.len()), (Some(7.0), 0));
+        // A replica without a datapoint makes the lag unknown, not the other's 2 s.
+        let missing = combine(&[point("a", Some((2.0, 0))), point("b", None)], now);
+        assert_eq!(missing.seconds, None);
+        assert!(
+            missing.notes[0].starts_with("b: no datapoint"),
+            "{missing:?}"
+        );
+        // Ten minutes old is not the lag now (the bound is three minutes).
+        let stale = combine(&[point("a", Some((2.0, 181_000)))], now);
+        assert_eq!(stale.seconds, None);
+        assert!(stale.notes[0].contains("181 s old"), "{stale:?}");
+        let edge = combine(&[point("a", Some((2.0, 180_000)))], now);
+        assert_eq!(edge.seconds, Some(2.0));
+        // -1 (replication not running) is kept, whatever the others say.
+        let stopped = combine(
+            &[
+                point("a", Some((-1.0, 0))),
+                point("b", Some((9.0, 0))),
+                point("c", None),
+            ],
+            now,
+        );
+        assert_eq!(stopped.seconds, Some(-1.0));
+        assert!(
+            stopped.notes.iter().any(|n| n.contains("not running")),
+            "{stopped:?}"
+        );
+        let nan = combine(&[point("a", Some((f64::NAN, 0)))], now);
+        assert_eq!(nan.seconds, None);
     }
 }
