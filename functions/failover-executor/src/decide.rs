@@ -1106,6 +1106,7 @@ mod tests {
             trigger: None,
             timing: None,
             drill: false,
+            force: false,
         }
     }
 

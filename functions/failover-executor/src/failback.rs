@@ -305,6 +305,7 @@ pub fn decide_failback(
         trigger: None,
         timing: None,
         drill: req.drill,
+        force: false,
     };
     Ok(Decision {
         workload: spec.workload.clone(),
@@ -759,6 +760,7 @@ mod tests {
             trigger: None,
             timing: None,
             drill: false,
+            force: false,
         }
     }
 
