@@ -1119,7 +1119,9 @@ impl<S: Store> Deployer<S> {
             before: None,
             after,
         };
-        self.at(deploy).append_event(&deploy.workload, &event).await?;
+        self.at(deploy)
+            .append_event(&deploy.workload, &event)
+            .await?;
         Ok(())
     }
 }

@@ -23,9 +23,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .ok_or("the SDK configuration has no Region")?;
     // The lease lives in the lease Region's replica, whichever Region this stack is in.
     let replicas = RegionalClients::new(&config, aws_sdk_dynamodb::Client::new);
-    let deployer = Arc::new(Deployer::new(store, cloudwatch).with_replicas(home, move |region| {
-        DynamoStore::new(replicas.get(region), table.clone())
-    }));
+    let deployer = Arc::new(
+        Deployer::new(store, cloudwatch).with_replicas(home, move |region| {
+            DynamoStore::new(replicas.get(region), table.clone())
+        }),
+    );
     lifeboat::serve(move |event| {
         let deployer = Arc::clone(&deployer);
         async move { deployer.handle(event).await }

@@ -628,7 +628,8 @@ mod tests {
             Timing::parse("1, 10").unwrap(),
             Timing {
                 poll_seconds: 1,
-                verify_max_polls: 10
+                verify_max_polls: 10,
+                lease_ttl_seconds: None
             }
         );
         for bad in ["", "1", "1,", "0,10", "1,0", "a,b", "1,2,3", "-1,5"] {

@@ -18,10 +18,13 @@ use crate::request::{
 };
 
 /// Lease time-to-live when neither the step's input nor the execution's `timing` says.
-/// Every wait of the machines renews it (the `renew` step), so it bounds the longest
-/// stretch between two renewals, not the run: `tests/tests/lease.rs` reads the machines
-/// and checks that no renewal-free path can outlast it.
-pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 900;
+/// Every wait and every long task of the machines is preceded by a `renew`, so it
+/// bounds the longest stretch between two renewals, not the run: `tests/tests/lease.rs`
+/// reads the machines and checks that no renewal-free path can outlast it, counting
+/// every attempt of a task to its `TimeoutSeconds` plus the retries' backoff (a
+/// 310-s traffic-shifter task retried six times is 36 min). The price: a run that dies
+/// without releasing holds the lease up to this long (an operator's `force` ends that).
+pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 3600;
 
 /// What a run that wants the lease does about the run holding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,7 +571,10 @@ mod tests {
         };
         let e = lease_ttl(None, Some(&short)).unwrap_err();
         assert!(e.to_string().contains("timing.lease_ttl_seconds"), "{e}");
-        assert_eq!(lease_ttl(Some(0), None).unwrap_err().name(), ErrorName::InvalidInput);
+        assert_eq!(
+            lease_ttl(Some(0), None).unwrap_err().name(),
+            ErrorName::InvalidInput
+        );
     }
 
     #[test]
