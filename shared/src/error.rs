@@ -64,6 +64,9 @@ pub enum ErrorName {
     /// An automatic failover whose Region is not unhealthy by Lifeboat's own fresh
     /// observation (a stalled, throttled or half-broken prober, a stray alarm).
     FailoverUnwarranted,
+    /// A failback or drill holds the lease a failover wants: the failover's machine
+    /// waits (bounded retries with backoff) and then refuses, naming the holder.
+    LeaseBusy,
 }
 
 /// What a state machine should do with an error.
@@ -77,7 +80,7 @@ pub enum Retry {
 
 impl ErrorName {
     /// Every name, for tests that check state machines name only real errors.
-    pub const ALL: [ErrorName; 17] = [
+    pub const ALL: [ErrorName; 18] = [
         ErrorName::InvalidInput,
         ErrorName::WorkloadNotFound,
         ErrorName::InvalidModel,
@@ -95,6 +98,7 @@ impl ErrorName {
         ErrorName::DependencyFailure,
         ErrorName::NotImplemented,
         ErrorName::FailoverUnwarranted,
+        ErrorName::LeaseBusy,
     ];
 
     /// The `errorType` string.
@@ -117,6 +121,7 @@ impl ErrorName {
             ErrorName::DependencyFailure => "DependencyFailure",
             ErrorName::NotImplemented => "NotImplemented",
             ErrorName::FailoverUnwarranted => "FailoverUnwarranted",
+            ErrorName::LeaseBusy => "LeaseBusy",
         }
     }
 
@@ -256,6 +261,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A failback or drill holds the lease a failover wants (the machine waits, bounded).
+    #[error(
+        "workload `{workload}`: the lease is held by `{holder}` for {purpose} (epoch {epoch}) until {expires_at}; a failover waits for it, then refuses (an operator may force it: force, reason, requested_by)"
+    )]
+    LeaseBusy {
+        /// Workload id.
+        workload: String,
+        /// Current holder.
+        holder: String,
+        /// Its purpose.
+        purpose: String,
+        /// Its epoch.
+        epoch: u64,
+        /// When it lapses unless renewed.
+        expires_at: UnixMillis,
+    },
+
     /// Inside the cooldown after the last failover.
     #[error("workload `{workload}` is in cooldown until {until}")]
     CooldownActive {
@@ -348,6 +370,7 @@ impl Error {
             Error::ReplicaLagUnknown { .. } => ErrorName::ReplicaLagTooHigh,
             Error::TargetUnhealthy { .. } => ErrorName::TargetUnhealthy,
             Error::FailoverUnwarranted { .. } => ErrorName::FailoverUnwarranted,
+            Error::LeaseBusy { .. } => ErrorName::LeaseBusy,
             Error::CooldownActive { .. } => ErrorName::CooldownActive,
             Error::DeployFrozen { .. } => ErrorName::DeployFrozen,
             Error::ResourceNotFound { .. } => ErrorName::ResourceNotFound,

@@ -96,6 +96,7 @@ async fn world() -> World {
         trigger: None,
         timing: None,
         drill: false,
+        force: false,
     };
     let before = [
         health("us-east-1", Verdict::Unhealthy),

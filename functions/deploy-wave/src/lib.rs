@@ -47,6 +47,30 @@ const SPEC_ATTEMPTS: usize = 8;
 pub struct Deployer<S> {
     store: S,
     cloudwatch: RegionalClients<cw::Client>,
+    replicas: Option<Replicas<S>>,
+}
+
+/// The table's replicas by Region, and the handler's own Region: where the lease Region
+/// is resolved from the spec.
+struct Replicas<S> {
+    home: String,
+    store_in: Box<dyn Fn(&str) -> S + Send + Sync>,
+}
+
+/// The store a step uses: the handler's own, or the lease Region's replica.
+enum At<'a, S> {
+    Home(&'a S),
+    Replica(S),
+}
+
+impl<S> std::ops::Deref for At<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        match self {
+            At::Home(s) => s,
+            At::Replica(s) => s,
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for Deployer<S> {
@@ -116,7 +140,48 @@ fn region_outcome(region: &str, deploy: &Deploy, r: &Rollout, already_done: bool
 impl<S: Store> Deployer<S> {
     /// A deployer over the store and CloudWatch clients per Region.
     pub fn new(store: S, cloudwatch: RegionalClients<cw::Client>) -> Self {
-        Deployer { store, cloudwatch }
+        Deployer {
+            store,
+            cloudwatch,
+            replicas: None,
+        }
+    }
+
+    /// Takes, renews and checks the lease (and writes fenced) in the lease Region's
+    /// replica ([`lifeboat::store::lease_region`], the same rule as failover-executor's),
+    /// `store_in(region)` being the store over that Region's replica; `home` is the
+    /// handler's own Region, whose replica (`store`) the spec is first read from.
+    pub fn with_replicas(
+        mut self,
+        home: impl Into<String>,
+        store_in: impl Fn(&str) -> S + Send + Sync + 'static,
+    ) -> Self {
+        self.replicas = Some(Replicas {
+            home: home.into(),
+            store_in: Box::new(store_in),
+        });
+        self
+    }
+
+    /// The lease Region of the workload as the spec in our own replica says.
+    async fn lease_region_of(&self, workload: &str) -> Result<String> {
+        match &self.replicas {
+            Some(r) => {
+                let spec = self.store.get_spec(workload).await?;
+                Ok(lifeboat::store::lease_region(&spec, &r.home))
+            }
+            None => Ok(String::new()),
+        }
+    }
+
+    /// The store of a deploy's lease Region.
+    fn at(&self, deploy: &Deploy) -> At<'_, S> {
+        match &self.replicas {
+            Some(r) if !deploy.lease_region.is_empty() && deploy.lease_region != r.home => {
+                At::Replica((r.store_in)(&deploy.lease_region))
+            }
+            _ => At::Home(&self.store),
+        }
     }
 
     /// The Lambda handler: parses, runs, answers JSON.
@@ -277,6 +342,7 @@ impl<S: Store> Deployer<S> {
             gates,
             rollback_scope: request.rollback_scope.unwrap_or_default(),
             started_at: UnixMillis::now(),
+            lease_region: String::new(),
         };
         Ok((
             spec,
@@ -348,9 +414,12 @@ impl<S: Store> Deployer<S> {
         }
         let (spec, mut planned) = self.decide(request, deploy_id, holder).await?;
         let now = UnixMillis::now();
+        // The one lease Region of every mover, fixed for the rest of the deploy.
+        planned.deploy.lease_region = self.lease_region_of(&request.workload).await?;
+        let store = self.at(&planned.deploy);
 
         // Frozen while a failover, failback or drill holds the lease.
-        let lease = self.store.get_lease(&request.workload).await?;
+        let lease = store.get_lease(&request.workload).await?;
         if let Some(l) = &lease
             && !l.is_expired(now)
             && l.holder != holder
@@ -545,7 +614,7 @@ impl<S: Store> Deployer<S> {
             rpo_simulated: false,
             details: json!({ "plan": summary, "request": request }),
         };
-        self.store
+        store
             .put_run(
                 &deploy.workload,
                 &run,
@@ -643,7 +712,7 @@ impl<S: Store> Deployer<S> {
         round: u32,
     ) -> Result<RegionOutcome> {
         self.check_epoch(deploy).await?;
-        let spec = self.store.get_spec(&deploy.workload).await?;
+        let spec = self.at(deploy).get_spec(&deploy.workload).await?;
         let (d, r) = rollout_of(&spec, region, &deploy.deploy_id)?;
         if let Some(g) = r
             .gates
@@ -850,15 +919,15 @@ impl<S: Store> Deployer<S> {
         rollback_done: bool,
     ) -> Result<Finished> {
         let error = error.filter(|e| !e.is_null());
-        let lease = self.store.get_lease(&deploy.workload).await?;
+        let lease = self.at(deploy).get_lease(&deploy.workload).await?;
         if let Err(stale) =
             lifeboat::store::check_fence(&deploy.workload, deploy.epoch, lease.as_ref())
         {
             // A retried finish: the lease is released and the run is final.
-            let runs = self.store.list_runs(&deploy.workload).await?;
+            let runs = self.at(deploy).list_runs(&deploy.workload).await?;
             return match runs.into_iter().find(|r| r.id == deploy.deploy_id) {
                 Some(run) if run.outcome != RunOutcome::Running => {
-                    let spec = self.store.get_spec(&deploy.workload).await?;
+                    let spec = self.at(deploy).get_spec(&deploy.workload).await?;
                     Ok(Finished {
                         outcome: outcome_name(run.outcome).into(),
                         rollback: Vec::new(),
@@ -870,7 +939,7 @@ impl<S: Store> Deployer<S> {
                 _ => Err(stale),
             };
         }
-        let spec = self.store.get_spec(&deploy.workload).await?;
+        let spec = self.at(deploy).get_spec(&deploy.workload).await?;
         let failed_region = decide::halted(&spec, &deploy.deploy_id);
         let failed = failed_region.is_some() || error.is_some();
         let rollback =
@@ -911,7 +980,7 @@ impl<S: Store> Deployer<S> {
         } else {
             RunOutcome::Succeeded
         };
-        let runs = self.store.list_runs(&deploy.workload).await?;
+        let runs = self.at(deploy).list_runs(&deploy.workload).await?;
         let plan = runs
             .into_iter()
             .find(|r| r.id == deploy.deploy_id)
@@ -927,7 +996,7 @@ impl<S: Store> Deployer<S> {
             error,
             &rollback,
         );
-        self.store
+        self.at(deploy)
             .put_run(
                 &deploy.workload,
                 &run,
@@ -944,7 +1013,7 @@ impl<S: Store> Deployer<S> {
             Some(json!({ "outcome": outcome, "regions": states(&spec, &deploy.deploy_id), "rollback_incomplete": rollback, "error": error })),
         )
         .await?;
-        self.store
+        self.at(deploy)
             .release_lease(
                 &deploy.workload,
                 &deploy.holder,
@@ -962,9 +1031,36 @@ impl<S: Store> Deployer<S> {
     }
 
     /// The lease must be held at exactly the deploy's epoch.
+    /// Checks holder and epoch; once superseded (a failover took the lease over, or an
+    /// operator forced it) it records why, once (`deploy_superseded`), and the step stops
+    /// with `StaleEpoch` before shifting anything.
     async fn check_epoch(&self, deploy: &Deploy) -> Result<()> {
-        let lease = self.store.get_lease(&deploy.workload).await?;
-        lifeboat::store::check_fence(&deploy.workload, deploy.epoch, lease.as_ref())
+        let store = self.at(deploy);
+        let lease = store.get_lease(&deploy.workload).await?;
+        let checked = lifeboat::store::check_holder_fence(
+            &deploy.workload,
+            &deploy.holder,
+            deploy.epoch,
+            lease.as_ref(),
+        );
+        if let Err(stale) = &checked {
+            let event = AuditEvent {
+                at: lease.as_ref().map_or(deploy.started_at, |l| l.acquired_at),
+                id: format!("{}-superseded-{}", deploy.deploy_id, deploy.epoch),
+                actor: deploy.holder.clone(),
+                action: "deploy_superseded".into(),
+                reason: format!(
+                    "deploy {} of {} stopped: it no longer holds the lease ({stale}); no traffic is shifted by it any more",
+                    deploy.version, deploy.workload
+                ),
+                before: Some(json!({"epoch": deploy.epoch, "holder": deploy.holder})),
+                after: Some(json!(lease.as_ref().map(|l| json!({
+                    "holder": l.holder, "purpose": l.purpose, "epoch": l.epoch
+                })))),
+            };
+            store.append_event(&deploy.workload, &event).await?;
+        }
+        checked
     }
 
     /// Reads the spec, applies `edit` (which says whether it changed anything) and
@@ -976,7 +1072,7 @@ impl<S: Store> Deployer<S> {
     {
         let mut last = None;
         for _ in 0..SPEC_ATTEMPTS {
-            let mut spec = self.store.get_spec(&deploy.workload).await?;
+            let mut spec = self.at(deploy).get_spec(&deploy.workload).await?;
             if !edit(&mut spec)? {
                 return Ok(spec);
             }
@@ -1023,7 +1119,9 @@ impl<S: Store> Deployer<S> {
             before: None,
             after,
         };
-        self.store.append_event(&deploy.workload, &event).await?;
+        self.at(deploy)
+            .append_event(&deploy.workload, &event)
+            .await?;
         Ok(())
     }
 }

@@ -300,6 +300,12 @@ pub struct Deploy {
     pub rollback_scope: RollbackScope,
     /// When it started.
     pub started_at: UnixMillis,
+    /// The lease Region ([`lifeboat::store::lease_region`]) the deploy took its lease
+    /// in, fixed at `start`: every later step checks the lease and writes fenced there
+    /// (traffic-shifter's `arbiter_region`), wherever the step runs. Empty: the handler's
+    /// own table (a one-table world).
+    #[serde(default)]
+    pub lease_region: String,
 }
 
 /// A wave of the plan.

@@ -182,6 +182,7 @@ pub fn failover_request(target: &AlarmTarget<'_>, alarm: &AlarmSignal) -> Failov
         }),
         timing: None,
         drill: false,
+        force: false,
     }
 }
 

@@ -1270,6 +1270,7 @@ mod tests {
             trigger: None,
             timing: None,
             drill: false,
+            force: false,
         }
     }
 

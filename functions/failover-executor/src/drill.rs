@@ -218,8 +218,10 @@ pub fn prepare(spec: &WorkloadSpec, req: &DrillRequest, holder: &str) -> Result<
         timing: Some(Timing {
             poll_seconds: timing.poll_seconds,
             verify_max_polls: timing.verify_max_polls,
+            lease_ttl_seconds: None,
         }),
         drill: true,
+        force: false,
     };
     let failback_name = execution_name(&id, "-failback");
     let failback = FailbackRequest {

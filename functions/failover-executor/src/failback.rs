@@ -307,6 +307,7 @@ pub fn decide_failback(
         trigger: None,
         timing: None,
         drill: req.drill,
+        force: false,
     };
     Ok(Decision {
         workload: spec.workload.clone(),
@@ -778,6 +779,7 @@ mod tests {
             trigger: None,
             timing: None,
             drill: false,
+            force: false,
         }
     }
 

@@ -280,7 +280,7 @@ impl Executor {
                     action.ignored = Some(why);
                 }
                 Ok(Admitted::Failover) => {
-                    let (arbiter, _) = decide::arbiter(t.spec, t.region, &self.home_region);
+                    let arbiter = lifeboat::store::lease_region(t.spec, &self.home_region);
                     match self.store(&arbiter).get_lease(&t.spec.workload).await? {
                         Some(l) if l.purpose == LeasePurpose::Failover && !l.is_expired(now) => {
                             action.ignored = Some(Ignored::FailoverInProgress);
@@ -390,7 +390,8 @@ impl Executor {
         by: &RegionMoveBy<'_>,
         now: UnixMillis,
     ) -> Result<RegionMoved> {
-        let (arbiter_region, _) = decide::arbiter(spec, region, &self.home_region);
+        // The one lease Region of every mover (not one derived from the Region drained).
+        let arbiter_region = lifeboat::store::lease_region(spec, &self.home_region);
         let arbiter = self.store(&arbiter_region);
         let current = arbiter.get_spec(&spec.workload).await?;
         let health = self.home().get_health(&spec.workload).await?;
@@ -509,10 +510,13 @@ impl Executor {
         let spec = home.get_spec(&req.workload).await?;
         let health = home.get_health(&req.workload).await?;
         let decision = decide::decide(&spec, &health, req, &self.home_region, now)?;
-        // Refuse now what `acquire` would refuse, so the operator hears it at once.
+        // Refuse now what `acquire` would refuse at once, so the operator hears it:
+        // another failover. A deploy is taken over and a failback or drill waited for
+        // by the execution's `acquire`; `force` takes over from anyone.
         let arbiter = self.store(&decision.arbiter_region);
         if let Some(l) = arbiter.get_lease(&req.workload).await?
             && !l.is_expired(now)
+            && steps::contest(decision.purpose(), req.force, l.purpose) == steps::Contest::Refuse
         {
             return Err(Error::LeaseHeld {
                 workload: l.workload,
@@ -588,6 +592,10 @@ impl Executor {
                 let store = self.arbiter_store(&input.decision)?;
                 to_value(&steps::acquire(&store, &input, now).await?)
             }
+            Step::Renew(input) => {
+                let store = self.arbiter_store(&input.decision)?;
+                to_value(&steps::renew(&store, &input, now).await?)
+            }
             Step::Finalize(input) => {
                 let store = self.arbiter_store(&input.decision)?;
                 to_value(&steps::finalize(&store, &input, now).await?)
@@ -603,8 +611,7 @@ impl Executor {
                 let health = home.get_health(&input.request.workload).await?;
                 // Runs are read where the failovers recorded them: the arbiter of a
                 // failover of the current primary, the same table the failback leases in.
-                let primary = spec.primary().map(|p| p.region.clone()).unwrap_or_default();
-                let (arbiter, _) = decide::arbiter(&spec, &primary, &self.home_region);
+                let arbiter = lifeboat::store::lease_region(&spec, &self.home_region);
                 let runs = self.store(&arbiter).list_runs(&spec.workload).await?;
                 let d = failback::decide_failback(
                     &spec,

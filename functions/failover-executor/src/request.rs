@@ -91,6 +91,12 @@ pub struct FailoverRequest {
     /// the run is recorded as kind `drill` and starts no failover cooldown.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drill: bool,
+    /// Break the glass: an operator's failover takes the lease over from whatever run
+    /// holds it (a failback, a drill, even another failover), with a new epoch and an
+    /// audit event (`lease_taken_over`, `forced: true`). Operators only (no `trigger`,
+    /// not a drill); `reason` and `requested_by` say why and who.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Wait settings of the `failover` state machine (read by the machine, not by the steps).
@@ -101,7 +107,18 @@ pub struct Timing {
     pub poll_seconds: u32,
     /// Verification polls before the target counts as not serving.
     pub verify_max_polls: u32,
+    /// The lease's time-to-live, renewed by every poll loop (default 900 s): at least
+    /// [`MIN_TTL_POLLS`] polls and [`MIN_LEASE_TTL_SECONDS`], at most a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl_seconds: Option<u64>,
 }
+
+/// The shortest lease a `timing` may ask for.
+pub const MIN_LEASE_TTL_SECONDS: u64 = 3;
+/// A lease lives at least this many polls: a renewal can be late by a poll and a step.
+pub const MIN_TTL_POLLS: u64 = 3;
+/// The longest lease a `timing` may ask for (a day).
+pub const MAX_LEASE_TTL_SECONDS: u64 = 86_400;
 
 impl Timing {
     /// Parses `<poll_seconds>,<verify_max_polls>` (both at least 1), e.g. `1,10`.
@@ -120,7 +137,29 @@ impl Timing {
         Ok(Timing {
             poll_seconds,
             verify_max_polls,
+            lease_ttl_seconds: None,
         })
+    }
+
+    /// Checks the numbers: polls at least 1, a lease TTL (when given) within
+    /// [`MIN_LEASE_TTL_SECONDS`]..=[`MAX_LEASE_TTL_SECONDS`] and at least
+    /// [`MIN_TTL_POLLS`] polls long, so a renewal every poll keeps it.
+    pub fn check(&self) -> Result<()> {
+        if self.poll_seconds == 0 || self.verify_max_polls == 0 {
+            return Err(Error::InvalidInput(
+                "timing: poll_seconds and verify_max_polls must be at least 1".into(),
+            ));
+        }
+        if let Some(ttl) = self.lease_ttl_seconds {
+            let min = (u64::from(self.poll_seconds) * MIN_TTL_POLLS).max(MIN_LEASE_TTL_SECONDS);
+            if !(min..=MAX_LEASE_TTL_SECONDS).contains(&ttl) {
+                return Err(Error::InvalidInput(format!(
+                    "timing.lease_ttl_seconds: {ttl} is outside {min}..={MAX_LEASE_TTL_SECONDS} (at least {MIN_TTL_POLLS} polls of {} s and {MIN_LEASE_TTL_SECONDS} s)",
+                    self.poll_seconds
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +200,21 @@ impl FailoverRequest {
                 "target_region: `{to}` is the Region being failed away from"
             )));
         }
+        if let Some(timing) = &self.timing {
+            timing.check()?;
+        }
+        if self.force {
+            if self.trigger.is_some() || self.requested_by.starts_with("alarm:") {
+                return Err(Error::InvalidInput(
+                    "force: only an operator may force a lease take-over, never an alarm".into(),
+                ));
+            }
+            if self.drill {
+                return Err(Error::InvalidInput(
+                    "force: a drill never takes the lease by force".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -173,9 +227,29 @@ pub struct AcquireInput {
     pub decision: Decision,
     /// The lease holder: the execution ARN (`$$.Execution.Id`).
     pub holder: String,
-    /// How long the lease lasts unless renewed (default 900 s).
+    /// How long the lease lasts unless renewed (default: `timing.lease_ttl_seconds`,
+    /// else 900 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
+    /// The execution's `timing` (its `lease_ttl_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+}
+
+/// Input of the `renew` step: every wait of the machines renews the lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewInput {
+    /// The `decide` (or `decide_failback`) step's output.
+    pub decision: Decision,
+    /// The `acquire` step's output.
+    pub lease: Lease,
+    /// How long from now the lease lasts (default: `timing.lease_ttl_seconds`, else 900 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// The execution's `timing` (its `lease_ttl_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
 }
 
 /// Input of the `finalize` step.
@@ -253,6 +327,8 @@ pub enum Step {
     Decide(DecideInput),
     /// Take the lease with a new fencing epoch.
     Acquire(AcquireInput),
+    /// Extend the lease (holder and epoch checked): `StaleEpoch` once taken over.
+    Renew(RenewInput),
     /// Write the new roles and weights, record the run, release the lease.
     Finalize(FinalizeInput),
     /// Record a failed run and release the lease.
@@ -552,7 +628,8 @@ mod tests {
             Timing::parse("1, 10").unwrap(),
             Timing {
                 poll_seconds: 1,
-                verify_max_polls: 10
+                verify_max_polls: 10,
+                lease_ttl_seconds: None
             }
         );
         for bad in ["", "1", "1,", "0,10", "1,0", "a,b", "1,2,3", "-1,5"] {

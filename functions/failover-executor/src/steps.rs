@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lifeboat::store::{
-    AuditEvent, Lease, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
+    AuditEvent, Lease, LeasePurpose, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
 };
 use lifeboat::{Error, ErrorName, Result, Store, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
@@ -13,10 +13,64 @@ use serde_json::json;
 
 use crate::NAME;
 use crate::decide::{Decision, Operation, apply_changes, is_applied};
-use crate::request::{AcquireInput, FailoverRequest, FinalizeInput, ReleaseInput};
+use crate::request::{
+    AcquireInput, FailoverRequest, FinalizeInput, ReleaseInput, RenewInput, Timing,
+};
 
-/// Lease time-to-live when the `acquire` input does not say.
-pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 900;
+/// Lease time-to-live when neither the step's input nor the execution's `timing` says.
+/// Every wait and every long task of the machines is preceded by a `renew`, so it
+/// bounds the longest stretch between two renewals, not the run: `tests/tests/lease.rs`
+/// reads the machines and checks that no renewal-free path can outlast it, counting
+/// every attempt of a task to its `TimeoutSeconds` plus the retries' backoff (a
+/// 310-s traffic-shifter task retried six times is 36 min). The price: a run that dies
+/// without releasing holds the lease up to this long (an operator's `force` ends that).
+pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 3600;
+
+/// What a run that wants the lease does about the run holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contest {
+    /// Take it over with the next epoch: the holder's next fenced step is `StaleEpoch`.
+    TakeOver,
+    /// Wait (the machine retries `LeaseBusy` with backoff, bounded), then refuse.
+    Wait,
+    /// Refuse at once (`LeaseHeld`).
+    Refuse,
+}
+
+/// Failover comes first: a failover (automatic or operator, not a drill's) takes the
+/// lease over from a deploy, waits for a failback, a drill or a drain (minutes or
+/// seconds of planned work), and refuses against another failover. An operator's
+/// `force` takes it over from anyone. Everything else (failbacks, drills) refuses.
+pub fn contest(wanted: LeasePurpose, force: bool, held: LeasePurpose) -> Contest {
+    if wanted != LeasePurpose::Failover {
+        return Contest::Refuse;
+    }
+    if force {
+        return Contest::TakeOver;
+    }
+    match held {
+        LeasePurpose::Deploy => Contest::TakeOver,
+        LeasePurpose::Failback | LeasePurpose::Drill | LeasePurpose::Drain => Contest::Wait,
+        LeasePurpose::Failover => Contest::Refuse,
+    }
+}
+
+/// The lease TTL a step asks for: its own `ttl_seconds`, else the execution's
+/// `timing.lease_ttl_seconds`, else [`DEFAULT_LEASE_TTL_SECONDS`].
+pub fn lease_ttl(ttl_seconds: Option<u64>, timing: Option<&Timing>) -> Result<Duration> {
+    if let Some(t) = timing {
+        t.check()?;
+    }
+    let ttl = ttl_seconds
+        .or_else(|| timing.and_then(|t| t.lease_ttl_seconds))
+        .unwrap_or(DEFAULT_LEASE_TTL_SECONDS);
+    if ttl == 0 {
+        return Err(Error::InvalidInput(
+            "ttl_seconds: must be at least 1".into(),
+        ));
+    }
+    Ok(Duration::from_secs(ttl))
+}
 
 /// The end of the cooldown after the last successful failover or failback, if any.
 pub fn cooldown_until(runs: &[RunRecord], cooldown_seconds: u64) -> Option<UnixMillis> {
@@ -82,17 +136,12 @@ pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis)
     if input.holder.trim().is_empty() {
         return Err(Error::InvalidInput("holder: must not be empty".into()));
     }
-    let ttl = input.ttl_seconds.unwrap_or(DEFAULT_LEASE_TTL_SECONDS);
-    if ttl == 0 {
-        return Err(Error::InvalidInput(
-            "ttl_seconds: must be at least 1".into(),
-        ));
-    }
+    let ttl = lease_ttl(input.ttl_seconds, input.timing.as_ref())?;
     let req = LeaseRequest {
         workload: d.workload.clone(),
         holder: input.holder.clone(),
         purpose: d.purpose(),
-        ttl: Duration::from_secs(ttl),
+        ttl,
     };
     // A retried step: we already hold it, so the cooldown was checked before.
     if let Some(l) = store.get_lease(&d.workload).await?
@@ -106,7 +155,86 @@ pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis)
         let runs = store.list_runs(&d.workload).await?;
         check_cooldown(&spec, &runs, now)?;
     }
-    store.acquire_lease(&req, now).await
+    match store.acquire_lease(&req, now).await {
+        Err(Error::LeaseHeld { .. }) => {}
+        other => return other,
+    }
+    let Some(held) = store.get_lease(&d.workload).await? else {
+        // Released meanwhile.
+        return store.acquire_lease(&req, now).await;
+    };
+    match contest(req.purpose, d.request.force, held.purpose) {
+        Contest::TakeOver => {
+            let lease = store.take_over_lease(&req, &held, now).await?;
+            store
+                .append_event(&d.workload, &taken_over_event(d, &held, &lease))
+                .await?;
+            tracing::warn!(
+                workload = %d.workload,
+                from = %held.holder,
+                from_purpose = %held.purpose,
+                epoch = lease.epoch,
+                forced = d.request.force,
+                "Lease taken over"
+            );
+            Ok(lease)
+        }
+        Contest::Wait => Err(Error::LeaseBusy {
+            workload: held.workload,
+            holder: held.holder,
+            purpose: held.purpose.to_string(),
+            epoch: held.epoch,
+            expires_at: held.expires_at,
+        }),
+        Contest::Refuse => Err(Error::LeaseHeld {
+            workload: held.workload,
+            holder: held.holder,
+            purpose: held.purpose.to_string(),
+            epoch: held.epoch,
+            expires_at: held.expires_at,
+        }),
+    }
+}
+
+/// The audit event of a take-over (`lease_taken_over`): who took it from whom, why,
+/// whether by force. One per take-over, however often the step is retried.
+pub fn taken_over_event(d: &Decision, from: &Lease, to: &Lease) -> AuditEvent {
+    AuditEvent {
+        at: to.acquired_at,
+        id: format!("{}-took-over-{}", run_id(&to.holder), from.epoch),
+        actor: to.holder.clone(),
+        action: "lease_taken_over".to_owned(),
+        reason: format!(
+            "{} by {}: {}",
+            if d.request.force {
+                "forced take-over"
+            } else {
+                "a failover comes first"
+            },
+            d.request.requested_by,
+            d.request.reason
+        ),
+        before: Some(json!({
+            "holder": from.holder, "purpose": from.purpose, "epoch": from.epoch,
+            "expires_at": from.expires_at,
+        })),
+        after: Some(json!({
+            "holder": to.holder, "purpose": to.purpose, "epoch": to.epoch,
+            "forced": d.request.force, "requested_by": d.request.requested_by,
+        })),
+    }
+}
+
+/// `renew`: extends the run's lease in the arbiter's table; `StaleEpoch` (and nothing
+/// written) once another run has taken it over or it was released. Idempotent.
+pub async fn renew<S: Store>(store: &S, input: &RenewInput, now: UnixMillis) -> Result<Lease> {
+    let (d, lease) = (&input.decision, &input.lease);
+    refuse_dry_run(d, "renew")?;
+    check_lease(d, lease)?;
+    let ttl = lease_ttl(input.ttl_seconds, input.timing.as_ref())?;
+    store
+        .renew_lease(&d.workload, &lease.holder, lease.epoch, ttl, now)
+        .await
 }
 
 /// The `finalize` step's output.
@@ -402,6 +530,51 @@ mod tests {
         assert_eq!(cooldown_until(&runs, 10), Some(UnixMillis(15_000)));
         assert_eq!(cooldown_until(&runs[2..], 10), None);
         assert_eq!(cooldown_until(&[], 10), None);
+    }
+
+    #[test]
+    fn a_failover_takes_over_a_deploy_waits_for_planned_work_and_refuses_a_failover() {
+        use LeasePurpose::*;
+        assert_eq!(contest(Failover, false, Deploy), Contest::TakeOver);
+        for held in [Failback, Drill, Drain] {
+            assert_eq!(contest(Failover, false, held), Contest::Wait, "{held}");
+        }
+        assert_eq!(contest(Failover, false, Failover), Contest::Refuse);
+        for held in [Deploy, Failback, Drill, Drain, Failover] {
+            assert_eq!(contest(Failover, true, held), Contest::TakeOver, "{held}");
+        }
+        // Failbacks and drills never preempt anyone, forced or not.
+        for wanted in [Failback, Drill] {
+            for held in [Deploy, Failback, Drill, Drain, Failover] {
+                assert_eq!(contest(wanted, true, held), Contest::Refuse);
+            }
+        }
+    }
+
+    #[test]
+    fn the_lease_ttl_comes_from_the_step_then_the_timing_then_the_default() {
+        let timing = Timing {
+            poll_seconds: 1,
+            verify_max_polls: 3,
+            lease_ttl_seconds: Some(5),
+        };
+        assert_eq!(lease_ttl(Some(7), Some(&timing)).unwrap().as_secs(), 7);
+        assert_eq!(lease_ttl(None, Some(&timing)).unwrap().as_secs(), 5);
+        assert_eq!(
+            lease_ttl(None, None).unwrap().as_secs(),
+            DEFAULT_LEASE_TTL_SECONDS
+        );
+        let short = Timing {
+            poll_seconds: 10,
+            lease_ttl_seconds: Some(20),
+            ..timing
+        };
+        let e = lease_ttl(None, Some(&short)).unwrap_err();
+        assert!(e.to_string().contains("timing.lease_ttl_seconds"), "{e}");
+        assert_eq!(
+            lease_ttl(Some(0), None).unwrap_err().name(),
+            ErrorName::InvalidInput
+        );
     }
 
     #[test]

@@ -505,6 +505,77 @@ impl Store for DynamoStore {
         })
     }
 
+    async fn take_over_lease(
+        &self,
+        req: &LeaseRequest,
+        from: &Lease,
+        now: UnixMillis,
+    ) -> Result<Lease> {
+        if req.holder.is_empty() || req.ttl.is_zero() {
+            return Err(Error::InvalidInput(
+                "a lease needs a holder and a ttl above zero".into(),
+            ));
+        }
+        if req.workload != from.workload {
+            return Err(Error::InvalidInput(format!(
+                "take_over_lease: the lease of `{}` cannot be taken over for `{}`",
+                from.workload, req.workload
+            )));
+        }
+        let purpose = serde_dynamo::to_attribute_value::<_, AttributeValue>(req.purpose)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode purpose: {e}")))?;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(workload_pk(&req.workload)))
+            .key("sk", s(LEASE_SK))
+            .update_expression(
+                "SET #holder = :holder, #purpose = :purpose, #acquired = :now, #expires = :expires, #item_type = :item_type ADD #epoch :one",
+            )
+            .condition_expression("#holder = :from_holder AND #epoch = :from_epoch")
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_names("#purpose", "purpose")
+            .expression_attribute_names("#acquired", "acquired_at")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#item_type", "item_type")
+            .expression_attribute_names("#epoch", "epoch")
+            .expression_attribute_values(":holder", s(&req.holder))
+            .expression_attribute_values(":purpose", purpose)
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":expires", n(now.plus(req.ttl).0))
+            .expression_attribute_values(":item_type", s("lease"))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":from_holder", s(&from.holder))
+            .expression_attribute_values(":from_epoch", n(from.epoch))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let item: LeaseItem = parse(out.attributes.unwrap_or_default())?;
+                item.held(&req.workload).ok_or_else(|| Error::CorruptItem {
+                    key: format!("{}/{LEASE_SK}", workload_pk(&req.workload)),
+                    field: "holder".into(),
+                    reason: "missing right after a take-over".into(),
+                })
+            }
+            Err(e) if conditional_failed_update(&e) => match self.get_lease(&req.workload).await? {
+                Some(l) if l.holder == req.holder => Ok(l),
+                Some(l) => Err(Error::LeaseHeld {
+                    workload: req.workload.clone(),
+                    holder: l.holder,
+                    purpose: l.purpose.to_string(),
+                    epoch: l.epoch,
+                    expires_at: l.expires_at,
+                }),
+                // Released meanwhile: take it the ordinary way.
+                None => self.acquire_lease(req, now).await,
+            },
+            Err(e) => Err(Error::from_sdk(SERVICE, "UpdateItem", e)),
+        }
+    }
+
     async fn renew_lease(
         &self,
         workload: &str,

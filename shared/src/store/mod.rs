@@ -136,6 +136,62 @@ pub fn check_fence(workload: &str, presented: u64, lease: Option<&Lease>) -> Res
     }
 }
 
+/// Checks, as [`check_fence`] does, that the lease is held at exactly `presented` and,
+/// more, by `holder`: epochs grow by one in each replica, so a holder check is what
+/// tells two runs apart when an epoch was taken twice in two replicas (the arbiter
+/// Region moved with the primary, see [`lease_region`]).
+pub fn check_holder_fence(
+    workload: &str,
+    holder: &str,
+    presented: u64,
+    lease: Option<&Lease>,
+) -> Result<()> {
+    check_fence(workload, presented, lease)?;
+    match lease {
+        Some(l) if l.holder != holder => Err(crate::Error::StaleEpoch {
+            workload: workload.to_owned(),
+            presented,
+            current: format!(
+                "lease is at epoch {} held by `{}` for {}, not by `{holder}`",
+                l.epoch, l.holder, l.purpose
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The **lease Region** (the arbiter): the one replica of the table where every mover
+/// — failover, failback, drill, deploy, drain and restore — takes, renews and checks
+/// the lease and makes its fenced writes, whichever Region it runs in.
+///
+/// The rule: the first Region in the spec's order that is not the current primary.
+/// A failover always moves away from the primary, so its lease never lives in the
+/// Region that failed; every other mover names the same Region from the same spec.
+/// When the workload's Regions are all in one MRSC Region set, every replica is
+/// strongly consistent and the caller's own `home` Region (when it is a Region of the
+/// workload and not the primary) serves as well: no cross-Region call.
+///
+/// When the lease Region is itself the Region in trouble (a drained secondary, or the
+/// old primary after a failover, until a failback): the movers still lease there, and
+/// a replica that does not answer makes the step fail `TransientDependency` with
+/// nothing changed, retried by the machine or the alarm's redelivery; no mover ever
+/// falls back to another replica, which would be a second lock.
+pub fn lease_region(spec: &WorkloadSpec, home: &str) -> String {
+    let primary = spec.primary().map(|p| p.region.as_str()).unwrap_or("");
+    let first_other = spec
+        .regions
+        .iter()
+        .map(|r| r.region.as_str())
+        .find(|r| *r != primary)
+        .unwrap_or(home);
+    let strong = crate::regions::mrsc_set(spec.regions.iter().map(|r| r.region.as_str())).is_some();
+    if strong && home != primary && spec.region(home).is_some() {
+        home.to_owned()
+    } else {
+        first_other.to_owned()
+    }
+}
+
 /// A lease request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
@@ -369,6 +425,18 @@ pub trait Store: Send + Sync {
     fn acquire_lease(
         &self,
         req: &LeaseRequest,
+        now: UnixMillis,
+    ) -> impl Future<Output = Result<Lease>> + Send;
+
+    /// Takes the lease over from `from` (a run a failover preempts, or an operator's
+    /// forced take-over) with the next epoch, whether or not it has expired: only if it
+    /// is still exactly `from` (holder and epoch). The same holder asking again after
+    /// taking it gets it back unchanged (a retried step). If the lease moved meanwhile,
+    /// [`crate::Error::LeaseHeld`] naming the lease as it is now.
+    fn take_over_lease(
+        &self,
+        req: &LeaseRequest,
+        from: &Lease,
         now: UnixMillis,
     ) -> impl Future<Output = Result<Lease>> + Send;
 
