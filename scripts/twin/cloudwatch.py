@@ -108,13 +108,30 @@ def statistic(values: list[float], aggregated: list[tuple[float, float, float, f
     if stat == "Maximum":
         return float(max(list(values) + [a[2] for a in aggregated]))
     if stat.startswith("p"):
-        if not values:
-            return None
-        pct = float(stat[1:])
-        ordered = sorted(values)
-        rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-        return float(ordered[rank - 1])
+        return percentile(values, aggregated, float(stat[1:]))
     raise ValueError(f"unsupported statistic {stat!r}")
+
+
+def percentile(values: list[float], aggregated: list[tuple[float, float, float, float]], pct: float) -> float | None:
+    """pNN over one period (nearest rank), or None where CloudWatch has none. API
+    reference, GetMetricStatistics: "CloudWatch needs raw data points to calculate
+    percentile statistics. If you publish data using a statistic set instead, you can
+    only retrieve percentile statistics for this data if one of the following conditions
+    is true: The SampleCount value of the statistic set is 1. The Min and the Max values
+    of the statistic set are equal." and "Percentile statistics are not available for
+    metrics when any of the metric values are negative numbers."
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html).
+    A set that qualifies counts as SampleCount samples of its Min."""
+    samples = list(values)
+    for total, low, high, count in aggregated:
+        if count != 1 and low != high:
+            return None
+        samples.extend([low] * max(1, int(round(count))))
+    if not samples or any(v < 0 for v in samples):
+        return None
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return float(ordered[rank - 1])
 
 
 def breaching(value: float, operator: str, threshold: float) -> bool:
@@ -697,6 +714,36 @@ def patch_moto(alarms: Alarms) -> None:
                 datum._twin_resolution = resolution
 
     models.CloudWatchBackend.put_metric_data = put_metric_data
+
+    original_stat_for_type = models.Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self, stat):
+        """pNN.NN too (moto answers None for any percentile, so GetMetricData returned
+        a null value): the same rule the alarms use (`percentile`)."""
+        if isinstance(stat, str) and stat.startswith("p"):
+            try:
+                pct = float(stat[1:])
+            except ValueError:
+                return None
+            aggregated = [(a.sum, a.min, a.max, a.sample_count) for a in self.metric_aggregated_list]
+            return percentile(self.metric_single_values_list, aggregated, pct)
+        return original_stat_for_type(self, stat)
+
+    models.Statistics.get_statistics_for_type = get_statistics_for_type
+    original_get_data = models.CloudWatchBackend.get_metric_data
+
+    def get_metric_data(self, *args, **kwargs):
+        """A period whose statistic CloudWatch does not have (a percentile over negative
+        values or unqualified statistic sets) is left out, as a period without data is,
+        instead of moto's null value."""
+        results = original_get_data(self, *args, **kwargs)
+        for result in results:
+            pairs = [(v, t) for v, t in zip(result.get("values", []), result.get("timestamps", [])) if v is not None]
+            result["values"] = [v for v, _ in pairs]
+            result["timestamps"] = [t for _, t in pairs]
+        return results
+
+    models.CloudWatchBackend.get_metric_data = get_metric_data
 
     def put_metric_alarm(self, name, *args, **kwargs):
         """API reference, PutMetricAlarm/PutCompositeAlarm: "When this operation creates an

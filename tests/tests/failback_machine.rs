@@ -423,28 +423,25 @@ async fn a_failure_mid_failback_compensates_releases_the_lease_and_keeps_the_spe
     assert!(runs.iter().any(|r| r.id == "checkout-op-failover-1"));
 }
 
-/// A failback stage soaks before the next one, under the deploy-style gates: here the
-/// home Region answers DNS and its probes, but 30 % of its requests fail (its live
-/// slot's `Checkout/Api` metrics, published throughout; no latency: moto's GetMetricData
-/// has no percentiles, see `harness::deploy`), so the soak after the first
-/// stage says `rollback` and the failback stops there, compensated, instead of moving
-/// the rest of the traffic onto a Region that fails its users. Before the soak step the
-/// stages moved on as soon as DNS and the probes agreed.
-#[tokio::test]
-async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
-    let w = world().await;
+/// Publishes `metrics` (name, values) for the home Region's live slot in `Checkout/Api`
+/// every 250 ms until aborted: the application's own request metrics, which the soak's
+/// gates read.
+fn publish_home_slot(
+    w: &World,
+    metrics: Vec<(&'static str, Vec<f64>)>,
+) -> tokio::task::JoinHandle<()> {
     let cw = aws_sdk_cloudwatch::Client::new(&for_region(&w.config, "us-east-1"));
-    let publisher = tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
-            let dims = [("Region", "us-east-1"), ("Slot", "blue")];
-            let datum = |name: &str, value: f64| {
+            let mut req = cw.put_metric_data().namespace("Checkout/Api");
+            for (name, values) in &metrics {
                 let mut d = aws_sdk_cloudwatch::types::MetricDatum::builder()
-                    .metric_name(name)
-                    .value(value)
+                    .metric_name(*name)
+                    .set_values(Some(values.clone()))
                     .timestamp(aws_smithy_types::DateTime::from(
                         std::time::SystemTime::now(),
                     ));
-                for (k, v) in dims {
+                for (k, v) in [("Region", "us-east-1"), ("Slot", "blue")] {
                     d = d.dimensions(
                         aws_sdk_cloudwatch::types::Dimension::builder()
                             .name(k)
@@ -452,18 +449,27 @@ async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
                             .build(),
                     );
                 }
-                d.build()
-            };
-            let _ = cw
-                .put_metric_data()
-                .namespace("Checkout/Api")
-                .metric_data(datum("Requests", 1000.0))
-                .metric_data(datum("Errors5xx", 300.0))
-                .send()
-                .await;
+                req = req.metric_data(d.build());
+            }
+            let _ = req.send().await;
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    });
+    })
+}
+
+/// A failback stage soaks before the next one, under the deploy-style gates: here the
+/// home Region answers DNS and its probes, but 30 % of its requests fail (its live
+/// slot's `Checkout/Api` metrics, published throughout), so the soak after the first
+/// stage says `rollback` and the failback stops there, compensated, instead of moving
+/// the rest of the traffic onto a Region that fails its users. Before the soak step the
+/// stages moved on as soon as DNS and the probes agreed.
+#[tokio::test]
+async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
+    let w = world().await;
+    let publisher = publish_home_slot(
+        &w,
+        vec![("Requests", vec![1000.0]), ("Errors5xx", vec![300.0])],
+    );
     let end = run(&w, "failback-soak", &input()).await;
     publisher.abort();
     assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
@@ -485,4 +491,38 @@ async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
         .count();
     assert_eq!(shifts, 1, "{:#?}", fb.timeline);
     assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
+}
+
+/// The latency gate: no request fails, but the home Region's p95 is 2.5 s (every
+/// `LatencyMs` sample), over the 500-ms rollback threshold, so the soak after the first
+/// stage stops the failback. Before the twin answered percentiles (moto's GetMetricData
+/// has none: it failed with a 500 on any pNN query over data), this gate could not be
+/// shown outside aws-smithy-mocks.
+#[tokio::test]
+async fn a_home_region_too_slow_in_its_soak_stops_the_failback() {
+    let w = world().await;
+    let publisher = publish_home_slot(
+        &w,
+        vec![
+            ("Requests", vec![1000.0]),
+            ("Errors5xx", vec![0.0]),
+            ("LatencyMs", vec![2500.0; 20]),
+        ],
+    );
+    let end = run(&w, "failback-slow", &input()).await;
+    publisher.abort();
+    assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
+    let runs = w.store.list_runs("checkout").await.unwrap();
+    let fb = runs.iter().find(|r| r.id == "failback-slow").unwrap();
+    let error = fb.details["outcome"]["error"].to_string();
+    assert!(
+        error.contains("soak") && error.contains("p95 2500 ms over the rollback threshold"),
+        "{error}"
+    );
+    let shifts = fb
+        .timeline
+        .iter()
+        .filter(|e| e.step == "shift_stage")
+        .count();
+    assert_eq!(shifts, 1, "{:#?}", fb.timeline);
 }

@@ -75,6 +75,39 @@ def test_each_statistic():
     assert cw.statistic([], [], "Sum") is None
 
 
+def test_percentiles_need_raw_or_single_valued_sets_and_no_negative_values():
+    """API reference, GetMetricStatistics: percentiles from raw points, from statistic sets
+    only when SampleCount is 1 or Min equals Max, never over negative values."""
+    assert cw.percentile([5.0, 1.0, 3.0, 2.0, 4.0], [], 50) == 3.0
+    assert cw.percentile([1.0], [(7.0, 7.0, 7.0, 1.0)], 99) == 7.0
+    assert cw.percentile([], [(12.0, 3.0, 3.0, 4.0)], 50) == 3.0
+    assert cw.percentile([1.0], [(10.0, 1.0, 9.0, 2.0)], 50) is None
+    assert cw.percentile([3.0, -1.0], [], 50) is None
+    assert cw.percentile([], [], 99) is None
+
+
+def test_get_metric_data_answers_percentiles(server):
+    """moto answers a null value for any pNN: the twin computes it, and leaves out a
+    period where CloudWatch has none."""
+    client = server.client("cloudwatch", "eu-west-1")
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    for name, values in (("Latency", [float(v) for v in range(1, 101)]), ("Skew", [5.0, -2.0])):
+        client.put_metric_data(Namespace="Pct", MetricData=[
+            {"MetricName": name, "Values": values, "Timestamp": now, "StorageResolution": 1}])
+    out = client.get_metric_data(
+        MetricDataQueries=[
+            {"Id": q, "MetricStat": {"Metric": {"Namespace": "Pct", "MetricName": name},
+                                     "Period": 60, "Stat": stat}}
+            for q, name, stat in (("p99", "Latency", "p99"), ("p50", "Latency", "p50"),
+                                  ("skew", "Skew", "p50"), ("avg", "Skew", "Average"))],
+        StartTime=now - dt.timedelta(minutes=5), EndTime=now + dt.timedelta(minutes=1))
+    got = {r["Id"]: r["Values"] for r in out["MetricDataResults"]}
+    assert got["p99"] == [99.0]
+    assert got["p50"] == [50.0]
+    assert got["skew"] == []
+    assert got["avg"] == [1.5]
+
+
 @pytest.mark.parametrize("op,below,equal,above", [
     ("GreaterThanThreshold", False, False, True),
     ("GreaterThanOrEqualToThreshold", False, True, True),
