@@ -549,6 +549,10 @@ async fn bad_input_gets_a_named_error_and_writes_nothing() {
             json!({"workload": "no-such-workload"}),
             ErrorName::WorkloadNotFound,
         ),
+        (
+            json!({"workload": f.spec.workload, "regions": ["eu-central-1"]}),
+            ErrorName::InvalidInput,
+        ),
     ];
     for (input, name) in cases {
         let err = f.prober.handle(event(input.clone())).await.unwrap_err();
@@ -678,4 +682,35 @@ async fn s3_replication_latency_is_read_in_the_destination_region_and_graded_by_
     assert_eq!(apse1.lag_grade, Some(LagGrade::Warning));
     // eu-west-1's replica publishes nothing: its lag is unknown.
     assert_eq!(f.health("eu-west-1").await.replication_lag_seconds, None);
+}
+
+/// The failover's verification probes the target only (`regions`): the Region it failed
+/// away from is neither probed nor recorded, and the others' records stay as they were.
+#[tokio::test]
+async fn a_probe_of_named_regions_observes_and_records_only_those() {
+    let f = fixture(3, 3).await;
+    let out = f
+        .prober
+        .handle(event(
+            json!({ "workload": f.spec.workload, "regions": ["eu-west-1"] }),
+        ))
+        .await
+        .unwrap();
+    let regions: Vec<&str> = out.workloads[0]
+        .regions
+        .iter()
+        .map(|r| r.region.as_str())
+        .collect();
+    assert_eq!(regions, ["eu-west-1"]);
+    assert_eq!(f.server("eu-west-1").hits(), 1);
+    assert_eq!(f.server("us-east-1").hits(), 0, "the primary was not probed");
+    let recorded: Vec<String> = f
+        .store
+        .get_health(&f.spec.workload)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.region)
+        .collect();
+    assert_eq!(recorded, ["eu-west-1"]);
 }

@@ -1026,25 +1026,35 @@ impl Places<'_> {
 }
 
 /// One health-probe round of `spec`'s workload, as a state machine's probe step invokes
-/// it (`{"workload"}`: one round, no switch re-assertion), running in `home`: the spec,
-/// the health and the switch positions read in its table; for every Region, the Route
-/// 53 health checks of its records (Route 53's API, us-east-1), its alarms and its
-/// databases' replication lag (CloudWatch in that Region) and the S3 replication
-/// latency into its buckets (CloudWatch in the primary's Region: the metric lives with
-/// the source bucket); the health written, an audit event on a verdict change, and one
-/// PutMetricData in `home`. Every Region is probed, the one being left too: each
-/// signal is bounded (2 s) and a late one is a note.
+/// it (`{"workload"}`: one round, no switch re-assertion; `"regions"`: only those,
+/// `only` here, empty for every Region), running in `home`: the spec, the health and
+/// the switch positions read in its table; for each Region probed, the Route 53 health
+/// checks of its records (Route 53's API, us-east-1), its alarms, and for a replica its
+/// databases' replication lag and the S3 replication latency into its buckets
+/// (CloudWatch in that Region: S3 publishes `ReplicationLatency` in the destination
+/// bucket's Region); the health written, an audit event on a verdict change, and one
+/// PutMetricData in `home`. Each signal is bounded (2 s) and a late one is a note.
 ///
 /// A Region's routing-switch alarm is read (DescribeAlarms in the switch's Region) unless
 /// its switch is recorded off (`switched_off`, as the step before left it): an unhealthy
 /// Route 53 check on a switch that is off is a decision, not the Region's health.
-pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&str]) {
+pub(crate) fn probe_round(
+    p: &Places<'_>,
+    c: &mut Calls<'_>,
+    switched_off: &[&str],
+    only: &[&str],
+) {
     let (spec, home) = (p.spec, p.home);
     c.table("GetItem", home, "SPEC");
     c.table("Query", home, "HEALTH#");
     c.table("Query", home, "SWITCH#");
-    let source = spec.primary().map(|p| p.region.as_str());
-    for r in &spec.regions {
+    let primary = spec.primary().map(|p| p.region.as_str());
+    let probed = spec
+        .regions
+        .iter()
+        .filter(|r| only.is_empty() || only.contains(&r.region.as_str()));
+    for r in probed {
+        let replica = primary != Some(r.region.as_str());
         if let Some(s) = &r.routing_switch
             && !switched_off.contains(&r.region.as_str())
         {
@@ -1070,7 +1080,7 @@ pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&st
                 false,
             );
         }
-        if !r.databases.is_empty() {
+        if replica && !r.databases.is_empty() {
             c.add(
                 "cloudwatch",
                 "GetMetricData",
@@ -1079,13 +1089,10 @@ pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&st
                 false,
             );
         }
-        if let Some(source) = source
-            && source != r.region
-            && !r.buckets.is_empty()
-        {
+        if replica && !r.buckets.is_empty() {
             let what = format!("AWS/S3 ReplicationLatency into {}", r.region);
-            c.add("cloudwatch", "ListMetrics", source, what.clone(), false);
-            c.add("cloudwatch", "GetMetricData", source, what, false);
+            c.add("cloudwatch", "ListMetrics", &r.region, what.clone(), false);
+            c.add("cloudwatch", "GetMetricData", &r.region, what, false);
         }
         c.table("PutItem", home, &format!("HEALTH#{}", r.region));
     }
@@ -1177,10 +1184,9 @@ pub fn plan(
             "verify",
             "health-probe",
             format!(
-                "probe rounds until {to} is seen healthy: every Region is probed, {from} too (each signal bounded to 2 s)"
+                "probe rounds of {to} only (`regions`), until it is seen healthy: {from} is neither probed nor read (each signal bounded to 2 s)"
             ),
-            // After the switch: the Region left is recorded off.
-            |c| probe_round(&p, c, &[from]),
+            |c| probe_round(&p, c, &[from], &[to]),
         ),
         p.step(
             "finalize",

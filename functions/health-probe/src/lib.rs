@@ -160,8 +160,22 @@ impl<S: Store> Prober<S> {
         deadline: Option<UnixMillis>,
     ) -> Result<Output, Error> {
         match request {
-            Request::One { workload } => {
-                let spec = self.store.get_spec(workload).await?;
+            Request::One { workload, regions } => {
+                let mut spec = self.store.get_spec(workload).await?;
+                if !regions.is_empty() {
+                    if let Some((i, r)) = regions
+                        .iter()
+                        .enumerate()
+                        .find(|(_, r)| spec.region(r).is_none())
+                    {
+                        return Err(Error::InvalidInput(format!(
+                            "regions[{i}]: `{r}` is not a Region of workload `{workload}`"
+                        )));
+                    }
+                    // Only those Regions are observed, recorded and reported; the
+                    // others' records are left as they are.
+                    spec.regions.retain(|s| regions.contains(&s.region));
+                }
                 // A state machine's probe step: one round, the machine does the waiting.
                 let report = self
                     .probe_workload(&spec, Duration::ZERO, deadline, false)

@@ -1,5 +1,7 @@
 //! The two inputs: the EventBridge scheduled event (probe every workload in the table)
-//! and `{ "workload": "<id>" }` (probe one).
+//! and `{ "workload": "<id>" }` (probe one; `"regions": [..]` probes only those of its
+//! Regions, as the failover machine's verification does: the target only, never the
+//! Region it failed away from).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lifeboat::Error;
@@ -15,14 +17,18 @@ pub enum Request {
     One {
         /// Workload id.
         workload: String,
+        /// Only these of its Regions (empty: every Region).
+        regions: Vec<String>,
     },
 }
 
-/// `{ "workload": "<id>" }`.
+/// `{ "workload": "<id>", "regions": ["<region>", ..] }` (`regions` optional).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OneWorkload {
     workload: String,
+    #[serde(default)]
+    regions: Option<Vec<String>>,
 }
 
 impl Request {
@@ -38,8 +44,28 @@ impl Request {
             if one.workload.trim().is_empty() {
                 return Err(Error::InvalidInput("workload: must not be empty".into()));
             }
+            let regions = match one.regions {
+                None => vec![],
+                Some(list) if list.is_empty() => {
+                    return Err(Error::InvalidInput(
+                        "regions: must name at least one Region (leave it out for every Region)"
+                            .into(),
+                    ));
+                }
+                Some(list) => {
+                    for (i, r) in list.iter().enumerate() {
+                        if list[..i].contains(r) {
+                            return Err(Error::InvalidInput(format!(
+                                "regions[{i}]: `{r}` is named twice"
+                            )));
+                        }
+                    }
+                    list
+                }
+            };
             return Ok(Request::One {
                 workload: one.workload,
+                regions,
             });
         }
         if obj.contains_key("detail-type") {
@@ -94,7 +120,15 @@ mod tests {
         assert_eq!(
             Request::parse(json!({"workload": "checkout"})).unwrap(),
             Request::One {
-                workload: "checkout".into()
+                workload: "checkout".into(),
+                regions: vec![],
+            }
+        );
+        assert_eq!(
+            Request::parse(json!({"workload": "checkout", "regions": ["eu-west-1"]})).unwrap(),
+            Request::One {
+                workload: "checkout".into(),
+                regions: vec!["eu-west-1".into()],
             }
         );
     }
@@ -107,6 +141,18 @@ mod tests {
             (json!({}), "expected an EventBridge scheduled event"),
             (json!({"workload": 7}), "workload: invalid type: integer"),
             (json!({"workload": " "}), "workload: must not be empty"),
+            (
+                json!({"workload": "w", "regions": []}),
+                "regions: must name at least one Region",
+            ),
+            (
+                json!({"workload": "w", "regions": ["eu-west-1", "eu-west-1"]}),
+                "regions[1]: `eu-west-1` is named twice",
+            ),
+            (
+                json!({"workload": "w", "regions": "eu-west-1"}),
+                "regions: invalid type: string",
+            ),
             (
                 json!({"workload": "w", "wrokload": 1}),
                 "unknown field `wrokload`",
