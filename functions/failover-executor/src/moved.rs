@@ -202,7 +202,8 @@ fn from_promoter(outcome: &Value, moved: &mut Moved) {
 
 /// What the state the machine carries says moved: `$.data` (the data tier's Parallel
 /// output: an array of replica-promoter outcomes) and `$.shift` (traffic-shifter's
-/// outcome: `switches` flipped, and the weights a weighted `shift` left).
+/// outcome: `switches` flipped, and the weights a weighted `shift` left) and `$.enable`
+/// (a failback's switch turned back on).
 pub fn from_state(state: &Value) -> Moved {
     let mut moved = Moved::default();
     if let Some(branches) = state.get("data").and_then(Value::as_array) {
@@ -210,17 +211,23 @@ pub fn from_state(state: &Value) -> Moved {
             from_promoter(b, &mut moved);
         }
     }
-    if let Some(shift) = state.get("shift") {
-        if let Some(switches) = shift.get("switches").and_then(Value::as_array) {
-            for s in switches {
-                if str_at(s, "action") == "flipped" {
-                    moved.switches.push(MovedSwitch {
-                        controls: str_at(s, "controls").to_owned(),
-                        position: str_at(s, "desired").to_owned(),
-                    });
-                }
+    // `shift`: the failover's switch flip (or a failback's weighted stage); `enable`:
+    // a failback turning the home Region's switch back on.
+    for step in ["shift", "enable"] {
+        let switches = state
+            .get(step)
+            .and_then(|o| o.get("switches"))
+            .and_then(Value::as_array);
+        for s in switches.into_iter().flatten() {
+            if str_at(s, "action") == "flipped" {
+                moved.switches.push(MovedSwitch {
+                    controls: str_at(s, "controls").to_owned(),
+                    position: str_at(s, "desired").to_owned(),
+                });
             }
         }
+    }
+    if let Some(shift) = state.get("shift") {
         moved.weights = shift
             .get("shift")
             .and_then(|s| s.get("weights"))
