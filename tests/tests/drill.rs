@@ -1,12 +1,12 @@
 //! The local drill's chain in CI (the same code as `scripts/drill`: `harness::drill`),
 //! in the twin, plus what must hold when things go wrong: an alarm storm (the twin's
-//! duplicate-delivery fault) starts one execution, and a promotion refused mid-way
-//! leaves the lease released and the spec as it was.
+//! duplicate-delivery fault) starts one execution, and a failover that stops after
+//! the switch flip ends `partial`, its record naming what the twin shows moved.
 
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use harness::drill::{self, Drill, DrillOptions, FAILED, Fault, SURVIVOR, WORKLOAD};
+use harness::drill::{self, Drill, DrillOptions, FAILED, SURVIVOR, WORKLOAD};
 use lifeboat::Store;
 use lifeboat::model::Role;
 use lifeboat::store::RunOutcome;
@@ -141,45 +141,6 @@ async fn an_alarm_storm_starts_one_failover_execution() {
     .await;
     let executions = d.world.failover_executions().await.unwrap();
     assert_eq!(executions.len(), 1, "{executions:?}");
-}
-
-#[tokio::test]
-async fn a_refused_promotion_releases_the_lease_and_leaves_the_spec_as_it_was() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let opts = DrillOptions {
-        fault: Some(Fault::PromotionRefused),
-        ..DrillOptions::default()
-    };
-    let mut d = Drill::start(&opts).await.unwrap();
-    let before = d.world.store.get_spec(WORKLOAD).await.unwrap();
-    fail_over(&mut d).await;
-
-    assert_eq!(d.report.execution_status.as_deref(), Some("FAILED"));
-    let (error, cause) = d.report.execution_error.clone().unwrap();
-    assert_eq!(error, "FailoverFailed", "{cause}");
-    // The spec is exactly as it was: no role, weight or version moved.
-    let after = d.world.store.get_spec(WORKLOAD).await.unwrap();
-    assert_eq!(after, before);
-    assert_eq!(after.region(FAILED).unwrap().role, Role::Primary);
-    // The lease is released and the run recorded as failed, naming the refusal.
-    assert_eq!(d.world.store.get_lease(WORKLOAD).await.unwrap(), None);
-    let runs = d.world.store.list_runs(WORKLOAD).await.unwrap();
-    assert_eq!(runs.len(), 1, "{runs:#?}");
-    assert_eq!(runs[0].outcome, RunOutcome::Failed);
-    let details = runs[0].details.to_string();
-    assert!(details.contains("ResourceNotFound"), "{details}");
-    // Traffic never moved: the failed Region's switch is still on.
-    let switch = after
-        .region(FAILED)
-        .unwrap()
-        .routing_switch
-        .clone()
-        .unwrap();
-    let (state, _) = harness::route53::alarm(&d.world.config, &switch.region, &switch.alarm_name)
-        .await
-        .unwrap();
-    assert_eq!(state, "OK");
-    assert_eq!(switch.region, SURVIVOR);
 }
 
 /// A routing switch follows Lifeboat's (or an operator's) decision, never the Region's
@@ -539,12 +500,66 @@ async fn a_failover_that_dns_does_not_follow_stops_unverified() {
         .send()
         .await
         .unwrap();
+    let before = d.world.store.get_spec(WORKLOAD).await.unwrap();
     fail_over(&mut d).await;
     assert_eq!(d.report.execution_status.as_deref(), Some("FAILED"));
+    // It stopped at verification, after the data tier and the switches had moved:
+    // `partial`, not `failed`, and the cause says so.
+    let (error, cause) = d.report.execution_error.clone().unwrap();
+    assert_eq!(error, "FailoverPartial", "{cause}");
     let runs = d.world.store.list_runs(WORKLOAD).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:#?}");
-    assert_eq!(runs[0].outcome, RunOutcome::Failed);
+    assert_eq!(runs[0].outcome, RunOutcome::Partial);
     let details = runs[0].details.to_string();
     assert!(details.contains("VerificationFailed"), "{details}");
     assert!(details.contains("DNS"), "{details}");
+    // The record says exactly what the twin shows moved.
+    let moved = &runs[0].details["outcome"]["moved"];
+    for (region, want) in [(FAILED, "ALARM"), (SURVIVOR, "OK")] {
+        let switch = before
+            .region(region)
+            .unwrap()
+            .routing_switch
+            .clone()
+            .unwrap();
+        let (state, _) =
+            harness::route53::alarm(&d.world.config, &switch.region, &switch.alarm_name)
+                .await
+                .unwrap();
+        assert_eq!(state, want, "{region}'s switch in the twin");
+        let position = if want == "OK" { "on" } else { "off" };
+        assert!(
+            moved["switches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["controls"] == region && s["position"] == position),
+            "{region} {position}: {moved}"
+        );
+    }
+    // The survivor's database was promoted, its buckets flipped: named in the record.
+    let survivor = before.region(SURVIVOR).unwrap();
+    for db in &survivor.databases {
+        let id = match db {
+            lifeboat::model::DatabaseRef::RdsInstance { instance_id, .. } => instance_id,
+            lifeboat::model::DatabaseRef::AuroraGlobal { cluster_id, .. } => cluster_id,
+        };
+        assert!(
+            moved["databases"].to_string().contains(id.as_str()),
+            "{id}: {moved}"
+        );
+    }
+    for b in &survivor.buckets {
+        assert!(
+            moved["buckets"].to_string().contains(&b.name),
+            "{}: {moved}",
+            b.name
+        );
+    }
+    // The spec did not move, and the record says so; the lease is released.
+    assert_eq!(d.world.store.get_spec(WORKLOAD).await.unwrap(), before);
+    assert!(moved.get("spec_version").is_none(), "{moved}");
+    let summary = runs[0].details["outcome"]["summary"].as_str().unwrap();
+    assert!(summary.ends_with("spec unchanged"), "{summary}");
+    assert_eq!(d.world.store.get_lease(WORKLOAD).await.unwrap(), None);
 }

@@ -385,12 +385,30 @@ async fn a_failure_mid_failback_compensates_releases_the_lease_and_keeps_the_spe
         .await
         .unwrap();
 
+    let weights_before = dns_weights(&w).await;
     let end = run(&w, "failback-broken", &input()).await;
     assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
-    assert_eq!(end.error.as_ref().unwrap().0, "FailbackFailed", "{end:?}");
+    // Nothing had moved before the first stage failed (this world has no databases
+    // and no buckets; the writer move had nothing to do): `failed`, and the cause
+    // says so truthfully.
+    let (error, cause) = end.error.clone().unwrap();
+    assert_eq!(error, "FailbackFailed", "{end:?}");
+    assert!(cause.contains("before anything had moved"), "{cause}");
 
-    // Lease released, spec as the failover left it (and valid), run recorded as failed
-    // with the error and how far it got.
+    // The twin is as the failover left it: DNS weights, the home Region's switch off;
+    // and so is the spec, which still says so. Lease released.
+    assert_eq!(dns_weights(&w).await, weights_before);
+    let switch = w
+        .original
+        .region("us-east-1")
+        .unwrap()
+        .routing_switch
+        .clone()
+        .unwrap();
+    let (state, _) = harness::route53::alarm(&w.config, &switch.region, &switch.alarm_name)
+        .await
+        .unwrap();
+    assert_eq!(state, "ALARM", "the home Region's switch stayed off");
     assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
     let spec = w.store.get_spec("checkout").await.unwrap();
     assert_eq!(spec, w.failed_over);
@@ -401,6 +419,11 @@ async fn a_failure_mid_failback_compensates_releases_the_lease_and_keeps_the_spe
         (fb.kind, fb.outcome),
         (RunKind::Failback, RunOutcome::Failed)
     );
+    let moved = &fb.details["outcome"]["moved"];
+    assert_eq!(moved["databases"], json!([]), "{moved}");
+    assert_eq!(moved["buckets"], json!([]), "{moved}");
+    assert_eq!(moved["switches"], json!([]), "{moved}");
+    assert!(moved.get("weights").is_none() && moved.get("spec_version").is_none());
     let error = fb.details["outcome"]["error"].to_string();
     assert!(error.contains("ResourceNotFound"), "{error}");
     for step in [
@@ -473,10 +496,62 @@ async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
     let end = run(&w, "failback-soak", &input()).await;
     publisher.abort();
     assert_eq!(end.status, ExecutionStatus::Failed, "{end:?}");
-    assert_eq!(end.error.as_ref().unwrap().0, "FailbackFailed", "{end:?}");
+    // The first stage had moved traffic: the run is `partial`, not `failed`, and its
+    // record says exactly what moved, as the twin shows it.
+    let (error, cause) = end.error.clone().unwrap();
+    assert_eq!(error, "FailbackPartial", "{end:?}");
+    assert!(cause.contains("partial"), "{cause}");
     let runs = w.store.list_runs("checkout").await.unwrap();
     let fb = runs.iter().find(|r| r.id == "failback-soak").unwrap();
-    assert_eq!(fb.outcome, RunOutcome::Failed);
+    assert_eq!(fb.outcome, RunOutcome::Partial);
+    let moved = &fb.details["outcome"]["moved"];
+    let dns = dns_weights(&w).await;
+    assert_ne!(
+        dns,
+        BTreeMap::from_iter(
+            w.failed_over
+                .regions
+                .iter()
+                .map(|r| (r.region.clone(), i64::from(r.weight)))
+        ),
+        "the first stage moved DNS"
+    );
+    let recorded: BTreeMap<String, i64> =
+        serde_json::from_value(moved["weights"].clone()).unwrap_or_else(|e| panic!("{e}: {moved}"));
+    assert_eq!(
+        recorded, dns,
+        "the record's weights are what Route 53 holds"
+    );
+    // The home Region's switch: recorded as on exactly when the twin's alarm says so.
+    let switch = w
+        .original
+        .region("us-east-1")
+        .unwrap()
+        .routing_switch
+        .clone()
+        .unwrap();
+    let (state, _) = harness::route53::alarm(&w.config, &switch.region, &switch.alarm_name)
+        .await
+        .unwrap();
+    let home_on = moved["switches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["controls"] == "us-east-1" && s["position"] == "on");
+    assert_eq!(home_on, state == "OK", "{moved} vs alarm {state}");
+    // No database or bucket in this world; the spec unchanged, and the record says so.
+    assert_eq!(moved["databases"], json!([]), "{moved}");
+    assert_eq!(moved["buckets"], json!([]), "{moved}");
+    assert_eq!(w.store.get_spec("checkout").await.unwrap(), w.failed_over);
+    assert!(moved.get("spec_version").is_none(), "{moved}");
+    assert!(
+        fb.details["outcome"]["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("spec unchanged")
+    );
+    let events = w.store.list_events("checkout").await.unwrap();
+    assert!(events.iter().any(|e| e.action == "failback_partial"));
     let error = fb.details["outcome"]["error"].to_string();
     assert!(error.contains("VerificationFailed"), "{error}");
     assert!(

@@ -1175,6 +1175,7 @@ fn outcome_name(o: RunOutcome) -> &'static str {
         RunOutcome::Succeeded => "succeeded",
         RunOutcome::Failed => "failed",
         RunOutcome::RolledBack => "rolled_back",
+        RunOutcome::Partial => "partial",
     }
 }
 

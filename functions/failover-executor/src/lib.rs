@@ -10,6 +10,8 @@
 //!   in which traffic stages) and the readiness of the Region returned to;
 //! - [`drill`]: the drill's plan (nested failover and failback), RTO/RPO measurement and
 //!   the report (JSON + Markdown);
+//! - [`moved`]: what a stopped run had moved (`partial`), and the run a new request
+//!   continues;
 //! - [`steps`]: `acquire`, `finalize` and `release` over the store, idempotent, for
 //!   failovers, failbacks and drills alike.
 //!
@@ -21,6 +23,7 @@ pub mod decide;
 pub mod drain;
 pub mod drill;
 pub mod failback;
+pub mod moved;
 pub mod request;
 pub mod steps;
 
@@ -572,8 +575,8 @@ impl Executor {
                 let home = self.home();
                 let spec = home.get_spec(&input.request.workload).await?;
                 let health = home.get_health(&input.request.workload).await?;
-                let d = match decide::decide(&spec, &health, &input.request, &self.home_region, now)
-                {
+                let request = self.continuing(&spec, &health, &input.request, now).await?;
+                let d = match decide::decide(&spec, &health, &request, &self.home_region, now) {
                     Err(e @ Error::FailoverUnwarranted { .. }) => {
                         // An alarm that Lifeboat's own probes do not bear out: nothing
                         // moves, and it is on the record for whoever is paged.
@@ -772,6 +775,64 @@ impl Executor {
                 })
             }
             Err(e) => Err(Error::from_sdk("s3", "PutObject", e)),
+        }
+    }
+
+    /// The request to decide: the same request as a run that ended `partial` (same
+    /// workload and kind, failing away from the same Region, the same target if one is
+    /// named) continues forward to that run's target, named as if the operator had,
+    /// when the decision still takes it; else it is decided anew (`TargetUnhealthy`:
+    /// the old target is no longer a valid choice). The runs are read in the
+    /// arbiter's table, where the partial run was recorded.
+    async fn continuing(
+        &self,
+        spec: &WorkloadSpec,
+        health: &[lifeboat::store::HealthRecord],
+        req: &FailoverRequest,
+        now: UnixMillis,
+    ) -> Result<FailoverRequest> {
+        let Some(from) = req
+            .failed_region
+            .clone()
+            .or_else(|| spec.primary().map(|p| p.region.clone()))
+        else {
+            return Ok(req.clone());
+        };
+        let (arbiter, _) = decide::arbiter(spec, &from, &self.home_region);
+        if !lifeboat::regions::is_known(&arbiter) {
+            return Ok(req.clone());
+        }
+        let runs = self.store(&arbiter).list_runs(&req.workload).await?;
+        let kind = if req.drill {
+            lifeboat::store::RunKind::Drill
+        } else {
+            lifeboat::store::RunKind::Failover
+        };
+        let Some(c) = moved::continues(&runs, kind, &from, req.target_region.as_deref()) else {
+            return Ok(req.clone());
+        };
+        let mut pinned = req.clone();
+        pinned.target_region = Some(c.to_region.clone());
+        match decide::decide(spec, health, &pinned, &self.home_region, now) {
+            Err(e) if e.name() == ErrorName::TargetUnhealthy && req.target_region.is_none() => {
+                tracing::warn!(
+                    workload = %req.workload,
+                    run = %c.run,
+                    target = %c.to_region,
+                    error = %e,
+                    "Partial run's target is no longer a valid choice: deciding anew"
+                );
+                Ok(req.clone())
+            }
+            _ => {
+                tracing::info!(
+                    workload = %req.workload,
+                    run = %c.run,
+                    target = %c.to_region,
+                    "Continuing a partial run to its target"
+                );
+                Ok(pinned)
+            }
         }
     }
 

@@ -281,6 +281,11 @@ pub struct ReleaseInput {
     /// What failed: the Catch's `{"Error", "Cause"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// The machine's whole state when it stopped (`"carried.$": "$"`): the step
+    /// results it holds (`data`: the data tier's Parallel output; `shift`: the traffic
+    /// step's) say what had moved. Absent: only the arbiter's records say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Value>,
 }
 
 /// Input of the `decide` step.

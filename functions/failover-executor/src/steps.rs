@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::NAME;
-use crate::decide::{Decision, Operation, apply_changes, is_applied};
+use crate::decide::{Decision, Operation, apply_changes, is_applied, is_unchanged};
+use crate::moved::{self, Continued, Moved};
 use crate::request::{
     AcquireInput, FailoverRequest, FinalizeInput, ReleaseInput, RenewInput, Timing,
 };
@@ -330,11 +331,11 @@ pub async fn finalize<S: Store>(
     refuse_dry_run(d, "finalize")?;
     check_lease(d, lease)?;
     let id = run_id(&lease.holder);
-    let existing = store
-        .list_runs(&d.workload)
-        .await?
-        .into_iter()
-        .find(|r| r.id == id && r.outcome == RunOutcome::Succeeded);
+    let runs = store.list_runs(&d.workload).await?;
+    let existing = runs
+        .iter()
+        .find(|r| r.id == id && r.outcome == RunOutcome::Succeeded)
+        .cloned();
     let (run, spec_version) = match existing {
         Some(run) => {
             let version = store.get_spec(&d.workload).await?.version;
@@ -376,7 +377,10 @@ pub async fn finalize<S: Store>(
                 measured_rto_ms: rto,
                 measured_rpo_ms: None,
                 rpo_simulated: false,
-                details: details(d, lease, json!({"spec_version": version})),
+                details: with_continued(
+                    details(d, lease, json!({"spec_version": version})),
+                    continued(&runs, d, lease, &id).as_ref(),
+                ),
             };
             store
                 .put_run(&d.workload, &run, Some(lease.fence()))
@@ -416,9 +420,58 @@ pub async fn finalize<S: Store>(
     })
 }
 
-/// `release`: the compensating path. Records the run as failed (unless it was
-/// recorded already), appends the audit event and releases the lease. The spec is
-/// not touched.
+/// The spec's version when it already holds the decided roles and weights (and so no
+/// longer what it was): `finalize` wrote it before the run stopped.
+pub fn spec_written(spec: &WorkloadSpec, d: &Decision) -> Option<u64> {
+    (!d.changes.is_empty() && is_applied(spec, &d.changes) && !is_unchanged(spec, &d.changes))
+        .then_some(spec.version)
+}
+
+/// The earlier `partial` run this one continued (same kind, from and to), if any.
+fn continued(runs: &[RunRecord], d: &Decision, lease: &Lease, id: &str) -> Option<Continued> {
+    let earlier: Vec<RunRecord> = runs
+        .iter()
+        .filter(|r| r.id != id && r.started_at < lease.acquired_at)
+        .cloned()
+        .collect();
+    moved::continues(&earlier, d.run_kind(), &d.from_region, Some(&d.to_region))
+}
+
+fn with_continued(mut details: serde_json::Value, c: Option<&Continued>) -> serde_json::Value {
+    if let (Some(c), Some(obj)) = (c, details.as_object_mut()) {
+        obj.insert("continues".into(), json!(c));
+    }
+    details
+}
+
+/// What a stopped run had moved: from the state the machine carried, the movers'
+/// records in the arbiter's table at this epoch, and the spec. Reads only the
+/// arbiter's table: compensation never needs the failed Region.
+pub async fn what_moved<S: Store>(store: &S, input: &ReleaseInput) -> Result<Moved> {
+    let (d, lease) = (&input.decision, &input.lease);
+    let carried = input
+        .carried
+        .as_ref()
+        .map(moved::from_state)
+        .unwrap_or_default();
+    let events = store.list_events(&d.workload).await?;
+    let switches = store.get_switches(&d.workload).await?;
+    let recorded =
+        moved::from_records(&events, &switches, &d.to_region, lease.epoch, &lease.holder);
+    let spec = store.get_spec(&d.workload).await?;
+    let spec = Moved {
+        spec_version: spec_written(&spec, d),
+        ..Moved::default()
+    };
+    Ok(carried.merge(recorded).merge(spec))
+}
+
+/// `release`: the compensating path. Records the run (unless it was recorded
+/// already) as `partial` when anything had moved, saying exactly what
+/// (`details.outcome.moved`: promoted databases, flipped buckets, switches, weights,
+/// the spec if `finalize` wrote it), else `failed`; appends the audit event and
+/// releases the lease. Nothing is moved back: re-running the same request continues
+/// forward to the same target (`decide`), and the record of that run names this one.
 pub async fn release<S: Store>(
     store: &S,
     input: &ReleaseInput,
@@ -427,20 +480,21 @@ pub async fn release<S: Store>(
     let (d, lease) = (&input.decision, &input.lease);
     check_lease(d, lease)?;
     let id = run_id(&lease.holder);
-    let existing = store
-        .list_runs(&d.workload)
-        .await?
-        .into_iter()
-        .find(|r| r.id == id);
+    let runs = store.list_runs(&d.workload).await?;
+    let existing = runs.iter().find(|r| r.id == id).cloned();
     let run = match existing {
         Some(run) => run,
         None => {
+            let moved = what_moved(store, input).await?;
+            let summary = moved.summary();
+            let error = input.error.as_ref().map(ToString::to_string);
+            let cont = continued(&runs, d, lease, &id);
             let run = RunRecord {
                 id: id.clone(),
                 kind: d.run_kind(),
                 started_at: lease.acquired_at,
                 finished_at: Some(now),
-                outcome: RunOutcome::Failed,
+                outcome: moved.outcome(),
                 timeline: timeline(
                     d,
                     lease,
@@ -449,13 +503,23 @@ pub async fn release<S: Store>(
                         at: now,
                         step: "release".into(),
                         duration_ms: None,
-                        detail: input.error.as_ref().map(ToString::to_string),
+                        detail: Some(match &error {
+                            Some(e) => format!("{e}; {summary}"),
+                            None => summary.clone(),
+                        }),
                     },
                 ),
                 measured_rto_ms: None,
                 measured_rpo_ms: None,
                 rpo_simulated: false,
-                details: details(d, lease, json!({"error": input.error})),
+                details: with_continued(
+                    details(
+                        d,
+                        lease,
+                        json!({"error": input.error, "moved": moved, "summary": summary}),
+                    ),
+                    cont.as_ref(),
+                ),
             };
             match store.put_run(&d.workload, &run, Some(lease.fence())).await {
                 Ok(()) => {}
@@ -468,14 +532,23 @@ pub async fn release<S: Store>(
             run
         }
     };
+    let partial = run.outcome == RunOutcome::Partial;
     let event = AuditEvent {
         at: run.finished_at.unwrap_or(now),
         id: format!("{id}-released"),
         actor: lease.holder.clone(),
-        action: format!("{}_failed", d.operation.as_str()),
+        action: format!(
+            "{}_{}",
+            d.operation.as_str(),
+            if partial { "partial" } else { "failed" }
+        ),
         reason: d.request.reason.clone(),
         before: None,
-        after: Some(json!({"outcome": run.outcome, "error": input.error})),
+        after: Some(json!({
+            "outcome": run.outcome,
+            "error": input.error,
+            "moved": run.details.get("outcome").and_then(|o| o.get("moved")),
+        })),
     };
     store.append_event(&d.workload, &event).await?;
     let released = release_ours(store, lease, now).await?;

@@ -311,6 +311,11 @@ pub enum RunOutcome {
     Failed,
     /// Undone on purpose (e.g. a failed deploy gate).
     RolledBack,
+    /// Stopped by an error after it had changed something (a promoted database, a
+    /// flipped bucket or switch, moved weights, the spec): the record's
+    /// `details.moved` says exactly what. Re-running the same request continues it
+    /// forward to the same target.
+    Partial,
 }
 
 /// One step of a run's timeline.
