@@ -13,12 +13,17 @@ Rules (each cites the AWS document it follows, beside the code):
    setting `rds.replica_create_seconds` (default 3 s here; on AWS it takes minutes: RDS
    snapshots the source and restores it). Until available it does not replicate: no
    `StatusInfos`, no `ReplicaLag`.
+   The source must have automated backups (BackupRetentionPeriod > 0, else
+   `InvalidDBInstanceState`); the replica is created with backups disabled (0).
 2. PromoteReadReplica: `modifying` for the first half of `rds.promote_seconds` (default 4 s;
    AWS: "several minutes or longer"), then `rebooting` (RDS reboots the instance before making
    it available), then `available` as a standalone writer. Only then does the instance lose
    `ReadReplicaSourceDBInstanceIdentifier` and its source stop listing it in
    `ReadReplicaDBInstanceIdentifiers`. A second PromoteReadReplica, while being promoted or
-   once standalone, is `InvalidDBInstanceState` (HTTP 400). The source is only looked up in
+   once standalone, is `InvalidDBInstanceState` (HTTP 400). The promoted instance keeps
+   automated backups for `BackupRetentionPeriod` days (default 1), so it can be the source
+   of the new replicas that re-protect it (a replica of a promoted replica, cross-Region by
+   its ARN, works like any other). The source is only looked up in
    moto's in-process dictionaries: a promotion never depends on the source's Region being up.
 3. Every replica that is `available` (not being promoted) publishes `AWS/RDS` `ReplicaLag`
    (Seconds, dimension `DBInstanceIdentifier`, standard resolution, real timestamps) into the
@@ -445,9 +450,26 @@ def _patch(state: RdsTwin) -> None:
     original_create_replica = backend_cls.create_db_instance_read_replica
 
     def create_db_instance_read_replica(self, db_kwargs):
+        # "The specified DB instance must have automatic backups enabled, that is, its
+        # backup retention period must be greater than 0" and "All read replica DB
+        # instances are created with backups disabled" (CreateDBInstanceReadReplica, RDS
+        # API Reference, https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html;
+        # "you must enable automatic backups on the source DB instance ... This requirement
+        # also applies to a read replica that is the source DB instance for another read
+        # replica", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Create.html).
+        # moto copies the source's retention and checks nothing.
+        ref = db_kwargs.get("source_db_instance_identifier") or ""
+        src_region, src_id = split_source(ref, self.region_name)
+        src_backend = _backends().get(src_region)
+        source = src_backend.databases.get(src_id) if src_backend is not None else None
+        if source is not None and not source.backup_retention_period:
+            raise _error("InvalidDBInstanceStateFault",
+                         "Automated backups are not enabled for this database instance. To enable automated "
+                         "backups, use ModifyDBInstance to set the backup retention period to a non-zero value.")
         # moto copies the source object (copy.copy): its twin state must not carry over.
         replica = original_create_replica(self, db_kwargs)
         RdsTwin.reset(replica)
+        replica.backup_retention_period = 0
         # "Creating a read replica": RDS takes a snapshot of the source and creates the
         # replica from it; it is `creating` until then ("Working with DB instance read
         # replicas", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html;
@@ -474,9 +496,12 @@ def _patch(state: RdsTwin) -> None:
             raise _error("InvalidDBInstanceStateFault", "DB Instance is not a read replica.")
         if db.status != "available":
             raise _error("InvalidDBInstanceStateFault", f"DB instance {ident} is not in available state ({db.status}).")
-        for key in ("backup_retention_period", "preferred_backup_window"):
-            if db_kwargs.get(key) is not None:
-                setattr(db, key, db_kwargs[key])
+        # BackupRetentionPeriod "Default: 1" (same page): a promoted replica has automated
+        # backups unless the call says 0, so it can be the source of new replicas at once.
+        retention = db_kwargs.get("backup_retention_period")
+        db.backup_retention_period = 1 if retention is None else int(retention)
+        if db_kwargs.get("preferred_backup_window") is not None:
+            db.preferred_backup_window = db_kwargs["preferred_backup_window"]
         db._twin_promote_started = time.time()
         db.status_infos = []
         ref = db.source_db_instance_identifier

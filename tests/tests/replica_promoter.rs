@@ -383,6 +383,104 @@ async fn reprotect_protects_what_answers_and_reports_the_rest() {
     assert_eq!(instance_of(&stored, OLD), instance_of(&spec, OLD));
 }
 
+/// A failover's re-protection (`mode: unplanned`): the Region failed away from (the
+/// spec's primary, its RDS endpoint refusing every call here) is never called and is
+/// reported skipped; the third Region gets a replica of the new writer, and the replica
+/// there that followed the dead primary is reported and audited for cleanup, still
+/// running. Done once the new replica is available and replicating.
+#[tokio::test]
+async fn an_unplanned_reprotect_skips_the_failed_region_and_reports_what_it_replaces() {
+    let (world, spec, epoch) = setup(|_, _| {}).await;
+    let old_arn = rds_tier(&world, &spec).await;
+    let new_primary = instance_of(&spec, NEW).to_owned();
+    let old_third = instance_of(&spec, THIRD).to_owned();
+    rds(&world.config, NEW)
+        .promote_read_replica()
+        .db_instance_identifier(&new_primary)
+        .send()
+        .await
+        .unwrap();
+    harness::data::wait_status(
+        &world.config,
+        NEW,
+        &new_primary,
+        "available",
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let mut clients = Clients::new(&world.config);
+    let base = world.config.clone();
+    clients.rds = RegionalClients::new(&world.config, move |c: &SdkConfig| {
+        if c.region().is_some_and(|r| r.as_ref() == OLD) {
+            let down = for_region(&base, OLD)
+                .to_builder()
+                .endpoint_url("http://127.0.0.1:1")
+                .build();
+            aws_sdk_rds::Client::new(&down)
+        } else {
+            aws_sdk_rds::Client::new(c)
+        }
+    });
+    let p = Promoter::new(store(&world), clients);
+    let unplanned = || Request {
+        mode: Some(replica_promoter::request::Mode::Unplanned),
+        ..req(Step::RdsReprotect, NEW, epoch)
+    };
+    let mut out = run(&p, unplanned()).await.unwrap();
+    // The new writer may still be rebooting out of its promotion: the step waits.
+    for _ in 0..100 {
+        if !out.status.starts_with("waiting_for_promotion") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        out = run(&p, unplanned()).await.unwrap();
+    }
+    assert!(!out.done, "{out:?}");
+    let old = out.resources.iter().find(|r| r.region == OLD).unwrap();
+    assert_eq!(old.action, "skipped_failed_region", "{out:?}");
+    let created = out
+        .resources
+        .iter()
+        .find(|r| r.region == THIRD && r.action == "replica_created")
+        .unwrap();
+    let retired = out
+        .resources
+        .iter()
+        .find(|r| r.action == "retired_for_cleanup")
+        .unwrap();
+    assert_eq!(
+        (retired.region.as_str(), retired.id.as_str()),
+        (THIRD, old_third.as_str())
+    );
+    // Never deleted: it still exists and still names the dead primary.
+    let still = describe(&world.config, THIRD, &old_third).await.unwrap();
+    assert_eq!(
+        still.read_replica_source_db_instance_identifier(),
+        Some(old_arn.as_str())
+    );
+    let stored = world.store.get_spec("checkout").await.unwrap();
+    assert_eq!(instance_of(&stored, THIRD), created.id);
+    assert_eq!(instance_of(&stored, OLD), instance_of(&spec, OLD));
+    let events = world.store.list_events("checkout").await.unwrap();
+    let ev = events
+        .iter()
+        .find(|e| e.action == "rds_reprotected")
+        .unwrap();
+    let after = ev.after.as_ref().unwrap();
+    assert_eq!(
+        after["retired_for_cleanup"][0]["instance_id"],
+        old_third.as_str()
+    );
+    assert_eq!(after["skipped_failed_region"], OLD);
+
+    replicas_available(&world, THIRD, std::slice::from_ref(&created.id)).await;
+    let again = run(&p, unplanned()).await.unwrap();
+    assert!(again.done, "{again:?}");
+    assert_eq!(again.status, "surviving_regions_protected");
+    assert!(again.resources.iter().all(|r| r.action != "unreachable"));
+}
+
 #[tokio::test]
 async fn reprotect_waits_while_the_new_primary_is_still_a_replica() {
     let (world, spec, epoch) = setup(|_, _| {}).await;

@@ -1013,6 +1013,65 @@ impl Places<'_> {
         }
     }
 
+    /// `reprotect`, once the target serves: `rds_reprotect` describes the new writers
+    /// in `to`, then in every other Region — never `from` when unplanned (the Region
+    /// failed away from) — looks for the replica it names and creates it
+    /// (CreateDBInstanceReadReplica from the new writer's ARN), writes the spec
+    /// (fenced) and its audit event; `aurora_reprotect` reads each global cluster in
+    /// `to` (its secondaries follow the new writer by themselves).
+    pub(crate) fn reprotect(&self, c: &mut Calls<'_>) {
+        let (to, from) = (self.to, self.from);
+        self.promoter_checks(c);
+        let Some(target) = self.spec.region(to) else {
+            return;
+        };
+        let mut rds = false;
+        for db in &target.databases {
+            if let DatabaseRef::RdsInstance { instance_id, .. } = db {
+                rds = true;
+                c.add("rds", "DescribeDBInstances", to, instance_id.clone(), true);
+                for other in self.spec.regions.iter().filter(|r| {
+                    r.region != to && !(self.mode == Mode::Unplanned && r.region == from)
+                }) {
+                    let replica = format!("replica of {instance_id}");
+                    c.add(
+                        "rds",
+                        "DescribeDBInstances",
+                        &other.region,
+                        replica.clone(),
+                        true,
+                    );
+                    c.add(
+                        "rds",
+                        "CreateDBInstanceReadReplica",
+                        &other.region,
+                        replica,
+                        true,
+                    );
+                }
+            }
+        }
+        if rds {
+            c.table("TransactWriteItems", self.arbiter, "SPEC + LEASE");
+            self.promoter_records(c);
+        }
+        self.promoter_checks(c);
+        for db in &target.databases {
+            if let DatabaseRef::AuroraGlobal {
+                global_cluster_id, ..
+            } = db
+            {
+                c.add(
+                    "rds",
+                    "DescribeGlobalClusters",
+                    to,
+                    global_cluster_id.clone(),
+                    true,
+                );
+            }
+        }
+    }
+
     /// `finalize`: the run's record read, the spec written fenced, the run recorded,
     /// the audit event appended and the lease released, all in the arbiter's table.
     pub(crate) fn finalize(&self, c: &mut Calls<'_>) {
@@ -1187,6 +1246,19 @@ pub fn plan(
                 "probe rounds of {to} only (`regions`), until it is seen healthy: {from} is neither probed nor read (each signal bounded to 2 s)"
             ),
             |c| probe_round(&p, c, &[from], &[to]),
+        ),
+        p.step(
+            "reprotect",
+            "replica-promoter",
+            match mode {
+                Mode::Unplanned => format!(
+                    "once {to} serves: read replicas of its RDS writers in every other surviving Region (not {from}), the replicas they replace reported for cleanup (never deleted); Aurora's followers checked; bounded, and never compensates the move"
+                ),
+                Mode::Planned => format!(
+                    "once {to} serves: read replicas of its RDS writers in every other Region ({from} too), the replicas they replace reported for cleanup (never deleted); Aurora's followers checked; bounded, and never compensates the move"
+                ),
+            },
+            |c| p.reprotect(c),
         ),
         p.step(
             "finalize",
@@ -1590,6 +1662,36 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_reprotects_every_surviving_region_and_never_calls_the_failed_one() {
+        let creates = |d: &Decision| -> Vec<String> {
+            step(d, "reprotect")
+                .calls
+                .iter()
+                .filter(|c| c.operation == "CreateDBInstanceReadReplica")
+                .map(|c| c.region.clone())
+                .collect()
+        };
+        let mut r = req(Mode::Unplanned);
+        r.target_region = Some("eu-west-1".into());
+        let d = decide(&spec(), &all_healthy(), &r, "eu-west-1", NOW).unwrap();
+        assert_eq!(creates(&d), ["ap-southeast-1"]);
+        let rp = step(&d, "reprotect");
+        assert_eq!(rp.function, "replica-promoter");
+        assert!(rp.calls.iter().all(|c| c.region != "us-east-1"), "{rp:?}");
+        assert!(
+            rp.calls
+                .iter()
+                .any(|c| c.operation == "TransactWriteItems" && c.region == "eu-west-1")
+        );
+        let mut planned = req(Mode::Planned);
+        planned.target_region = Some("eu-west-1".into());
+        let mut s = spec();
+        s.policy.planned_max_lag_seconds = 5;
+        let d = decide(&s, &all_healthy(), &planned, "eu-west-1", NOW).unwrap();
+        assert_eq!(creates(&d), ["us-east-1", "ap-southeast-1"]);
+    }
+
+    #[test]
     fn the_plan_lists_every_call_and_flags_control_planes_outside_the_survivor() {
         let mut r = req(Mode::Unplanned);
         r.target_region = Some("eu-west-1".into());
@@ -1605,6 +1707,7 @@ mod tests {
                 "shift_traffic",
                 "suspend_old_rules",
                 "verify",
+                "reprotect",
                 "finalize"
             ]
         );

@@ -9,7 +9,7 @@ use lifeboat::model::{DatabaseRef, RegionSpec, Role};
 use lifeboat::store::Lease;
 use lifeboat::{Error, WorkloadSpec};
 
-use crate::request::{Request, Step};
+use crate::request::{Mode, Request, Step};
 
 /// The target Region of a request, checked against the spec: it must be in the spec,
 /// and a step that moves the writer must not target the primary.
@@ -80,7 +80,10 @@ pub fn applies(target: &RegionSpec, step: Step) -> bool {
         .any(|d| matches!(d, DatabaseRef::AuroraGlobal { .. }));
     match step {
         Step::RdsPromote | Step::RdsStatus | Step::RdsReprotect => rds,
-        Step::AuroraSwitchover | Step::AuroraFailover | Step::AuroraStatus => aurora,
+        Step::AuroraSwitchover
+        | Step::AuroraFailover
+        | Step::AuroraStatus
+        | Step::AuroraReprotect => aurora,
         Step::S3Flip | Step::S3SuspendOld => !target.buckets.is_empty(),
         Step::DynamodbVerify => !target.dynamodb_tables.is_empty(),
     }
@@ -142,6 +145,8 @@ pub struct InstanceView {
     pub arn: Option<String>,
     /// Engine.
     pub engine: Option<String>,
+    /// Its `read replication` status ([`replication_normal`]).
+    pub replication: Option<bool>,
 }
 
 impl InstanceView {
@@ -616,11 +621,101 @@ pub fn suspension(old: Option<&ReplicationConfiguration>) -> Suspension {
 /// is read.
 pub fn check_mode(req: &Request) -> Result<(), Error> {
     match (req.mode, req.step) {
-        (Some(_), step) if step != Step::S3Flip => Err(Error::InvalidInput(format!(
-            "mode: not an input of step `{}` (only s3_flip takes one)",
+        (
+            Some(_),
+            step @ (Step::RdsPromote
+            | Step::RdsStatus
+            | Step::AuroraSwitchover
+            | Step::AuroraFailover
+            | Step::AuroraStatus
+            | Step::DynamodbVerify
+            | Step::S3SuspendOld),
+        ) => Err(Error::InvalidInput(format!(
+            "mode: not an input of step `{}` (only s3_flip, rds_reprotect and aurora_reprotect take one)",
             step.as_str()
         ))),
         _ => Ok(()),
+    }
+}
+
+/// The Region a re-protection must not call: with `mode: unplanned`, the spec's
+/// primary when it is not the target — the Region the failover moves away from (the
+/// spec names it primary until finalize). A failback (target = the primary) or a
+/// planned move skips nothing.
+pub fn failed_region<'a>(spec: &'a WorkloadSpec, req: &Request) -> Option<&'a str> {
+    if req.mode != Some(Mode::Unplanned) {
+        return None;
+    }
+    spec.primary()
+        .map(|p| p.region.as_str())
+        .filter(|r| *r != req.target_region)
+}
+
+/// What the `read replication` status of an instance says (`StatusInfos`, RDS API
+/// Reference, https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBInstanceStatusInfo.html):
+/// `Some(true)` replicating normally, `Some(false)` an error (or stopped), `None`
+/// not reported (not a replica, or not yet replicating).
+pub fn replication_normal(infos: &[(String, String, bool)]) -> Option<bool> {
+    infos
+        .iter()
+        .find(|(kind, _, _)| kind == "read replication")
+        .map(|(_, status, normal)| *normal && status == "replicating")
+}
+
+/// The one-word state of a re-protection replica: `available` only when RDS reports it
+/// available *and* replicating normally (it exists and follows the new writer);
+/// `replication_error` when available but not replicating; else RDS's status
+/// (`creating`, `backing-up`, ...).
+pub fn replica_state(status: &str, replication: Option<bool>) -> String {
+    match (status, replication) {
+        ("available", Some(true)) => "available".to_owned(),
+        ("available", Some(false)) => "replication_error".to_owned(),
+        ("available", None) => "not_replicating_yet".to_owned(),
+        (other, _) => other.to_owned(),
+    }
+}
+
+/// The RDS instance references the re-protection replaces in the spec
+/// (`(region, instance id)`): the replicas that followed the old primary (or the old
+/// primary itself, in a failback's home Region). They are reported for cleanup and
+/// never deleted by Lifeboat.
+pub fn retired_replicas(
+    spec: &WorkloadSpec,
+    placed: &[(String, usize, String)],
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (region, index, id) in placed {
+        let Some(r) = spec.region(region) else {
+            continue;
+        };
+        let old = r
+            .databases
+            .iter()
+            .filter_map(|d| match d {
+                DatabaseRef::RdsInstance { instance_id, .. } => Some(instance_id),
+                DatabaseRef::AuroraGlobal { .. } => None,
+            })
+            .nth(*index);
+        if let Some(old) = old
+            && old != id
+        {
+            out.push((region.clone(), old.clone()));
+        }
+    }
+    out
+}
+
+/// How one other member of an Aurora global cluster stands after the move to
+/// `target_arn`: `follows` (a reader of the new writer, the global cluster available
+/// and no move pending), `writer` (still, or again, the writer: two writers would be
+/// wrong), or `moving` (a move is pending).
+pub fn aurora_follower(view: &GlobalView, target_arn: &str, member_arn: &str) -> &'static str {
+    if view.members.iter().any(|(a, w)| a == member_arn && *w) {
+        "writer"
+    } else if !aurora_done(view, target_arn) {
+        "moving"
+    } else {
+        "follows"
     }
 }
 
@@ -675,6 +770,7 @@ mod tests {
             source: source.map(Into::into),
             arn: None,
             engine: None,
+            replication: None,
         }
     }
 
@@ -790,6 +886,64 @@ mod tests {
             spec.region("eu-west-1").unwrap().databases
         );
         assert_eq!(record_replicas(&next, &engines, &placed), None);
+    }
+
+    #[test]
+    fn an_unplanned_reprotect_skips_the_region_failed_away_from_only() {
+        let spec = spec();
+        let mut r = req(Step::RdsReprotect, "eu-west-1");
+        assert_eq!(failed_region(&spec, &r), None);
+        r.mode = Some(Mode::Planned);
+        assert_eq!(failed_region(&spec, &r), None);
+        r.mode = Some(Mode::Unplanned);
+        assert_eq!(failed_region(&spec, &r), Some("us-east-1"));
+        assert!(check_mode(&r).is_ok());
+        // A failback re-protects from the primary: nothing to skip.
+        let back = Request {
+            target_region: "us-east-1".into(),
+            ..r.clone()
+        };
+        assert_eq!(failed_region(&spec, &back), None);
+        r.step = Step::RdsPromote;
+        assert!(check_mode(&r).is_err());
+    }
+
+    #[test]
+    fn a_replica_is_done_only_when_available_and_replicating() {
+        let ok = |s: &str, n: bool| vec![("read replication".to_owned(), s.to_owned(), n)];
+        assert_eq!(replication_normal(&ok("replicating", true)), Some(true));
+        assert_eq!(replication_normal(&ok("error", false)), Some(false));
+        assert_eq!(replication_normal(&[]), None);
+        assert_eq!(replica_state("available", Some(true)), "available");
+        assert_eq!(replica_state("available", Some(false)), "replication_error");
+        assert_eq!(replica_state("available", None), "not_replicating_yet");
+        assert_eq!(replica_state("creating", None), "creating");
+    }
+
+    #[test]
+    fn the_refs_a_reprotect_replaces_are_reported_for_cleanup() {
+        let spec = spec();
+        let old = match &spec.region("ap-southeast-1").unwrap().databases[0] {
+            DatabaseRef::RdsInstance { instance_id, .. } => instance_id.clone(),
+            DatabaseRef::AuroraGlobal { .. } => panic!("example has RDS"),
+        };
+        let placed = vec![("ap-southeast-1".to_owned(), 0, "new-apse1".to_owned())];
+        assert_eq!(
+            retired_replicas(&spec, &placed),
+            [("ap-southeast-1".to_owned(), old.clone())]
+        );
+        let same = vec![("ap-southeast-1".to_owned(), 0, old)];
+        assert!(retired_replicas(&spec, &same).is_empty());
+    }
+
+    #[test]
+    fn aurora_followers_are_readers_of_the_new_writer() {
+        let after = global(&[(USE1, false), (EUW1, true)], None);
+        assert_eq!(aurora_follower(&after, EUW1, USE1), "follows");
+        let two = global(&[(USE1, true), (EUW1, true)], None);
+        assert_eq!(aurora_follower(&two, EUW1, USE1), "writer");
+        let moving = global(&[(USE1, false), (EUW1, true)], Some(("pending", EUW1)));
+        assert_eq!(aurora_follower(&moving, EUW1, USE1), "moving");
     }
 
     fn global(members: &[(&str, bool)], failover: Option<(&str, &str)>) -> GlobalView {

@@ -241,6 +241,7 @@ impl<S: Store> Promoter<S> {
             Step::AuroraSwitchover => self.aurora_move(&ctx, false).await?,
             Step::AuroraFailover => self.aurora_move(&ctx, true).await?,
             Step::AuroraStatus => self.aurora_status(&ctx).await?,
+            Step::AuroraReprotect => self.aurora_reprotect(&ctx).await?,
             Step::S3Flip => self.s3_flip(&ctx).await?,
             Step::DynamodbVerify => self.dynamodb_verify(&ctx).await?,
             Step::S3SuspendOld => self.s3_suspend_old(&ctx).await?,

@@ -29,6 +29,18 @@ fn view_of(id: &str, db: &DbInstance) -> InstanceView {
             .map(str::to_owned),
         arn: db.db_instance_arn().map(str::to_owned),
         engine: db.engine().map(str::to_owned),
+        replication: decide::replication_normal(
+            &db.status_infos()
+                .iter()
+                .map(|i| {
+                    (
+                        i.status_type().unwrap_or("").to_owned(),
+                        i.status().unwrap_or("").to_owned(),
+                        i.normal().unwrap_or(false),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -236,6 +248,9 @@ impl<S: Store> Promoter<S> {
         let mut placed = Vec::new();
         let mut created = false;
         let mut pending = false;
+        // An unplanned failover never calls the Region it fails away from: it gets its
+        // replica on the failback (which re-protects from the then primary).
+        let skip = decide::failed_region(ctx.spec, ctx.req);
         // A replica exists when RDS says so: `creating` takes minutes on AWS, and the
         // failback must not move the writer onto a replica that is not there yet.
         let mut creating = false;
@@ -248,6 +263,19 @@ impl<S: Store> Promoter<S> {
             };
             for other in ctx.spec.regions.iter().filter(|r| r.region != region) {
                 let replica = decide::replica_id(&source.id, &other.region, ctx.req.epoch);
+                if skip == Some(other.region.as_str()) {
+                    resources.push(resource(
+                        "rds_instance",
+                        &replica,
+                        &other.region,
+                        "skipped_failed_region",
+                        "pending",
+                        Some(format!(
+                            "not called: the Region failed away from; a failback re-protects it from {region}"
+                        )),
+                    ));
+                    continue;
+                }
                 match self
                     .place_replica(&other.region, &replica, source_arn)
                     .await
@@ -285,6 +313,23 @@ impl<S: Store> Promoter<S> {
         let engines: Vec<Option<String>> = sources.iter().map(|s| s.engine.clone()).collect();
         let mut spec_version = ctx.spec.version;
         let mut spec_changed = false;
+        // What the new replicas replace in the spec (replicas of the dead primary, or a
+        // failback's stale old writer): reported and audited for an operator to delete;
+        // Lifeboat deletes no database. A retry finds the spec already updated: the
+        // audit event the first call wrote holds them.
+        let retired = decide::retired_replicas(ctx.spec, &placed);
+        for (r, id) in &retired {
+            resources.push(resource(
+                "rds_instance",
+                id,
+                r,
+                "retired_for_cleanup",
+                "not_deleted",
+                Some(format!(
+                    "replaced in the spec by the replica of the new primary in {region}; still running, delete it when no longer needed"
+                )),
+            ));
+        }
         if let Some(next) = decide::record_replicas(ctx.spec, &engines, &placed) {
             let stored = ctx
                 .store
@@ -306,7 +351,12 @@ impl<S: Store> Promoter<S> {
                 Some(json!({"version": stored.version, "replicas": placed
                     .iter()
                     .map(|(r, _, id)| json!({"region": r, "instance_id": id}))
-                    .collect::<Vec<_>>()})),
+                    .collect::<Vec<_>>(),
+                    "retired_for_cleanup": retired
+                    .iter()
+                    .map(|(r, id)| json!({"region": r, "instance_id": id}))
+                    .collect::<Vec<_>>(),
+                    "skipped_failed_region": skip})),
             )
             .await?;
         }
@@ -315,6 +365,8 @@ impl<S: Store> Promoter<S> {
             "partially_protected"
         } else if creating {
             "replicas_creating"
+        } else if skip.is_some() {
+            "surviving_regions_protected"
         } else {
             "protected"
         };
@@ -339,7 +391,10 @@ impl<S: Store> Promoter<S> {
         if let Some(existing) = self.find_instance(region, replica).await? {
             return match existing.source.as_deref() {
                 Some(src) if src == source_arn || source_arn.ends_with(&format!(":db:{src}")) => {
-                    Ok(("replica_exists", existing.status))
+                    Ok((
+                        "replica_exists",
+                        decide::replica_state(&existing.status, existing.replication),
+                    ))
                 }
                 other => Err(Error::VerificationFailed(format!(
                     "DB instance {replica} in {region} exists but replicates from {}",
@@ -550,6 +605,51 @@ impl<S: Store> Promoter<S> {
                     writer.as_deref().unwrap_or("none")
                 )),
             ));
+        }
+        Ok(outcome(ctx.req, done, status, true, resources))
+    }
+}
+
+impl<S: Store> Promoter<S> {
+    /// `aurora_reprotect`: after the move, every other member of each global cluster
+    /// must be a reader of the target's cluster. Aurora promotes the target and demotes
+    /// the old primary to a secondary, keeping the replication topology
+    /// (SwitchoverGlobalCluster, https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html;
+    /// FailoverGlobalCluster, https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverGlobalCluster.html),
+    /// so nothing is created: DescribeGlobalClusters in the target Region (the global
+    /// view lists every member; the failed Region is not called) verifies and reports.
+    pub(crate) async fn aurora_reprotect(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
+        let region = ctx.target.region.as_str();
+        let mut resources = Vec::new();
+        let mut done = true;
+        let mut status = "followers_follow";
+        for (global_id, cluster_id) in decide::aurora_members(ctx.target, ctx.req.step)? {
+            let (view, arn) = self.aurora_target(region, global_id, cluster_id).await?;
+            if !decide::aurora_is_writer(&view, &arn) {
+                return Err(Error::VerificationFailed(format!(
+                    "global cluster {global_id}: {cluster_id} in {region} is not the writer; aurora_reprotect runs after the move"
+                )));
+            }
+            for (member, _) in view.members.iter().filter(|(a, _)| *a != arn) {
+                let state = decide::aurora_follower(&view, &arn, member);
+                if state != "follows" {
+                    done = false;
+                    status = if state == "writer" {
+                        "second_writer"
+                    } else {
+                        "moving"
+                    };
+                }
+                let member_region = member.split(':').nth(3).unwrap_or("unknown");
+                resources.push(resource(
+                    "aurora_cluster",
+                    member,
+                    member_region,
+                    "checked",
+                    state,
+                    Some(format!("member of {global_id}; writer {arn}")),
+                ));
+            }
         }
         Ok(outcome(ctx.req, done, status, true, resources))
     }

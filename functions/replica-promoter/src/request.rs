@@ -11,7 +11,10 @@ pub enum Step {
     /// Whether every RDS instance of the target Region is a standalone, available writer.
     RdsStatus,
     /// New cross-Region read replicas of the target Region's instances in every other
-    /// Region, recorded in the spec under the epoch fence.
+    /// Region (with `mode: unplanned`, every other *surviving* Region: never the Region
+    /// failed away from), recorded in the spec under the epoch fence; the replicas they
+    /// replace in the spec are reported for cleanup, never deleted. Done once every
+    /// replica is available and replicating.
     RdsReprotect,
     /// Planned Aurora global move: SwitchoverGlobalCluster (RPO 0).
     AuroraSwitchover,
@@ -19,6 +22,10 @@ pub enum Step {
     AuroraFailover,
     /// Whether the target Region's cluster is the global cluster's writer.
     AuroraStatus,
+    /// After an Aurora move: whether every other member of the global cluster follows
+    /// the target's cluster (DescribeGlobalClusters in the target Region; nothing to
+    /// create: Aurora's secondaries follow the new writer by themselves).
+    AuroraReprotect,
     /// Make the target Region's buckets replicate to the other Regions. Unplanned (the
     /// default): through the target Region alone — the rules a suspended earlier flip
     /// left on the bucket, enabled again, or rules built from the spec. Planned: the old
@@ -37,13 +44,14 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order a failover runs them.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::RdsPromote,
         Step::RdsStatus,
         Step::RdsReprotect,
         Step::AuroraSwitchover,
         Step::AuroraFailover,
         Step::AuroraStatus,
+        Step::AuroraReprotect,
         Step::S3Flip,
         Step::DynamodbVerify,
         Step::S3SuspendOld,
@@ -58,6 +66,7 @@ impl Step {
             Step::AuroraSwitchover => "aurora_switchover",
             Step::AuroraFailover => "aurora_failover",
             Step::AuroraStatus => "aurora_status",
+            Step::AuroraReprotect => "aurora_reprotect",
             Step::S3Flip => "s3_flip",
             Step::DynamodbVerify => "dynamodb_verify",
             Step::S3SuspendOld => "s3_suspend_old",
@@ -106,8 +115,11 @@ pub struct Request {
     /// Region's table replica. Absent: the function's own Region's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arbiter_region: Option<String>,
-    /// `s3_flip` only: `planned` or `unplanned` (absent: `unplanned`, nothing outside
-    /// the target Region).
+    /// `s3_flip`: `planned` or `unplanned` (absent: `unplanned`, nothing outside the
+    /// target Region). `rds_reprotect` / `aurora_reprotect`: `unplanned` means the
+    /// spec's primary, when it is not the target (the Region failed away from, before
+    /// finalize), is never called and is reported `skipped_failed_region`; absent or
+    /// `planned`: every other Region (a failback's re-protection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
 }

@@ -285,3 +285,29 @@ def test_aurora_switchover_then_failover_move_the_writer_after_the_delay(srv):
     assert wait_for(lambda: writers(east) == {east_arn: True, west_arn: False}, timeout=AURORA * 5)
     kinds = [r["kind"] for r in srv.timeline() if r["kind"] == "rds.global"]
     assert len(kinds) == 4
+
+
+def test_a_promoted_replica_is_the_source_of_new_cross_region_replicas(srv):
+    # Re-protection after a failover: RDS has no call to repoint a replica, so the other
+    # Regions get new replicas whose source is the promoted instance, by its ARN.
+    src = primary(srv, "eu-north-1", "rp-src")
+    replica(srv, "eu-south-1", "rp-new-writer", src["DBInstanceArn"])
+    assert wait_for(lambda: describe(srv, "eu-south-1", "rp-new-writer")["DBInstanceStatus"] == "available")
+    srv.client("rds", "eu-south-1").promote_read_replica(DBInstanceIdentifier="rp-new-writer")
+    assert wait_for(lambda: "ReadReplicaSourceDBInstanceIdentifier" not in describe(srv, "eu-south-1", "rp-new-writer"), timeout=PROMOTE * 4)
+    writer_arn = describe(srv, "eu-south-1", "rp-new-writer")["DBInstanceArn"]
+    made = replica(srv, "me-south-1", "rp-follower", writer_arn)
+    assert made["DBInstanceStatus"] == "creating"
+    assert wait_for(lambda: describe(srv, "me-south-1", "rp-follower")["DBInstanceStatus"] == "available")
+    seen = describe(srv, "me-south-1", "rp-follower")
+    assert seen["ReadReplicaSourceDBInstanceIdentifier"] == writer_arn
+    assert seen["StatusInfos"][0]["Status"] == "replicating"
+    # Replicas are created with backups disabled; the promotion enabled them (default 1).
+    assert seen["BackupRetentionPeriod"] == 0
+    assert describe(srv, "eu-south-1", "rp-new-writer")["BackupRetentionPeriod"] == 1
+    with pytest.raises(ClientError) as no_backups:
+        replica(srv, "me-south-1", "rp-cascade", seen["DBInstanceArn"])
+    assert code(no_backups.value) == "InvalidDBInstanceState"
+    assert describe(srv, "eu-south-1", "rp-new-writer")["ReadReplicaDBInstanceIdentifiers"] == [seen["DBInstanceArn"]]
+    # The old source lists neither the promoted instance nor its new replica.
+    assert describe(srv, "eu-north-1", "rp-src")["ReadReplicaDBInstanceIdentifiers"] == []
