@@ -1097,12 +1097,7 @@ impl Places<'_> {
 /// A Region's routing-switch alarm is read (DescribeAlarms in the switch's Region) unless
 /// its switch is recorded off (`switched_off`, as the step before left it): an unhealthy
 /// Route 53 check on a switch that is off is a decision, not the Region's health.
-pub(crate) fn probe_round(
-    p: &Places<'_>,
-    c: &mut Calls<'_>,
-    switched_off: &[&str],
-    only: &[&str],
-) {
+pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&str], only: &[&str]) {
     let (spec, home) = (p.spec, p.home);
     c.table("GetItem", home, "SPEC");
     c.table("Query", home, "HEALTH#");
