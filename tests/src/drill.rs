@@ -357,6 +357,10 @@ impl World {
             ),
             // One cargo lambda watch runs one stack's functions: the survivor's.
             ("lambda.regions".into(), json!([SURVIVOR])),
+            // Caught-up replicas (the twin's default is 1 s): a planned move (the
+            // failback, a planned failover) needs lag at or under
+            // policy.planned_max_lag_seconds, 0 by default, and nothing here writes.
+            ("rds.replica_lag_seconds".into(), json!(0)),
         ];
         let mut local_inputs: Vec<String> = settings
             .iter()

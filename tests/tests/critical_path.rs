@@ -124,6 +124,15 @@ fn function_timeout(resource: &str) -> u64 {
 /// timeout, their failure caught and recorded.
 const BEST_EFFORT: [&str; 1] = ["SuspendOldRules"];
 
+/// Tasks whose failure is caught, recorded and the run goes on, because traffic has
+/// already moved: the best-effort ones, and the failover's re-protection after
+/// verification (a replica that could not be made is reported, the writer is not moved
+/// back). The failback's re-protection comes before its promotion and compensates.
+fn recorded_not_compensated(machine: &str, state: &str) -> bool {
+    BEST_EFFORT.contains(&state)
+        || (machine == "failover" && ["Reprotect", "AuroraReprotect"].contains(&state))
+}
+
 #[test]
 fn every_task_has_a_deadline_beyond_its_function_and_no_machine_timeout() {
     for name in ["failover", "failback"] {
@@ -187,7 +196,7 @@ fn every_failure_after_the_lease_reaches_compensate() {
                 .collect();
             match s["Type"].as_str().unwrap() {
                 "Task" | "Parallel" if state == "Compensate" => {}
-                "Task" | "Parallel" if BEST_EFFORT.contains(&state.as_str()) => {
+                "Task" | "Parallel" if recorded_not_compensated(name, state) => {
                     // Caught, and the run goes on without compensating.
                     assert_eq!(catch.len(), 1, "{name}: {state}");
                     let on = reachable(states, catch[0], &["Compensate"]);

@@ -254,6 +254,8 @@ async fn fifty_duplicate_alarm_deliveries_start_exactly_one_execution() {
 #[tokio::test]
 async fn ok_non_primary_and_manual_only_alarms_are_acknowledged_and_start_nothing() {
     let env = Env::new().await;
+    // A drain leases in the lease Region's replica, as the global table has it.
+    env.replicate_spec().await;
     let out = env.call(fixture("alarm-action-ok.json")).await.unwrap();
     assert_eq!(out["actions"][0]["ignored"], "not_in_alarm", "{out}");
 
@@ -476,6 +478,7 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
             "shift_traffic",
             "suspend_old_rules",
             "verify",
+            "reprotect",
             "finalize"
         ]
     );
@@ -508,7 +511,9 @@ async fn a_dry_run_returns_the_whole_plan_and_changes_nothing() {
         })
         .map(|s| s["step"].as_str().unwrap())
         .collect();
-    assert_eq!(outside, ["suspend_old_rules", "verify"]);
+    // After traffic has moved: the old rules' suspension, Route 53's health checks in
+    // the verification, and re-protection's new replicas in the other surviving Region.
+    assert_eq!(outside, ["suspend_old_rules", "verify", "reprotect"]);
     assert_eq!(
         d["plan"]["touches_control_plane_outside_surviving_region"],
         true

@@ -703,7 +703,11 @@ async fn a_probe_of_named_regions_observes_and_records_only_those() {
         .collect();
     assert_eq!(regions, ["eu-west-1"]);
     assert_eq!(f.server("eu-west-1").hits(), 1);
-    assert_eq!(f.server("us-east-1").hits(), 0, "the primary was not probed");
+    assert_eq!(
+        f.server("us-east-1").hits(),
+        0,
+        "the primary was not probed"
+    );
     let recorded: Vec<String> = f
         .store
         .get_health(&f.spec.workload)

@@ -800,7 +800,9 @@ impl Calls<'_> {
         }
     }
 
-    /// A call made only once an earlier call of the step into `region` was answered.
+    /// A call made only once an earlier call of the step into `region` was answered, or
+    /// one into `region` that gets no answer when that Region does not answer (best
+    /// effort, bounded): a run whose calls there got no answer may lack it.
     pub(crate) fn add_after_answer(
         &mut self,
         service: &str,
@@ -1116,12 +1118,15 @@ pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&st
         }
         for d in &r.dns {
             if let Some(id) = &d.health_check_id {
-                c.add(
+                // Route 53's API answers from us-east-1: when that does not answer
+                // (bounded, 2 s), the probe notes it and the call has no answer.
+                c.add_after_answer(
                     "route53",
                     "GetHealthCheckStatus",
                     ROUTE53_REGION,
                     id.clone(),
                     true,
+                    ROUTE53_REGION,
                 );
             }
         }
@@ -1779,28 +1784,32 @@ mod tests {
                 .iter()
                 .all(|c| c.needs_answer_from.as_deref() == Some("us-east-1"))
         );
-        // The verification probes every Region, the failed one too (bounded), and
-        // Route 53's health checks through its API in us-east-1.
+        // The verification probes the target only (`regions`): nothing of the other
+        // Regions' own signals, and Route 53's health checks through its API in
+        // us-east-1.
         let verify = step(&d, "verify");
         assert_eq!(verify.function, "health-probe");
         let calls = &verify.calls;
-        for region in ["us-east-1", "eu-west-1", "ap-southeast-1"] {
-            assert!(
-                calls
-                    .iter()
-                    .any(|c| c.operation == "DescribeAlarms" && c.region == region),
-                "{region}: {calls:#?}"
-            );
-        }
+        assert!(
+            calls.iter().all(|c| c.region != "ap-southeast-1"),
+            "{calls:#?}"
+        );
         assert!(calls.iter().any(|c| c.operation == "GetHealthCheckStatus"
             && c.region == ROUTE53_REGION
             && c.control_plane
             && c.outside_surviving_region));
-        // S3 replication latency is read where the source (the primary's) bucket is.
+        // S3 replication latency into the target is read in the target's Region, where
+        // S3 publishes it (the destination's), never in the failed one.
         assert!(
             calls
                 .iter()
-                .any(|c| c.operation == "ListMetrics" && c.region == "us-east-1")
+                .any(|c| c.operation == "ListMetrics" && c.region == "eu-west-1")
+        );
+        assert!(
+            !calls.iter().any(|c| c.service == "cloudwatch"
+                && c.operation != "DescribeAlarms"
+                && c.region == "us-east-1"),
+            "{calls:#?}"
         );
         assert!(d.plan.touches_failed_region);
         assert!(d.plan.touches_control_plane_outside_surviving_region);

@@ -284,6 +284,19 @@ fn timeline(
     t
 }
 
+/// When the target was verified serving: re-protection starts right after verification
+/// passes (its `reprotect` mark, failover.asl.json) and runs after traffic has moved, so
+/// its wait is not part of the recovery time; without a mark (a machine that has none),
+/// the end of the run.
+fn served_at(timeline: &[TimelineEntry], now: UnixMillis) -> UnixMillis {
+    timeline
+        .iter()
+        .filter(|e| e.step == "reprotect")
+        .map(|e| e.at)
+        .min()
+        .unwrap_or(now)
+}
+
 fn details(d: &Decision, lease: &Lease, extra: serde_json::Value) -> serde_json::Value {
     json!({
         "operation": d.operation.as_str(),
@@ -356,7 +369,8 @@ pub async fn finalize<S: Store>(
                 .as_ref()
                 .map_or(d.decided_at, |t| t.state_changed_at);
             // RTO is a failover's: from the trigger to the target serving.
-            let rto = (d.operation == Operation::Failover).then(|| now.since(detected));
+            let rto = (d.operation == Operation::Failover)
+                .then(|| served_at(&input.timeline, now).since(detected));
             let run = RunRecord {
                 id: id.clone(),
                 kind: d.run_kind(),
@@ -576,6 +590,27 @@ pub fn unwarranted_event(req: &FailoverRequest, error: &Error, now: UnixMillis) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(step: &str, at: u64) -> TimelineEntry {
+        TimelineEntry {
+            at: UnixMillis(at),
+            step: step.into(),
+            duration_ms: None,
+            detail: None,
+        }
+    }
+
+    /// The RTO ends when verification passed (re-protection's start), not when the
+    /// re-protection wait ends and finalize runs.
+    #[test]
+    fn the_rto_ends_when_the_target_is_verified_not_after_reprotection() {
+        let t = [entry("verify", 5_000), entry("reprotect", 9_000)];
+        assert_eq!(served_at(&t, UnixMillis(60_000)), UnixMillis(9_000));
+        assert_eq!(
+            served_at(&[entry("verify", 5_000)], UnixMillis(60_000)),
+            UnixMillis(60_000)
+        );
+    }
 
     fn run(kind: RunKind, outcome: RunOutcome, finished: u64) -> RunRecord {
         RunRecord {

@@ -462,10 +462,8 @@ mod tests {
         // A replica without a datapoint makes the lag unknown, not the other's 2 s.
         let missing = combine(&[point("a", Some((2.0, 0))), point("b", None)], now);
         assert_eq!(missing.seconds, None);
-        assert!(
-            missing.notes[0].starts_with("b: no datapoint"),
-            "{missing:?}"
-        );
+        // Without a note: that is also every round of a Region nothing replicates into.
+        assert!(missing.notes.is_empty(), "{missing:?}");
         // Ten minutes old is not the lag now (the bound is three minutes).
         let stale = combine(&[point("a", Some((2.0, 181_000)))], now);
         assert_eq!(stale.seconds, None);
