@@ -31,6 +31,9 @@ use serde_json::{Value, json};
 use traffic_shifter::{InsyncWait, Shifter};
 
 const HOME: &str = "us-east-1";
+/// The example's lease Region (`lifeboat::store::lease_region`): its first Region that
+/// is not the primary, whichever Region asks.
+const LEASE_REGION: &str = "eu-west-1";
 const OLD: &str = "2024.11.2";
 const NEW: &str = "2024.12.1";
 
@@ -41,20 +44,43 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn store(&self) -> DynamoStore {
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.config), &self.table)
-    }
-
-    fn deployer(&self) -> Deployer<DynamoStore> {
-        Deployer::new(
-            self.store(),
-            RegionalClients::new(&self.config, cw::Client::new),
+    /// The table's replica in `region`.
+    fn store_in(&self, region: &str) -> DynamoStore {
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&for_region(&self.config, region)),
+            &self.table,
         )
     }
 
+    /// The lease Region's replica, where a deploy takes its lease and writes the spec,
+    /// whichever Region's functions run it.
+    fn store(&self) -> DynamoStore {
+        self.store_in(LEASE_REGION)
+    }
+
+    /// Our functions as `home`'s stack runs them: their own replica, and the others'.
+    fn deployer_in(&self, home: &str) -> Deployer<DynamoStore> {
+        let (config, table) = (self.config.clone(), self.table.clone());
+        Deployer::new(
+            self.store_in(home),
+            RegionalClients::new(&for_region(&self.config, home), cw::Client::new),
+        )
+        .with_replicas(home, move |region| {
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&for_region(&config, region)),
+                &table,
+            )
+        })
+    }
+
+    fn deployer(&self) -> Deployer<DynamoStore> {
+        self.deployer_in(HOME)
+    }
+
     fn shifter(&self) -> Shifter<DynamoStore> {
+        let (config, table) = (self.config.clone(), self.table.clone());
         Shifter::new(
-            self.store(),
+            self.store_in(HOME),
             RegionalClients::new(&self.config, cw::Client::new),
             r53::Client::new(&for_region(&self.config, "us-east-1")),
             InsyncWait {
@@ -62,6 +88,12 @@ impl Ctx {
                 max_polls: 3,
             },
         )
+        .with_regional_stores(move |region| {
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&for_region(&config, region)),
+                &table,
+            )
+        })
     }
 
     /// Weights of a Region's deploy records: (blue, green).
@@ -100,6 +132,15 @@ async fn setup_on(moto: &MotoServer, prefix: &str) -> Ctx {
         .unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
     let spec = store.create_spec(&seeded).await.unwrap();
+    // Global-table replication, which moto does not do: the spec in every replica.
+    harness::table::replicate(&config, &table, HOME, &["eu-west-1", "ap-southeast-1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        lifeboat::store::lease_region(&spec, HOME),
+        LEASE_REGION,
+        "the example's lease Region"
+    );
     let ctx = Ctx {
         config,
         table,
@@ -129,7 +170,8 @@ async fn shift(ctx: &Ctx, deploy: &Value, region: &str, slot: &Value, percent: &
     ctx.shifter()
         .handle(LambdaEvent::new(
             json!({"workload": "checkout", "step": "shift_version", "target_region": region,
-                   "epoch": deploy["epoch"], "slot": slot, "percent": percent}),
+                   "epoch": deploy["epoch"], "arbiter_region": deploy["lease_region"],
+                   "slot": slot, "percent": percent}),
             Context::default(),
         ))
         .await
@@ -300,6 +342,50 @@ async fn a_healthy_rollout_finishes_every_wave() {
     assert_eq!(count("region_promoted"), 3);
     assert_eq!(count("deploy_finished"), 1);
     assert_eq!(ctx.store().get_lease("checkout").await.unwrap(), None);
+}
+
+/// Whichever Region's stack starts it, a deploy takes its lease in the lease Region's
+/// replica, writes the spec there, and a second deploy from another Region's stack meets
+/// that lease in that same replica.
+#[tokio::test]
+async fn a_deploy_from_any_regions_stack_leases_in_the_lease_region() {
+    let ctx = setup("deploy-lease-region").await;
+    let started = call(
+        &ctx.deployer_in("ap-southeast-1"),
+        json!({"step": "start", "request": request(json!({})), "deploy_id": "d-ap", "holder": "exec:d-ap"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(started["deploy"]["lease_region"], LEASE_REGION);
+    let lease = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert_eq!(lease.holder, "exec:d-ap");
+    assert_eq!(lease.purpose, LeasePurpose::Deploy);
+    assert_eq!(json!(lease.epoch), started["deploy"]["epoch"]);
+    // The rollouts are recorded (fenced) in the lease Region's spec; the others'
+    // replicas have only what replication would bring, which moto does not do.
+    let spec = ctx.store().get_spec("checkout").await.unwrap();
+    assert_eq!(spec.version, ctx.spec.version + 1);
+    for home in ["ap-southeast-1", "us-east-1"] {
+        assert_eq!(
+            ctx.store_in(home).get_lease("checkout").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            ctx.store_in(home).get_spec("checkout").await.unwrap(),
+            ctx.spec
+        );
+    }
+    let e = call(
+        &ctx.deployer_in("us-east-1"),
+        json!({"step": "start", "request": request(json!({})), "deploy_id": "d-us", "holder": "exec:d-us"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), ErrorName::LeaseHeld, "{e}");
+    assert_eq!(
+        ctx.store().get_lease("checkout").await.unwrap(),
+        Some(lease)
+    );
 }
 
 #[tokio::test]

@@ -328,7 +328,17 @@ impl<S: Store> Deployer<S> {
         if deploy_id.trim().is_empty() {
             return Err(Error::InvalidInput("deploy_id: must not be empty".into()));
         }
-        let spec = self.store.get_spec(&request.workload).await?;
+        // The spec as the lease Region's replica has it: where every fenced write of
+        // the deploy goes (the home replica only says which Region that is).
+        let lease_region = self.lease_region_of(&request.workload).await?;
+        let spec = match &self.replicas {
+            Some(r) if !lease_region.is_empty() && lease_region != r.home => {
+                (r.store_in)(&lease_region)
+                    .get_spec(&request.workload)
+                    .await?
+            }
+            _ => self.store.get_spec(&request.workload).await?,
+        };
         let (waves, skipped) = decide::plan_waves(&spec, request)?;
         let estimated_seconds = decide::estimate_seconds(&waves, &steps, request.bake_seconds);
         let deploy = Deploy {
@@ -342,7 +352,7 @@ impl<S: Store> Deployer<S> {
             gates,
             rollback_scope: request.rollback_scope.unwrap_or_default(),
             started_at: UnixMillis::now(),
-            lease_region: String::new(),
+            lease_region,
         };
         Ok((
             spec,
@@ -414,8 +424,8 @@ impl<S: Store> Deployer<S> {
         }
         let (spec, mut planned) = self.decide(request, deploy_id, holder).await?;
         let now = UnixMillis::now();
-        // The one lease Region of every mover, fixed for the rest of the deploy.
-        planned.deploy.lease_region = self.lease_region_of(&request.workload).await?;
+        // The one lease Region of every mover (`decide` resolved it), fixed for the rest
+        // of the deploy: the lease is taken, renewed and checked there.
         let store = self.at(&planned.deploy);
 
         // Frozen while a failover, failback or drill holds the lease.
@@ -464,8 +474,7 @@ impl<S: Store> Deployer<S> {
             .estimated_seconds
             .saturating_mul(u64::from(planned.deploy.gates.max_extensions) + 1)
             .saturating_add(3600);
-        let acquired = self
-            .store
+        let acquired = store
             .acquire_lease(
                 &LeaseRequest {
                     workload: request.workload.clone(),
@@ -1077,7 +1086,7 @@ impl<S: Store> Deployer<S> {
                 return Ok(spec);
             }
             match self
-                .store
+                .at(deploy)
                 .put_spec(
                     &spec,
                     Some(Fence {
