@@ -790,3 +790,151 @@ async fn the_deploy_waves_machine_rolls_out_every_wave() {
     assert_eq!(run.outcome, RunOutcome::Succeeded);
     assert_eq!(ctx.store().get_lease("checkout").await.unwrap(), None);
 }
+
+/// A deploy started from us-east-1's stack and an operator's failover from
+/// ap-southeast-1's contend for the one lease in the lease Region's replica: the deploy
+/// renews it there while it bakes; the failover (ap-southeast-1's failover-executor,
+/// step `acquire`) takes it over with a new epoch; the deploy's next steps, wherever
+/// they run, get `StaleEpoch`, shift nothing more, and record `deploy_superseded` once.
+#[tokio::test]
+async fn a_failover_from_another_regions_stack_supersedes_a_deploy() {
+    use failover_executor::request::{FailoverRequest, Mode};
+    let ctx = setup("deploy-superseded").await;
+    let us = ctx.deployer_in("us-east-1");
+    let started = call(
+        &us,
+        json!({"step": "start", "request": request(json!({})), "deploy_id": "d-1", "holder": "exec:d-1"}),
+    )
+    .await
+    .unwrap();
+    let deploy = started["deploy"].clone();
+    let region = "ap-southeast-1";
+    let next = call(
+        &us,
+        json!({"step": "advance", "deploy": deploy, "region": region}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next["action"], "shift", "{next:#}");
+    shift(&ctx, &deploy, region, &next["slot"], &next["percent"]).await;
+    let canary = ctx.weights(region).await;
+    assert_eq!(canary, (90, 10));
+
+    // The bake's renewal, from another Region's stack too: the same lease, later.
+    let ttl = Duration::from_secs(deploy_wave::lease_ttl_seconds(2));
+    let asked = UnixMillis::now();
+    let renewed = call(
+        &ctx.deployer_in("eu-west-1"),
+        json!({"step": "renew", "deploy": deploy}),
+    )
+    .await
+    .unwrap();
+    let answered = UnixMillis::now();
+    assert_eq!(renewed["epoch"], deploy["epoch"]);
+    let after = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert!(
+        asked.plus(ttl) <= after.expires_at && after.expires_at <= answered.plus(ttl),
+        "renewed to a bake plus the margin from now: {after:?}"
+    );
+
+    // The failover, decided and acquired by ap-southeast-1's failover-executor.
+    let now = UnixMillis::now();
+    let health: Vec<_> = [
+        ("us-east-1", lifeboat::store::Verdict::Unhealthy),
+        ("eu-west-1", lifeboat::store::Verdict::Healthy),
+        ("ap-southeast-1", lifeboat::store::Verdict::Healthy),
+    ]
+    .into_iter()
+    .map(|(r, v)| harness::world::settled_health(r, v, Some(1.0), now))
+    .collect();
+    let req = FailoverRequest {
+        workload: "checkout".into(),
+        failed_region: None,
+        target_region: Some("eu-west-1".into()),
+        mode: Mode::Unplanned,
+        dry_run: false,
+        accept_data_loss: true,
+        reason: "us-east-1 is down".into(),
+        requested_by: "alice".into(),
+        request_id: None,
+        trigger: None,
+        timing: None,
+        drill: false,
+        force: false,
+    };
+    let spec = ctx
+        .store_in("ap-southeast-1")
+        .get_spec("checkout")
+        .await
+        .unwrap();
+    let decision =
+        failover_executor::decide::decide(&spec, &health, &req, "ap-southeast-1", now).unwrap();
+    assert_eq!(decision.arbiter_region, LEASE_REGION);
+    let executor = failover_executor::Executor::new(
+        &for_region(&ctx.config, "ap-southeast-1"),
+        ctx.table.clone(),
+        "arn:aws:states:ap-southeast-1:123456789012:stateMachine:failover",
+    )
+    .unwrap();
+    let holder = "arn:aws:states:ap-southeast-1:123456789012:execution:failover:op-1";
+    let lease = executor
+        .handle_at(
+            json!({"step": "acquire", "decision": decision, "holder": holder}),
+            "req-1",
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lease["epoch"], json!(deploy["epoch"].as_u64().unwrap() + 1));
+    assert_eq!(lease["purpose"], "failover");
+    let held = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert_eq!(held.holder, holder);
+
+    // The deploy's next steps, from either stack: stale, nothing more shifted or written.
+    let spec_before = ctx.store().get_spec("checkout").await.unwrap();
+    for (d, step) in [
+        (
+            &us,
+            json!({"step": "gate", "deploy": deploy, "region": region, "stage": 0}),
+        ),
+        (
+            &ctx.deployer_in("eu-west-1"),
+            json!({"step": "renew", "deploy": deploy}),
+        ),
+        (
+            &us,
+            json!({"step": "advance", "deploy": deploy, "region": region}),
+        ),
+    ] {
+        let e = call(d, step.clone()).await.unwrap_err();
+        assert_eq!(e.name(), ErrorName::StaleEpoch, "{step}: {e}");
+    }
+    let e = ctx
+        .shifter()
+        .handle(LambdaEvent::new(
+            json!({"workload": "checkout", "step": "shift_version", "target_region": region,
+                   "epoch": deploy["epoch"], "arbiter_region": deploy["lease_region"],
+                   "slot": next["slot"], "percent": 100}),
+            Context::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), ErrorName::StaleEpoch, "{e}");
+    assert_eq!(ctx.weights(region).await, canary);
+    assert_eq!(ctx.store().get_spec("checkout").await.unwrap(), spec_before);
+    assert_eq!(
+        ctx.store().get_lease("checkout").await.unwrap(),
+        Some(held.clone())
+    );
+    let events = ctx.store().list_events("checkout").await.unwrap();
+    let superseded: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "deploy_superseded")
+        .collect();
+    assert_eq!(superseded.len(), 1, "{events:#?}");
+    assert_eq!(superseded[0].after.as_ref().unwrap()["holder"], holder);
+    assert!(
+        events.iter().any(|e| e.action == "lease_taken_over"),
+        "{events:#?}"
+    );
+}
