@@ -31,6 +31,9 @@ use serde_json::{Value, json};
 use traffic_shifter::{InsyncWait, Shifter};
 
 const HOME: &str = "us-east-1";
+/// The example's lease Region (`lifeboat::store::lease_region`): its first Region that
+/// is not the primary, whichever Region asks.
+const LEASE_REGION: &str = "eu-west-1";
 const OLD: &str = "2024.11.2";
 const NEW: &str = "2024.12.1";
 
@@ -41,20 +44,43 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn store(&self) -> DynamoStore {
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.config), &self.table)
-    }
-
-    fn deployer(&self) -> Deployer<DynamoStore> {
-        Deployer::new(
-            self.store(),
-            RegionalClients::new(&self.config, cw::Client::new),
+    /// The table's replica in `region`.
+    fn store_in(&self, region: &str) -> DynamoStore {
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&for_region(&self.config, region)),
+            &self.table,
         )
     }
 
+    /// The lease Region's replica, where a deploy takes its lease and writes the spec,
+    /// whichever Region's functions run it.
+    fn store(&self) -> DynamoStore {
+        self.store_in(LEASE_REGION)
+    }
+
+    /// Our functions as `home`'s stack runs them: their own replica, and the others'.
+    fn deployer_in(&self, home: &str) -> Deployer<DynamoStore> {
+        let (config, table) = (self.config.clone(), self.table.clone());
+        Deployer::new(
+            self.store_in(home),
+            RegionalClients::new(&for_region(&self.config, home), cw::Client::new),
+        )
+        .with_replicas(home, move |region| {
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&for_region(&config, region)),
+                &table,
+            )
+        })
+    }
+
+    fn deployer(&self) -> Deployer<DynamoStore> {
+        self.deployer_in(HOME)
+    }
+
     fn shifter(&self) -> Shifter<DynamoStore> {
+        let (config, table) = (self.config.clone(), self.table.clone());
         Shifter::new(
-            self.store(),
+            self.store_in(HOME),
             RegionalClients::new(&self.config, cw::Client::new),
             r53::Client::new(&for_region(&self.config, "us-east-1")),
             InsyncWait {
@@ -62,6 +88,12 @@ impl Ctx {
                 max_polls: 3,
             },
         )
+        .with_regional_stores(move |region| {
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&for_region(&config, region)),
+                &table,
+            )
+        })
     }
 
     /// Weights of a Region's deploy records: (blue, green).
@@ -100,6 +132,15 @@ async fn setup_on(moto: &MotoServer, prefix: &str) -> Ctx {
         .unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
     let spec = store.create_spec(&seeded).await.unwrap();
+    // Global-table replication, which moto does not do: the spec in every replica.
+    harness::table::replicate(&config, &table, HOME, &["eu-west-1", "ap-southeast-1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        lifeboat::store::lease_region(&spec, HOME),
+        LEASE_REGION,
+        "the example's lease Region"
+    );
     let ctx = Ctx {
         config,
         table,
@@ -129,7 +170,8 @@ async fn shift(ctx: &Ctx, deploy: &Value, region: &str, slot: &Value, percent: &
     ctx.shifter()
         .handle(LambdaEvent::new(
             json!({"workload": "checkout", "step": "shift_version", "target_region": region,
-                   "epoch": deploy["epoch"], "slot": slot, "percent": percent}),
+                   "epoch": deploy["epoch"], "arbiter_region": deploy["lease_region"],
+                   "slot": slot, "percent": percent}),
             Context::default(),
         ))
         .await
@@ -300,6 +342,50 @@ async fn a_healthy_rollout_finishes_every_wave() {
     assert_eq!(count("region_promoted"), 3);
     assert_eq!(count("deploy_finished"), 1);
     assert_eq!(ctx.store().get_lease("checkout").await.unwrap(), None);
+}
+
+/// Whichever Region's stack starts it, a deploy takes its lease in the lease Region's
+/// replica, writes the spec there, and a second deploy from another Region's stack meets
+/// that lease in that same replica.
+#[tokio::test]
+async fn a_deploy_from_any_regions_stack_leases_in_the_lease_region() {
+    let ctx = setup("deploy-lease-region").await;
+    let started = call(
+        &ctx.deployer_in("ap-southeast-1"),
+        json!({"step": "start", "request": request(json!({})), "deploy_id": "d-ap", "holder": "exec:d-ap"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(started["deploy"]["lease_region"], LEASE_REGION);
+    let lease = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert_eq!(lease.holder, "exec:d-ap");
+    assert_eq!(lease.purpose, LeasePurpose::Deploy);
+    assert_eq!(json!(lease.epoch), started["deploy"]["epoch"]);
+    // The rollouts are recorded (fenced) in the lease Region's spec; the others'
+    // replicas have only what replication would bring, which moto does not do.
+    let spec = ctx.store().get_spec("checkout").await.unwrap();
+    assert_eq!(spec.version, ctx.spec.version + 1);
+    for home in ["ap-southeast-1", "us-east-1"] {
+        assert_eq!(
+            ctx.store_in(home).get_lease("checkout").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            ctx.store_in(home).get_spec("checkout").await.unwrap(),
+            ctx.spec
+        );
+    }
+    let e = call(
+        &ctx.deployer_in("us-east-1"),
+        json!({"step": "start", "request": request(json!({})), "deploy_id": "d-us", "holder": "exec:d-us"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), ErrorName::LeaseHeld, "{e}");
+    assert_eq!(
+        ctx.store().get_lease("checkout").await.unwrap(),
+        Some(lease)
+    );
 }
 
 #[tokio::test]
@@ -703,4 +789,152 @@ async fn the_deploy_waves_machine_rolls_out_every_wave() {
     assert_eq!(run.id, "machine-rollout-1");
     assert_eq!(run.outcome, RunOutcome::Succeeded);
     assert_eq!(ctx.store().get_lease("checkout").await.unwrap(), None);
+}
+
+/// A deploy started from us-east-1's stack and an operator's failover from
+/// ap-southeast-1's contend for the one lease in the lease Region's replica: the deploy
+/// renews it there while it bakes; the failover (ap-southeast-1's failover-executor,
+/// step `acquire`) takes it over with a new epoch; the deploy's next steps, wherever
+/// they run, get `StaleEpoch`, shift nothing more, and record `deploy_superseded` once.
+#[tokio::test]
+async fn a_failover_from_another_regions_stack_supersedes_a_deploy() {
+    use failover_executor::request::{FailoverRequest, Mode};
+    let ctx = setup("deploy-superseded").await;
+    let us = ctx.deployer_in("us-east-1");
+    let started = call(
+        &us,
+        json!({"step": "start", "request": request(json!({})), "deploy_id": "d-1", "holder": "exec:d-1"}),
+    )
+    .await
+    .unwrap();
+    let deploy = started["deploy"].clone();
+    let region = "ap-southeast-1";
+    let next = call(
+        &us,
+        json!({"step": "advance", "deploy": deploy, "region": region}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next["action"], "shift", "{next:#}");
+    shift(&ctx, &deploy, region, &next["slot"], &next["percent"]).await;
+    let canary = ctx.weights(region).await;
+    assert_eq!(canary, (90, 10));
+
+    // The bake's renewal, from another Region's stack too: the same lease, later.
+    let ttl = Duration::from_secs(deploy_wave::lease_ttl_seconds(2));
+    let asked = UnixMillis::now();
+    let renewed = call(
+        &ctx.deployer_in("eu-west-1"),
+        json!({"step": "renew", "deploy": deploy}),
+    )
+    .await
+    .unwrap();
+    let answered = UnixMillis::now();
+    assert_eq!(renewed["epoch"], deploy["epoch"]);
+    let after = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert!(
+        asked.plus(ttl) <= after.expires_at && after.expires_at <= answered.plus(ttl),
+        "renewed to a bake plus the margin from now: {after:?}"
+    );
+
+    // The failover, decided and acquired by ap-southeast-1's failover-executor.
+    let now = UnixMillis::now();
+    let health: Vec<_> = [
+        ("us-east-1", lifeboat::store::Verdict::Unhealthy),
+        ("eu-west-1", lifeboat::store::Verdict::Healthy),
+        ("ap-southeast-1", lifeboat::store::Verdict::Healthy),
+    ]
+    .into_iter()
+    .map(|(r, v)| harness::world::settled_health(r, v, Some(1.0), now))
+    .collect();
+    let req = FailoverRequest {
+        workload: "checkout".into(),
+        failed_region: None,
+        target_region: Some("eu-west-1".into()),
+        mode: Mode::Unplanned,
+        dry_run: false,
+        accept_data_loss: true,
+        reason: "us-east-1 is down".into(),
+        requested_by: "alice".into(),
+        request_id: None,
+        trigger: None,
+        timing: None,
+        drill: false,
+        force: false,
+    };
+    let spec = ctx
+        .store_in("ap-southeast-1")
+        .get_spec("checkout")
+        .await
+        .unwrap();
+    let decision =
+        failover_executor::decide::decide(&spec, &health, &req, "ap-southeast-1", now).unwrap();
+    assert_eq!(decision.arbiter_region, LEASE_REGION);
+    let executor = failover_executor::Executor::new(
+        &for_region(&ctx.config, "ap-southeast-1"),
+        ctx.table.clone(),
+        "arn:aws:states:ap-southeast-1:123456789012:stateMachine:failover",
+    )
+    .unwrap();
+    let holder = "arn:aws:states:ap-southeast-1:123456789012:execution:failover:op-1";
+    let lease = executor
+        .handle_at(
+            json!({"step": "acquire", "decision": decision, "holder": holder}),
+            "req-1",
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lease["epoch"], json!(deploy["epoch"].as_u64().unwrap() + 1));
+    assert_eq!(lease["purpose"], "failover");
+    let held = ctx.store().get_lease("checkout").await.unwrap().unwrap();
+    assert_eq!(held.holder, holder);
+
+    // The deploy's next steps, from either stack: stale, nothing more shifted or written.
+    let spec_before = ctx.store().get_spec("checkout").await.unwrap();
+    for (d, step) in [
+        (
+            &us,
+            json!({"step": "gate", "deploy": deploy, "region": region, "stage": 0}),
+        ),
+        (
+            &ctx.deployer_in("eu-west-1"),
+            json!({"step": "renew", "deploy": deploy}),
+        ),
+        (
+            &us,
+            json!({"step": "advance", "deploy": deploy, "region": region}),
+        ),
+    ] {
+        let e = call(d, step.clone()).await.unwrap_err();
+        assert_eq!(e.name(), ErrorName::StaleEpoch, "{step}: {e}");
+    }
+    let e = ctx
+        .shifter()
+        .handle(LambdaEvent::new(
+            json!({"workload": "checkout", "step": "shift_version", "target_region": region,
+                   "epoch": deploy["epoch"], "arbiter_region": deploy["lease_region"],
+                   "slot": next["slot"], "percent": 100}),
+            Context::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), ErrorName::StaleEpoch, "{e}");
+    assert_eq!(ctx.weights(region).await, canary);
+    assert_eq!(ctx.store().get_spec("checkout").await.unwrap(), spec_before);
+    assert_eq!(
+        ctx.store().get_lease("checkout").await.unwrap(),
+        Some(held.clone())
+    );
+    let events = ctx.store().list_events("checkout").await.unwrap();
+    let superseded: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "deploy_superseded")
+        .collect();
+    assert_eq!(superseded.len(), 1, "{events:#?}");
+    assert_eq!(superseded[0].after.as_ref().unwrap()["holder"], holder);
+    assert!(
+        events.iter().any(|e| e.action == "lease_taken_over"),
+        "{events:#?}"
+    );
 }

@@ -28,6 +28,8 @@ fn wait_seconds(state: &Value) -> f64 {
     match state["SecondsPath"].as_str().unwrap_or("") {
         "$.timing.poll_seconds" => 15.0,
         "$.timing.soak_seconds" => 300.0,
+        // The longest bake a deploy accepts.
+        "$.deploy.bake_seconds" => deploy_wave::decide::MAX_BAKE_SECONDS as f64,
         other => panic!("a wait on {other}: add its default here"),
     }
 }
@@ -89,6 +91,7 @@ impl Scope<'_> {
             "Task" => task_seconds(state),
             "Wait" => wait_seconds(state),
             "Parallel" => parallel_seconds(state),
+            "Map" => map_seconds(state),
             _ => 0.0,
         };
         let next = successors(state)
@@ -125,9 +128,43 @@ fn parallel_seconds(state: &Value) -> f64 {
     before + after
 }
 
-/// The longest renewal-free stretch of a machine once `Acquire` has the lease, in
-/// seconds, and the names of the loops' waits with no renewal before them.
-fn worst_stretch(machine: &str) -> f64 {
+/// Whether any state of `states`, or of a Parallel's or Map's inside, renews.
+fn renews_anywhere(states: &serde_json::Map<String, Value>) -> bool {
+    states.values().any(|s| {
+        is_renew(s)
+            || s["Branches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&s["ItemProcessor"]))
+                .filter_map(|b| b["States"].as_object())
+                .any(renews_anywhere)
+    })
+}
+
+/// A Map, conservatively: the longest stretch before an iteration's first renewal plus
+/// the longest after one's last, which also bounds the stretch from one iteration into
+/// the next. An iteration that never renews is bounded only if the iterations run at
+/// once (`MaxConcurrency` 0): one after another, their count would add up.
+fn map_seconds(state: &Value) -> f64 {
+    let processor = &state["ItemProcessor"];
+    let states = processor["States"].as_object().unwrap();
+    let scope = Scope { states };
+    let whole = scope.longest(processor["StartAt"].as_str().unwrap(), &mut BTreeSet::new());
+    if !renews_anywhere(states) {
+        assert_eq!(
+            state["MaxConcurrency"].as_u64().unwrap_or(0),
+            0,
+            "a sequential Map whose iterations never renew: {state}"
+        );
+        return whole;
+    }
+    whole + scope.after_renewals()
+}
+
+/// The longest renewal-free stretch of a machine once `acquire` (the state that takes
+/// the lease) has it, in seconds.
+fn worst_stretch(machine: &str, acquire: &str) -> f64 {
     let path = format!(
         "{}/../statemachines/{machine}.asl.json",
         env!("CARGO_MANIFEST_DIR")
@@ -136,7 +173,7 @@ fn worst_stretch(machine: &str) -> f64 {
     let scope = Scope {
         states: m["States"].as_object().unwrap(),
     };
-    let from_acquire = successors(&m["States"]["Acquire"])
+    let from_acquire = successors(&m["States"][acquire])
         .iter()
         .filter(|n| *n != "Refused")
         .map(|n| scope.longest(n, &mut BTreeSet::new()))
@@ -147,12 +184,22 @@ fn worst_stretch(machine: &str) -> f64 {
 #[test]
 fn every_wait_of_the_lease_holding_machines_renews_and_the_ttl_covers_the_worst_stretch() {
     for machine in ["failover", "failback"] {
-        let worst = worst_stretch(machine);
+        let worst = worst_stretch(machine, "Acquire");
         assert!(
             worst < DEFAULT_LEASE_TTL_SECONDS as f64,
             "{machine}: {worst} s without a renewal, over the {DEFAULT_LEASE_TTL_SECONDS}-s lease"
         );
     }
+    // A deploy's lease lasts a bake plus a margin; at the longest bake, the longest
+    // stretch (a bake, its gate, and every task attempt to its timeout) still fits.
+    let worst = worst_stretch("deploy-waves", "Start");
+    let bake = deploy_wave::decide::MAX_BAKE_SECONDS;
+    let ttl = deploy_wave::lease_ttl_seconds(bake);
+    assert!(
+        worst < ttl as f64,
+        "deploy-waves: {worst} s without a renewal, over the {ttl}-s lease"
+    );
+    assert!(worst > bake as f64, "a bake is a stretch: {worst}");
 }
 
 #[test]

@@ -40,6 +40,18 @@ pub const NAME: &str = "deploy-wave";
 /// Env var: the Lifeboat table.
 pub const ENV_TABLE: &str = "LIFEBOAT_TABLE";
 
+/// How long a deploy's lease outlives its last renewal beyond a bake: the machine renews
+/// before every bake and at every stage, so no renewal-free stretch is longer than a
+/// bake plus its tasks' worst case (every attempt to its timeout, every retry; checked
+/// against `statemachines/deploy-waves.asl.json` by tests/tests/lease.rs). A deploy
+/// whose execution died frees the lease within this, not hours later.
+pub const LEASE_MARGIN_SECONDS: u64 = 7200;
+
+/// The deploy's lease TTL, taken at `start` and renewed to by `renew`.
+pub fn lease_ttl_seconds(bake_seconds: u64) -> u64 {
+    bake_seconds.saturating_add(LEASE_MARGIN_SECONDS)
+}
+
 /// How many times a step re-reads the spec when another Region's step wrote it first.
 const SPEC_ATTEMPTS: usize = 8;
 
@@ -210,6 +222,7 @@ impl<S: Store> Deployer<S> {
                 deploy_id,
                 holder,
             } => encode(&Box::pin(self.start(request, deploy_id, holder)).await?),
+            Request::Renew { deploy } => encode(&Box::pin(self.renew(deploy)).await?),
             Request::Advance { deploy, region } => {
                 encode(&Box::pin(self.advance(deploy, region)).await?)
             }
@@ -328,7 +341,17 @@ impl<S: Store> Deployer<S> {
         if deploy_id.trim().is_empty() {
             return Err(Error::InvalidInput("deploy_id: must not be empty".into()));
         }
-        let spec = self.store.get_spec(&request.workload).await?;
+        // The spec as the lease Region's replica has it: where every fenced write of
+        // the deploy goes (the home replica only says which Region that is).
+        let lease_region = self.lease_region_of(&request.workload).await?;
+        let spec = match &self.replicas {
+            Some(r) if !lease_region.is_empty() && lease_region != r.home => {
+                (r.store_in)(&lease_region)
+                    .get_spec(&request.workload)
+                    .await?
+            }
+            _ => self.store.get_spec(&request.workload).await?,
+        };
         let (waves, skipped) = decide::plan_waves(&spec, request)?;
         let estimated_seconds = decide::estimate_seconds(&waves, &steps, request.bake_seconds);
         let deploy = Deploy {
@@ -342,7 +365,7 @@ impl<S: Store> Deployer<S> {
             gates,
             rollback_scope: request.rollback_scope.unwrap_or_default(),
             started_at: UnixMillis::now(),
-            lease_region: String::new(),
+            lease_region,
         };
         Ok((
             spec,
@@ -414,8 +437,8 @@ impl<S: Store> Deployer<S> {
         }
         let (spec, mut planned) = self.decide(request, deploy_id, holder).await?;
         let now = UnixMillis::now();
-        // The one lease Region of every mover, fixed for the rest of the deploy.
-        planned.deploy.lease_region = self.lease_region_of(&request.workload).await?;
+        // The one lease Region of every mover (`decide` resolved it), fixed for the rest
+        // of the deploy: the lease is taken, renewed and checked there.
         let store = self.at(&planned.deploy);
 
         // Frozen while a failover, failback or drill holds the lease.
@@ -460,12 +483,8 @@ impl<S: Store> Deployer<S> {
         }
         planned.preexisting_alarms = firing;
 
-        let ttl_seconds = planned
-            .estimated_seconds
-            .saturating_mul(u64::from(planned.deploy.gates.max_extensions) + 1)
-            .saturating_add(3600);
-        let acquired = self
-            .store
+        let ttl_seconds = lease_ttl_seconds(planned.deploy.bake_seconds);
+        let acquired = store
             .acquire_lease(
                 &LeaseRequest {
                     workload: request.workload.clone(),
@@ -624,6 +643,21 @@ impl<S: Store> Deployer<S> {
             )
             .await?;
         Ok(planned)
+    }
+
+    /// Extends the lease in the lease Region's replica; superseded, it records why
+    /// ([`Self::check_epoch`]) and fails `StaleEpoch`, changing nothing else.
+    async fn renew(&self, deploy: &Deploy) -> Result<lifeboat::store::Lease> {
+        self.check_epoch(deploy).await?;
+        self.at(deploy)
+            .renew_lease(
+                &deploy.workload,
+                &deploy.holder,
+                deploy.epoch,
+                Duration::from_secs(lease_ttl_seconds(deploy.bake_seconds)),
+                UnixMillis::now(),
+            )
+            .await
     }
 
     async fn advance(&self, deploy: &Deploy, region: &str) -> Result<RegionOutcome> {
@@ -1077,7 +1111,7 @@ impl<S: Store> Deployer<S> {
                 return Ok(spec);
             }
             match self
-                .store
+                .at(deploy)
                 .put_spec(
                     &spec,
                     Some(Fence {

@@ -23,6 +23,13 @@ pub enum Request {
         /// Lease holder (the execution ARN).
         holder: String,
     },
+    /// Extends the deploy's lease by [`crate::lease_ttl_seconds`] from now, as the
+    /// machine does before every wait: `StaleEpoch` (recorded `deploy_superseded`) once
+    /// a failover took it over. Idempotent: a retry extends it again.
+    Renew {
+        /// The deploy, as `start` returned it.
+        deploy: Deploy,
+    },
     /// A Region's next stage: what to shift (or that it is done, or halted).
     Advance {
         /// The deploy, as `start` returned it.
@@ -99,6 +106,7 @@ impl Request {
         match self {
             Request::Plan { .. } => "plan",
             Request::Start { .. } => "start",
+            Request::Renew { .. } => "renew",
             Request::Advance { .. } => "advance",
             Request::Gate { .. } => "gate",
             Request::PromoteRegion { .. } => "promote_region",
@@ -112,7 +120,8 @@ impl Request {
     pub fn workload(&self) -> &str {
         match self {
             Request::Plan { request } | Request::Start { request, .. } => &request.workload,
-            Request::Advance { deploy, .. }
+            Request::Renew { deploy }
+            | Request::Advance { deploy, .. }
             | Request::Gate { deploy, .. }
             | Request::PromoteRegion { deploy, .. }
             | Request::RollbackRegion { deploy, .. }
