@@ -428,6 +428,21 @@ pub fn decide(
     home_region: &str,
     now: UnixMillis,
 ) -> Result<Decision> {
+    decide_continuing(spec, health, req, home_region, now, None)
+}
+
+/// [`decide`] for a run that continues a `partial` one whose data tier was already
+/// promoted in `promoted` (its recorded `moved.databases`): that Region's lag is not
+/// gated, since its databases are writers now and publish no replica lag; the RPO was
+/// the earlier run's decision, on its record.
+pub fn decide_continuing(
+    spec: &WorkloadSpec,
+    health: &[HealthRecord],
+    req: &FailoverRequest,
+    home_region: &str,
+    now: UnixMillis,
+    promoted: Option<&str>,
+) -> Result<Decision> {
     if req.workload != spec.workload {
         return Err(Error::InvalidInput(format!(
             "workload: request names `{}` but the spec is `{}`",
@@ -510,7 +525,11 @@ pub fn decide(
                 ),
             };
             let lag = record.and_then(|h| h.replication_lag_seconds);
-            let gate = lag_gate(spec, &r.region, record, budget, now);
+            let gate = if promoted == Some(r.region.as_str()) {
+                LagVerdict::Within
+            } else {
+                lag_gate(spec, &r.region, record, budget, now)
+            };
             (
                 i,
                 Candidate {
@@ -1579,6 +1598,21 @@ mod tests {
         let d = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap();
         assert!(!d.data_loss_accepted);
         assert!(d.candidates[0].within_rpo);
+    }
+
+    /// Continuing a partial run whose data tier was promoted in the target: its
+    /// databases are writers and publish no replica lag, so the gate that refused the
+    /// unknown lag above does not hold the continuation back, and no loss is accepted
+    /// on its account; any other target is still gated.
+    #[test]
+    fn a_continuation_past_the_promotion_is_not_gated_on_lag() {
+        let (h, r) = to_eu(None, 5_000);
+        let d = decide_continuing(&spec(), &h, &r, "us-east-1", NOW, Some("eu-west-1")).unwrap();
+        assert_eq!(d.to_region, "eu-west-1");
+        assert!(!d.data_loss_accepted);
+        let err = decide_continuing(&spec(), &h, &r, "us-east-1", NOW, Some("ap-southeast-1"))
+            .unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh, "{err}");
     }
 
     #[test]

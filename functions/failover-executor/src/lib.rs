@@ -575,8 +575,16 @@ impl Executor {
                 let home = self.home();
                 let spec = home.get_spec(&input.request.workload).await?;
                 let health = home.get_health(&input.request.workload).await?;
-                let request = self.continuing(&spec, &health, &input.request, now).await?;
-                let d = match decide::decide(&spec, &health, &request, &self.home_region, now) {
+                let (request, promoted) =
+                    self.continuing(&spec, &health, &input.request, now).await?;
+                let d = match decide::decide_continuing(
+                    &spec,
+                    &health,
+                    &request,
+                    &self.home_region,
+                    now,
+                    promoted.as_deref(),
+                ) {
                     Err(e @ Error::FailoverUnwarranted { .. }) => {
                         // An alarm that Lifeboat's own probes do not bear out: nothing
                         // moves, and it is on the record for whoever is paged.
@@ -784,23 +792,25 @@ impl Executor {
     /// when the decision still takes it; else it is decided anew (`TargetUnhealthy`:
     /// the old target is no longer a valid choice). The runs are read in the
     /// arbiter's table, where the partial run was recorded.
+    /// Also returns the Region whose data tier the partial run already promoted (its
+    /// recorded `moved.databases`), which the decision does not gate on lag.
     async fn continuing(
         &self,
         spec: &WorkloadSpec,
         health: &[lifeboat::store::HealthRecord],
         req: &FailoverRequest,
         now: UnixMillis,
-    ) -> Result<FailoverRequest> {
+    ) -> Result<(FailoverRequest, Option<String>)> {
         let Some(from) = req
             .failed_region
             .clone()
             .or_else(|| spec.primary().map(|p| p.region.clone()))
         else {
-            return Ok(req.clone());
+            return Ok((req.clone(), None));
         };
         let (arbiter, _) = decide::arbiter(spec, &from, &self.home_region);
         if !lifeboat::regions::is_known(&arbiter) {
-            return Ok(req.clone());
+            return Ok((req.clone(), None));
         }
         let runs = self.store(&arbiter).list_runs(&req.workload).await?;
         let kind = if req.drill {
@@ -809,11 +819,24 @@ impl Executor {
             lifeboat::store::RunKind::Failover
         };
         let Some(c) = moved::continues(&runs, kind, &from, req.target_region.as_deref()) else {
-            return Ok(req.clone());
+            return Ok((req.clone(), None));
         };
         let mut pinned = req.clone();
         pinned.target_region = Some(c.to_region.clone());
-        match decide::decide(spec, health, &pinned, &self.home_region, now) {
+        let promoted = c
+            .moved
+            .get("databases")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|d| !d.is_empty())
+            .then(|| c.to_region.clone());
+        match decide::decide_continuing(
+            spec,
+            health,
+            &pinned,
+            &self.home_region,
+            now,
+            promoted.as_deref(),
+        ) {
             Err(e) if e.name() == ErrorName::TargetUnhealthy && req.target_region.is_none() => {
                 tracing::warn!(
                     workload = %req.workload,
@@ -822,7 +845,7 @@ impl Executor {
                     error = %e,
                     "Partial run's target is no longer a valid choice: deciding anew"
                 );
-                Ok(req.clone())
+                Ok((req.clone(), None))
             }
             _ => {
                 tracing::info!(
@@ -831,7 +854,7 @@ impl Executor {
                     target = %c.to_region,
                     "Continuing a partial run to its target"
                 );
-                Ok(pinned)
+                Ok((pinned, promoted))
             }
         }
     }
