@@ -325,8 +325,8 @@ def test_functions_map_to_their_binaries_and_timeouts(deployed, template):
     functions = deployed["eu-west-1"]["functions"]
     assert functions["lifeboat-failover-executor"] == "failover-executor"
     assert functions["lifeboat-health-probe"] == "health-probe"
-    generated = [name for name, binary in functions.items() if binary == "deploy-wave"]
-    assert len(generated) == 1 and generated[0].startswith("lifeboat-DeployWaveFunction-")  # no FunctionName
+    assert functions["lifeboat-deploy-wave"] == "deploy-wave"
+    assert len(functions) == 6
 
 
 def test_redeploying_is_idempotent(server, deployed):
