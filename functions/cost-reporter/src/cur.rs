@@ -115,7 +115,14 @@ impl Table {
     /// Every column the report cannot do without, in a stable order.
     pub fn required(self) -> Vec<&'static str> {
         let n = self.names();
-        let mut v = vec![n.start, n.product, n.usage_type, n.item_type, n.unblended, n.region];
+        let mut v = vec![
+            n.start,
+            n.product,
+            n.usage_type,
+            n.item_type,
+            n.unblended,
+            n.region,
+        ];
         v.extend(n.from_region);
         v.extend(n.to_region);
         v.extend([n.resource, n.tags]);
@@ -729,7 +736,10 @@ impl Aggregates {
             cells: Vec::new(),
             transfers: Vec::new(),
             line_item_types: Vec::new(),
-            drills: drill_ids.iter().map(|d| (d.clone(), Decimal::ZERO)).collect(),
+            drills: drill_ids
+                .iter()
+                .map(|d| (d.clone(), Decimal::ZERO))
+                .collect(),
         }
     }
 
@@ -758,7 +768,11 @@ impl Aggregates {
             sum(&mut transfers, (t.from_region, t.to_region), t.cost)?;
         }
         let mut types = std::collections::BTreeMap::new();
-        for (k, v) in self.line_item_types.into_iter().chain(other.line_item_types) {
+        for (k, v) in self
+            .line_item_types
+            .into_iter()
+            .chain(other.line_item_types)
+        {
             sum(&mut types, k, v)?;
         }
         let mut drills = self.drills;
@@ -974,7 +988,12 @@ impl Aggregator {
 
     /// A bad row: refused (the error names the file and line or row), or counted and
     /// quoted with `skip_bad_rows`.
-    pub(crate) fn bad_row(&mut self, file: &str, line: u64, defect: Defect) -> Result<(), ParseError> {
+    pub(crate) fn bad_row(
+        &mut self,
+        file: &str,
+        line: u64,
+        defect: Defect,
+    ) -> Result<(), ParseError> {
         if !self.skip_bad_rows {
             return Err(ParseError::BadRow {
                 file: file.to_owned(),

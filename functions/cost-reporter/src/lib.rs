@@ -37,8 +37,8 @@ use serde_json::Value;
 use crate::cur::{Aggregates, Aggregator, Compression, DrillWindow, ParseError, Scope, Table};
 use crate::manifest::{Format, Manifest, Part};
 use crate::report::{Context, ExportSource, PreviousMonth, Report};
-use crate::s3io::{FetchError, S3Object};
 use crate::request::{Defaults, OutputLocation, Period, Request};
+use crate::s3io::{FetchError, S3Object};
 
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "cost-reporter";
@@ -132,7 +132,14 @@ impl Reporter {
         let scope = spec.as_ref().map(|s| scope(s, &self.tag_key));
         let drills = drill_windows(&runs, req.period);
         let agg = self
-            .read_parts(parts.clone(), table, scope, drills, req.skip_bad_rows, workers)
+            .read_parts(
+                parts.clone(),
+                table,
+                scope,
+                drills,
+                req.skip_bad_rows,
+                workers,
+            )
             .await?;
         let mut formats: Vec<String> = Vec::new();
         for f in &agg.files {
@@ -189,7 +196,9 @@ impl Reporter {
             })?;
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
-                    let modified = obj.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0));
+                    let modified = obj
+                        .last_modified()
+                        .map_or(0, |t| t.to_millis().unwrap_or(0));
                     found.push((key.to_owned(), modified));
                 }
             }
@@ -210,11 +219,15 @@ impl Reporter {
             .send()
             .await
             .map_err(|e| Error::from_sdk("s3", "GetObject", e))?;
-        let body = obj.body.collect().await.map_err(|e| Error::TransientDependency {
-            service: "s3",
-            operation: "GetObject",
-            source: Box::new(e),
-        })?;
+        let body = obj
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::TransientDependency {
+                service: "s3",
+                operation: "GetObject",
+                source: Box::new(e),
+            })?;
         let m = Manifest::parse(&key, &body.into_bytes())
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         Ok((key, m))
@@ -243,11 +256,16 @@ impl Reporter {
         let region = self.region();
         let ids: Vec<String> = drills.iter().map(|d| d.id.clone()).collect();
         let joined = tokio::task::spawn_blocking(move || {
-            parallel::run(&parts, workers, Aggregates::empty(&ids), |_, part: &Part| {
-                let mut agg = Aggregator::new(scope.clone(), drills.clone(), skip_bad_rows);
-                read_part(&mut agg, &s3, &handle, part, table)?;
-                Ok::<_, PartError>(agg.finish())
-            })
+            parallel::run(
+                &parts,
+                workers,
+                Aggregates::empty(&ids),
+                |_, part: &Part| {
+                    let mut agg = Aggregator::new(scope.clone(), drills.clone(), skip_bad_rows);
+                    read_part(&mut agg, &s3, &handle, part, table)?;
+                    Ok::<_, PartError>(agg.finish())
+                },
+            )
         })
         .await
         .map_err(|e| Error::DependencyFailure {

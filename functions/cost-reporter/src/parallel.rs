@@ -94,3 +94,97 @@ where
     }
     Ok(Ok(merged))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cur::{Aggregator, Compression, Scope};
+
+    fn part(seed: u64) -> String {
+        let mut s = String::from(
+            "line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_line_item_type,line_item_unblended_cost,line_item_net_unblended_cost,product_region_code,product_from_region_code,product_to_region_code,line_item_resource_id,resource_tags\n",
+        );
+        let mut x = seed;
+        for i in 0..300u64 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let region = ["us-east-1", "eu-west-1", "", "ap-southeast-1"][(x >> 60) as usize % 4];
+            let usage = [
+                "USE1-EUW1-AWS-Out-Bytes",
+                "BoxUsage:m6g.large",
+                "TimedStorage-ByteHrs",
+            ][(x >> 50) as usize % 3];
+            let tag = if x % 3 == 0 {
+                r#""{""user_lifeboat_workload"":""checkout""}""#
+            } else {
+                ""
+            };
+            let net = if i % 4 == 0 {
+                format!("{}.{:04}", x % 7, x % 9999)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "2026-10-01T{:02}:00:00Z,AmazonEC2,{usage},Usage,{}.{:010},{net},{region},,,i-{},{tag}\n",
+                i % 24,
+                x % 200,
+                x % 10_000_000_000,
+                x % 40
+            ));
+        }
+        s
+    }
+
+    #[test]
+    fn same_aggregates_whatever_the_number_of_threads() {
+        let parts: Vec<String> = (1..=7).map(part).collect();
+        let scope = Scope {
+            tag_key: "user_lifeboat_workload".into(),
+            workload: "checkout".into(),
+            resources: ["i-3".to_owned()].into_iter().collect(),
+        };
+        let read = |_: usize, p: &String| -> Result<Aggregates, crate::cur::ParseError> {
+            let mut agg = Aggregator::new(Some(scope.clone()), vec![], false);
+            agg.read("p.csv", p.as_bytes(), Compression::None)?;
+            Ok(agg.finish())
+        };
+        let one = run(&parts, 1, Aggregates::empty(&[]), read)
+            .ok()
+            .unwrap()
+            .unwrap();
+        // One aggregator over every part in order: the reference.
+        let mut whole = Aggregator::new(Some(scope.clone()), vec![], false);
+        for p in &parts {
+            whole
+                .read("p.csv", p.as_bytes(), Compression::None)
+                .unwrap();
+        }
+        let whole = whole.finish();
+        assert_eq!(one.total, whole.total);
+        assert_eq!(one.cells, whole.cells);
+        assert_eq!(one.transfers, whole.transfers);
+        assert_eq!(one.rows, 2_100);
+        for threads in [2, 3, 4, 8] {
+            let n = run(&parts, threads, Aggregates::empty(&[]), read)
+                .ok()
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, one, "{threads} threads");
+        }
+        // The first failed part in manifest order is the one named.
+        let failing = |i: usize, p: &String| {
+            if i == 2 || i == 5 {
+                Err(i)
+            } else {
+                read(i, p).map_err(|_| 99)
+            }
+        };
+        for threads in [1, 2, 4] {
+            assert_eq!(
+                run(&parts, threads, Aggregates::empty(&[]), failing).err(),
+                Some((2, 2))
+            );
+        }
+    }
+}

@@ -236,7 +236,12 @@ impl Batch {
             column: Some(leaf.name.to_owned()),
             source,
         };
-        let millis_per = match rg.metadata().column(leaf.index).column_descr().logical_type_ref() {
+        let millis_per = match rg
+            .metadata()
+            .column(leaf.index)
+            .column_descr()
+            .logical_type_ref()
+        {
             Some(LogicalType::Timestamp { unit, .. }) => match unit {
                 TimeUnit::MILLIS => 1,
                 TimeUnit::MICROS => 1_000,
@@ -295,7 +300,11 @@ impl Batch {
             }
         };
         self.records = records;
-        self.levels = if self.leaf.max_def == 0 { records } else { levels };
+        self.levels = if self.leaf.max_def == 0 {
+            records
+        } else {
+            levels
+        };
         if !nested {
             self.at.clear();
             let mut next = 0usize;
@@ -390,12 +399,14 @@ pub fn read<'a, R: ChunkReader + 'static>(
     let mut rows = 0u64;
     let mut buf = String::with_capacity(48);
     for group in 0..meta.num_row_groups() {
-        let rg = reader.get_row_group(group).map_err(|source| ParseError::Parquet {
-            file: file.to_owned(),
-            row_group: Some(group),
-            column: None,
-            source,
-        })?;
+        let rg = reader
+            .get_row_group(group)
+            .map_err(|source| ParseError::Parquet {
+                file: file.to_owned(),
+                row_group: Some(group),
+                column: None,
+                source,
+            })?;
         let open = |leaf: Leaf| Batch::open(rg.as_ref(), leaf, file, group);
         let opt = |leaf: Option<Leaf>| leaf.map(open).transpose();
         let mut flat: Vec<Batch> = vec![
