@@ -983,7 +983,7 @@ impl<W: Write + Send> ParquetPart<W> {
 }
 
 enum PartWriter<W: Write + Send> {
-    Csv(csv::Writer<flate2::write::GzEncoder<W>>),
+    Csv(Box<csv::Writer<flate2::write::GzEncoder<W>>>),
     Parquet(Box<ParquetPart<W>>),
 }
 
@@ -999,7 +999,7 @@ impl<W: Write + Send> PartWriter<W> {
         let gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
         let mut w = csv::WriterBuilder::new().from_writer(gz);
         w.write_record(if shape.focus() { FOCUS_HEADER } else { HEADER })?;
-        Ok(PartWriter::Csv(w))
+        Ok(PartWriter::Csv(Box::new(w)))
     }
 
     fn push(&mut self, r: &GenRow, focus: bool) -> io::Result<()> {

@@ -96,6 +96,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::cur::{Aggregator, Compression, Scope};
@@ -115,12 +116,12 @@ mod tests {
                 "BoxUsage:m6g.large",
                 "TimedStorage-ByteHrs",
             ][(x >> 50) as usize % 3];
-            let tag = if x % 3 == 0 {
+            let tag = if x.is_multiple_of(3) {
                 r#""{""user_lifeboat_workload"":""checkout""}""#
             } else {
                 ""
             };
-            let net = if i % 4 == 0 {
+            let net = if i.is_multiple_of(4) {
                 format!("{}.{:04}", x % 7, x % 9999)
             } else {
                 String::new()

@@ -462,7 +462,7 @@ pub fn read<'a, R: ChunkReader + 'static>(
             let matches = tag_matches(agg, tags.as_ref(), want);
             let [net, from, to, resource, start] = &optional;
             let [product, usage, item, unblended, region] = flat.as_slice() else {
-                return Ok(agg.file_done(file, rows, false, plan.table, "Parquet")?);
+                return agg.file_done(file, rows, false, plan.table, "Parquet");
             };
             for row in 0..n.min(want) {
                 rows += 1;
