@@ -403,7 +403,7 @@ pub enum Defect {
     },
 }
 
-/// Why a file could not be used. Every variant names the file; row-level ones the line.
+/// Why a file could not be used. Every variant names the file; row-level ones the line (CSV) or row group and row (Parquet).
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// No header line.
@@ -421,12 +421,12 @@ pub enum ParseError {
         missing: Vec<&'static str>,
     },
     /// A bad row, and `skip_bad_rows` is off.
-    #[error("{file}: line {line}: {defect}")]
+    #[error("{file}: {at}: {defect}")]
     BadRow {
         /// The file.
         file: String,
-        /// 1-based line (the header is line 1).
-        line: u64,
+        /// The row's line (CSV) or row group and row (Parquet).
+        at: RowAt,
         /// What is wrong.
         defect: Defect,
     },
@@ -480,13 +480,41 @@ pub enum ParseError {
         expected: &'static str,
     },
     /// Sums beyond what a decimal holds: the file cannot be a bill.
-    #[error("{file}: line {line}: cost sum overflows")]
+    #[error("{file}: {at}: cost sum overflows")]
     Overflow {
         /// The file.
         file: String,
         /// Where.
+        at: RowAt,
+    },
+}
+
+/// Where a row is in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RowAt {
+    /// A CSV line, 1-based (the header is line 1).
+    Line {
+        /// The line.
         line: u64,
     },
+    /// A Parquet row: its row group and its row in that group, both 0-based (as
+    /// Parquet tools count them).
+    Row {
+        /// The row group.
+        row_group: usize,
+        /// The row within the row group.
+        row: u64,
+    },
+}
+
+impl std::fmt::Display for RowAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowAt::Line { line } => write!(f, "line {line}"),
+            RowAt::Row { row_group, row } => write!(f, "row group {row_group}, row {row}"),
+        }
+    }
 }
 
 fn at(row_group: Option<usize>, column: Option<&str>) -> String {
@@ -671,8 +699,9 @@ pub struct Transfer {
 pub struct BadRow {
     /// The file.
     pub file: String,
-    /// 1-based line.
-    pub line: u64,
+    /// Its line (CSV: `line`) or row group and row (Parquet: `row_group`, `row`).
+    #[serde(flatten)]
+    pub at: RowAt,
     /// What is wrong.
     pub defect: String,
 }
@@ -977,10 +1006,12 @@ impl Aggregator {
                 Err(RowError::Overflow) => {
                     return Err(ParseError::Overflow {
                         file: file.to_owned(),
-                        line,
+                        at: RowAt::Line { line },
                     });
                 }
-                Err(RowError::Defect(defect)) => self.bad_row(file, line, defect)?,
+                Err(RowError::Defect(defect)) => {
+                    self.bad_row(file, RowAt::Line { line }, defect)?
+                }
             }
         }
         self.file_done(file, rows, cols.net.is_some(), cols.table, format)
@@ -991,13 +1022,13 @@ impl Aggregator {
     pub(crate) fn bad_row(
         &mut self,
         file: &str,
-        line: u64,
+        at: RowAt,
         defect: Defect,
     ) -> Result<(), ParseError> {
         if !self.skip_bad_rows {
             return Err(ParseError::BadRow {
                 file: file.to_owned(),
-                line,
+                at,
                 defect,
             });
         }
@@ -1005,7 +1036,7 @@ impl Aggregator {
         if self.bad_samples.len() < MAX_QUOTED_BAD_ROWS {
             self.bad_samples.push(BadRow {
                 file: file.to_owned(),
-                line,
+                at,
                 defect: defect.to_string(),
             });
         }
@@ -1464,7 +1495,7 @@ mod tests {
         let a = agg.finish();
         assert_eq!(a.bad_rows, 2);
         assert_eq!(a.total, d("3"));
-        assert_eq!(a.bad_row_samples[1].line, 4);
+        assert_eq!(a.bad_row_samples[1].at, RowAt::Line { line: 4 });
         assert_eq!(a.bad_row_samples[1].defect, "expected 12 columns, found 11");
     }
 

@@ -21,7 +21,7 @@ use parquet::schema::types::ColumnDescriptor;
 use rust_decimal::Decimal;
 
 use crate::cur::{
-    Aggregator, Defect, Fields, FileStats, ParseError, RowError, Start, Table, money,
+    Aggregator, Defect, Fields, FileStats, ParseError, RowAt, RowError, Start, Table, money,
 };
 
 /// Rows decoded at a time per column.
@@ -466,6 +466,10 @@ pub fn read<'a, R: ChunkReader + 'static>(
             };
             for row in 0..n.min(want) {
                 rows += 1;
+                let at = RowAt::Row {
+                    row_group: group,
+                    row: u64::try_from(done + row).unwrap_or(u64::MAX),
+                };
                 let result = (|| -> Result<(), RowError> {
                     let unblended = unblended.money(row, &mut buf)?.unwrap_or_default();
                     let cost = match net {
@@ -499,10 +503,10 @@ pub fn read<'a, R: ChunkReader + 'static>(
                     Err(RowError::Overflow) => {
                         return Err(ParseError::Overflow {
                             file: file.to_owned(),
-                            line: rows,
+                            at,
                         });
                     }
-                    Err(RowError::Defect(defect)) => agg.bad_row(file, rows, defect)?,
+                    Err(RowError::Defect(defect)) => agg.bad_row(file, at, defect)?,
                 }
             }
             done += want;
@@ -556,4 +560,91 @@ fn tag_matches(agg: &Aggregator, tags: Option<&(Batch, Option<Batch>)>, rows: us
         }
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use parquet::data_type::ByteArray;
+    use parquet::file::writer::SerializedFileWriter;
+
+    use super::*;
+
+    const COLUMNS: [&str; 10] = [
+        "line_item_usage_start_date",
+        "product_from_region_code",
+        "product_to_region_code",
+        "line_item_resource_id",
+        "resource_tags",
+        "line_item_product_code",
+        "line_item_usage_type",
+        "line_item_line_item_type",
+        "line_item_unblended_cost",
+        "product_region_code",
+    ];
+
+    /// A CUR 2.0 Parquet file of string columns, one row group per entry of `groups`,
+    /// each row group's rows costing the given texts.
+    fn file(groups: &[&[&str]]) -> Bytes {
+        let schema = format!(
+            "message m {{ {} }}",
+            COLUMNS
+                .iter()
+                .map(|c| format!("optional binary {c} (STRING);"))
+                .collect::<String>()
+        );
+        let schema = Arc::new(parquet::schema::parser::parse_message_type(&schema).unwrap());
+        let mut out = Vec::new();
+        let mut w = SerializedFileWriter::new(&mut out, schema, Arc::default()).unwrap();
+        for costs in groups {
+            let mut rg = w.next_row_group().unwrap();
+            for name in COLUMNS {
+                let values: Vec<ByteArray> = costs
+                    .iter()
+                    .map(|c| match name {
+                        "line_item_product_code" => "AmazonEC2",
+                        "line_item_usage_type" => "USE1-BoxUsage",
+                        "line_item_line_item_type" => "Usage",
+                        "line_item_unblended_cost" => c,
+                        "product_region_code" => "us-east-1",
+                        "line_item_usage_start_date" => "2026-10-01T00:00:00Z",
+                        "resource_tags" => "{}",
+                        _ => "",
+                    })
+                    .map(ByteArray::from)
+                    .collect();
+                let mut col = rg.next_column().unwrap().unwrap();
+                col.typed::<ByteArrayType>()
+                    .write_batch(&values, Some(&vec![1; values.len()]), None)
+                    .unwrap();
+                col.close().unwrap();
+            }
+            rg.close().unwrap();
+        }
+        w.close().unwrap();
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn a_bad_row_is_named_by_its_row_group_and_row() {
+        let data = file(&[&["1", "2"], &["3", "abc", "4"]]);
+        let mut agg = Aggregator::new(None, vec![], false);
+        let err = read(&mut agg, "a.parquet", data.clone(), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a.parquet: row group 1, row 1: line_item_unblended_cost is not a number: `abc`"
+        );
+        let mut agg = Aggregator::new(None, vec![], true);
+        read(&mut agg, "a.parquet", data, None).unwrap();
+        let a = agg.finish();
+        assert_eq!(a.bad_rows, 1);
+        assert_eq!(a.total, Decimal::from(10));
+        let sample = serde_json::to_value(&a.bad_row_samples[0]).unwrap();
+        assert_eq!(sample["row_group"], 1);
+        assert_eq!(sample["row"], 1);
+        assert!(sample.get("line").is_none(), "{sample}");
+    }
 }
