@@ -257,7 +257,7 @@ async fn report_totals_equal_the_generators_own_sums() {
     // Two files of one billing period, plus one of another period that must be ignored.
     let mut expected = Expected::default();
     for (i, seed) in [11u64, 12].into_iter().enumerate() {
-        let mut spec = GenSpec::checkout(seed, 6_000);
+        let mut spec = GenSpec::checkout(seed, 2_000);
         spec.drills = drills.clone();
         let mut body = Vec::new();
         add_expected(&mut expected, generate_gz(&spec, &mut body).unwrap());
@@ -282,7 +282,7 @@ async fn report_totals_equal_the_generators_own_sums() {
         .handle(env.request(Some("checkout"), false))
         .await
         .unwrap();
-    assert_eq!(outcome["rows"], json!(12_000));
+    assert_eq!(outcome["rows"], json!(4_000));
     assert_eq!(dec(&outcome["total"]), expected.total);
     let r = env.get_json("cost/checkout/2026-10/report.json").await;
 
@@ -334,6 +334,12 @@ async fn report_totals_equal_the_generators_own_sums() {
     let drill_costs = keyed(&r["drills"], "id", "cost");
     assert_eq!(drill_costs, expected.drills);
     assert_eq!(drill_costs.len(), 2);
+    // Both drills' windows hold rows at this size: the comparison is not of zeros.
+    assert!(
+        drill_costs.values().all(|c| !c.is_zero()),
+        "{drill_costs:?}"
+    );
+    assert!(!expected.transfers.is_empty());
 
     // The resilience view: measured RTO from the drills, ROI = avoided − premium.
     let res = &r["resilience"];
@@ -534,7 +540,7 @@ async fn bad_files_name_file_and_line_and_write_nothing() {
 async fn scheduled_event_reports_the_last_complete_month() {
     let env = env().await;
     let mut body = Vec::new();
-    let expected = generate_gz(&GenSpec::checkout(21, 3_000), &mut body).unwrap();
+    let expected = generate_gz(&GenSpec::checkout(21, 1_000), &mut body).unwrap();
     env.put("2026-10", "lifeboat-00001.csv.gz", body).await;
     env.put_manifest(
         "2026-10",
@@ -585,12 +591,13 @@ async fn unknown_workload_is_named() {
 #[tokio::test]
 async fn every_shape_gives_the_generators_sums() {
     let env = env().await;
-    let spec = GenSpec::checkout(31, 2_400);
+    let spec = GenSpec::checkout(31, 1_200);
     let mut first: Option<Value> = None;
     for shape in Shape::ALL {
         let mut bodies: Vec<Vec<u8>> = Vec::new();
         let mut buffers: Vec<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = Vec::new();
-        let expected = write_parts(&spec, shape, 3, 500, |_| {
+        // 3 parts of 400 rows, Parquet row groups of 150: several groups per part.
+        let expected = write_parts(&spec, shape, 3, 150, |_| {
             let b = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             buffers.push(b.clone());
             Ok(SharedBuf(b))
