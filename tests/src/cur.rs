@@ -344,9 +344,46 @@ fn days_in(year: i32, month: u32) -> u32 {
 
 /// Writes the CSV (header + `spec.rows` rows) and returns the expected sums.
 pub fn generate<W: Write>(spec: &GenSpec, out: W) -> io::Result<Expected> {
-    let mut rng = Rng(spec.seed);
     let mut w = csv::WriterBuilder::new().from_writer(out);
     w.write_record(HEADER)?;
+    let e = rows(spec, |r| w.write_record(&r.cur).map_err(io::Error::from))?;
+    w.flush()?;
+    Ok(e)
+}
+
+/// One generated line item: its CUR 2.0 CSV record, and what the other shapes need.
+#[derive(Debug, Clone)]
+pub struct GenRow {
+    /// The CUR 2.0 record, in [`HEADER`] order.
+    pub cur: Vec<String>,
+    /// Unblended cost.
+    pub unblended: Decimal,
+    /// Net unblended cost, where written.
+    pub net: Option<Decimal>,
+    /// Usage start, Unix ms.
+    pub start_ms: i64,
+    /// `resource_tags` as pairs.
+    pub tags: Vec<(String, String)>,
+    /// `product` as pairs.
+    pub product: Vec<(String, String)>,
+}
+
+fn civil_ms(year: i32, month: u32, day: u32, hour: u32) -> i64 {
+    let y = i64::from(if month <= 2 { year - 1 } else { year });
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    (days * 24 + i64::from(hour)) * 3_600_000
+}
+
+/// Generates the rows of `spec` in order, handing each to `sink`; returns the sums.
+pub fn rows<F: FnMut(&GenRow) -> io::Result<()>>(
+    spec: &GenSpec,
+    mut sink: F,
+) -> io::Result<Expected> {
+    let mut rng = Rng(spec.seed);
     let mut e = Expected::default();
     let (year, month) = spec.period;
     let days = days_in(year, month);
@@ -565,10 +602,26 @@ pub fn generate<W: Write>(spec: &GenSpec, out: W) -> io::Result<Expected> {
         row[50] = it.product.into();
         row[51] = format!("SKU{:08}", i % 997);
         row[54] = usage;
+        let tag_pairs: Vec<(String, String)> = if tags.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str::<BTreeMap<String, String>>(&tags)
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default()
+        };
         row[c_tags] = tags;
-        w.write_record(&row)?;
+        sink(&GenRow {
+            cur: row.clone(),
+            unblended,
+            net,
+            start_ms: civil_ms(year, month, day, h),
+            tags: tag_pairs,
+            product: vec![
+                ("product_name".into(), it.product.into()),
+                ("family".into(), it.family.into()),
+            ],
+        })?;
     }
-    w.flush()?;
     Ok(e)
 }
 
@@ -578,4 +631,462 @@ pub fn generate_gz<W: Write>(spec: &GenSpec, out: W) -> io::Result<Expected> {
     let expected = generate(spec, &mut gz)?;
     gz.finish()?;
     Ok(expected)
+}
+
+/// The four shapes of a Data Exports month: CUR 2.0 or FOCUS 1.2 (with AWS columns), each
+/// as gzip CSV or Parquet (`S3OutputConfigurations`: `GZIP`+`TEXT_OR_CSV` or
+/// `PARQUET`+`PARQUET`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// CUR 2.0, gzip CSV.
+    Cur2Csv,
+    /// CUR 2.0, Parquet.
+    Cur2Parquet,
+    /// FOCUS 1.2, gzip CSV.
+    FocusCsv,
+    /// FOCUS 1.2, Parquet.
+    FocusParquet,
+}
+
+impl Shape {
+    /// All four.
+    pub const ALL: [Shape; 4] = [
+        Shape::Cur2Csv,
+        Shape::Cur2Parquet,
+        Shape::FocusCsv,
+        Shape::FocusParquet,
+    ];
+    /// FOCUS rather than CUR 2.0.
+    pub fn focus(self) -> bool {
+        matches!(self, Shape::FocusCsv | Shape::FocusParquet)
+    }
+    /// Parquet rather than gzip CSV.
+    pub fn parquet(self) -> bool {
+        matches!(self, Shape::Cur2Parquet | Shape::FocusParquet)
+    }
+    /// The data files' extension (as Data Exports names them; nobody reads it).
+    pub fn ext(self) -> &'static str {
+        if self.parquet() {
+            "snappy.parquet"
+        } else {
+            "csv.gz"
+        }
+    }
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Cur2Csv => "cur2-csv",
+            Shape::Cur2Parquet => "cur2-parquet",
+            Shape::FocusCsv => "focus-csv",
+            Shape::FocusParquet => "focus-parquet",
+        }
+    }
+}
+
+/// FOCUS 1.2 with AWS columns written (a realistic subset).
+pub const FOCUS_HEADER: &[&str] = &[
+    "AvailabilityZone",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeDescription",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "EffectiveCost",
+    "ListCost",
+    "RegionId",
+    "ResourceId",
+    "ServiceName",
+    "SubAccountId",
+    "Tags",
+    "x_CostCategories",
+    "x_Discounts",
+    "x_Operation",
+    "x_ServiceCode",
+    "x_UsageType",
+];
+
+fn cur_col(name: &str) -> usize {
+    HEADER.iter().position(|h| *h == name).unwrap_or(0)
+}
+
+fn focus_record(r: &GenRow) -> Vec<String> {
+    let c = |n: &str| r.cur[cur_col(n)].clone();
+    let cost = r.net.unwrap_or(r.unblended).to_string();
+    vec![
+        c("line_item_availability_zone"),
+        cost.clone(),
+        c("bill_payer_account_id"),
+        "USD".into(),
+        c("bill_billing_period_end_date"),
+        c("bill_billing_period_start_date"),
+        c("line_item_line_item_type"),
+        c("line_item_line_item_description"),
+        c("line_item_usage_end_date"),
+        c("line_item_usage_start_date"),
+        cost,
+        c("pricing_public_on_demand_cost"),
+        c("product_region_code"),
+        c("line_item_resource_id"),
+        c("line_item_product_code"),
+        c("line_item_usage_account_id"),
+        c("resource_tags"),
+        "{}".into(),
+        "{}".into(),
+        c("line_item_operation"),
+        c("line_item_product_code"),
+        c("line_item_usage_type"),
+    ]
+}
+
+/// A column buffered for one row group.
+enum ColBuf {
+    Str(&'static str, Vec<Option<String>>),
+    F64(&'static str, Vec<Option<f64>>),
+    Ts(&'static str, Vec<i64>),
+    Map(&'static str, Vec<Vec<(String, String)>>),
+}
+
+impl ColBuf {
+    fn schema(&self) -> String {
+        match self {
+            ColBuf::Str(n, _) => format!("optional binary {n} (STRING);"),
+            ColBuf::F64(n, _) => format!("optional double {n};"),
+            ColBuf::Ts(n, _) => format!("required int64 {n} (TIMESTAMP(MILLIS,true));"),
+            ColBuf::Map(n, _) => format!(
+                "optional group {n} (MAP) {{ repeated group key_value {{ required binary key (STRING); optional binary value (STRING); }} }}"
+            ),
+        }
+    }
+    fn clear(&mut self) {
+        match self {
+            ColBuf::Str(_, v) => v.clear(),
+            ColBuf::F64(_, v) => v.clear(),
+            ColBuf::Ts(_, v) => v.clear(),
+            ColBuf::Map(_, v) => v.clear(),
+        }
+    }
+}
+
+fn nonempty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// The shortest double of a decimal: what an exporter writing doubles writes.
+fn f64_of(d: Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+fn parquet_columns(focus: bool) -> Vec<ColBuf> {
+    use ColBuf::*;
+    if focus {
+        vec![
+            F64("BilledCost", vec![]),
+            Str("BillingAccountId", vec![]),
+            Str("ChargeCategory", vec![]),
+            Ts("ChargePeriodStart", vec![]),
+            F64("EffectiveCost", vec![]),
+            F64("ListCost", vec![]),
+            Str("RegionId", vec![]),
+            Str("ResourceId", vec![]),
+            Str("ServiceName", vec![]),
+            Map("Tags", vec![]),
+            Str("x_Operation", vec![]),
+            Str("x_ServiceCode", vec![]),
+            Str("x_UsageType", vec![]),
+        ]
+    } else {
+        vec![
+            Str("bill_payer_account_id", vec![]),
+            Str("identity_line_item_id", vec![]),
+            F64("line_item_blended_cost", vec![]),
+            Str("line_item_line_item_type", vec![]),
+            F64("line_item_net_unblended_cost", vec![]),
+            Str("line_item_product_code", vec![]),
+            Str("line_item_resource_id", vec![]),
+            F64("line_item_unblended_cost", vec![]),
+            Ts("line_item_usage_start_date", vec![]),
+            Str("line_item_usage_type", vec![]),
+            Map("product", vec![]),
+            Str("product_from_region_code", vec![]),
+            Str("product_region_code", vec![]),
+            Str("product_to_region_code", vec![]),
+            Map("resource_tags", vec![]),
+        ]
+    }
+}
+
+fn push_parquet(cols: &mut [ColBuf], r: &GenRow, focus: bool) {
+    let cost = r.net.unwrap_or(r.unblended);
+    for col in cols.iter_mut() {
+        match col {
+            ColBuf::Str(n, v) => {
+                let src = match (*n, focus) {
+                    ("BillingAccountId", _) => "bill_payer_account_id",
+                    ("ChargeCategory", _) => "line_item_line_item_type",
+                    ("RegionId", _) => "product_region_code",
+                    ("ResourceId", _) => "line_item_resource_id",
+                    ("ServiceName" | "x_ServiceCode", _) => "line_item_product_code",
+                    ("x_Operation", _) => "line_item_operation",
+                    ("x_UsageType", _) => "line_item_usage_type",
+                    (other, _) => other,
+                };
+                v.push(nonempty(r.cur[cur_col(src)].clone()));
+            }
+            ColBuf::F64(n, v) => v.push(match *n {
+                "BilledCost" | "EffectiveCost" => Some(f64_of(cost)),
+                "line_item_unblended_cost" | "line_item_blended_cost" => Some(f64_of(r.unblended)),
+                "line_item_net_unblended_cost" => r.net.map(f64_of),
+                _ => Some(f64_of(r.unblended)),
+            }),
+            ColBuf::Ts(_, v) => v.push(r.start_ms),
+            ColBuf::Map(n, v) => v.push(if *n == "product" {
+                r.product.clone()
+            } else {
+                r.tags.clone()
+            }),
+        }
+    }
+}
+
+fn parquet_err(e: parquet::errors::ParquetError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// A Parquet part being written: rows buffered per row group, written column by column.
+struct ParquetPart<W: Write + Send> {
+    writer: parquet::file::writer::SerializedFileWriter<W>,
+    cols: Vec<ColBuf>,
+    focus: bool,
+    rows: usize,
+    group_rows: usize,
+}
+
+impl<W: Write + Send> ParquetPart<W> {
+    fn new(out: W, focus: bool, group_rows: usize) -> io::Result<Self> {
+        use parquet::basic::Compression;
+        use parquet::file::properties::WriterProperties;
+        let cols = parquet_columns(focus);
+        let text = format!(
+            "message {} {{ {} }}",
+            if focus { "focus" } else { "cur2" },
+            cols.iter()
+                .map(ColBuf::schema)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let schema = std::sync::Arc::new(
+            parquet::schema::parser::parse_message_type(&text).map_err(parquet_err)?,
+        );
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let writer = parquet::file::writer::SerializedFileWriter::new(
+            out,
+            schema,
+            std::sync::Arc::new(props),
+        )
+        .map_err(parquet_err)?;
+        Ok(ParquetPart {
+            writer,
+            cols,
+            focus,
+            rows: 0,
+            group_rows,
+        })
+    }
+
+    fn push(&mut self, r: &GenRow) -> io::Result<()> {
+        push_parquet(&mut self.cols, r, self.focus);
+        self.rows += 1;
+        if self.rows >= self.group_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        use parquet::column::writer::ColumnWriter;
+        use parquet::data_type::ByteArray;
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let mut rg = self.writer.next_row_group().map_err(parquet_err)?;
+        for col in &self.cols {
+            // A map is two leaves: keys, then values.
+            let leaves = if matches!(col, ColBuf::Map(..)) { 2 } else { 1 };
+            for leaf in 0..leaves {
+                let Some(mut w) = rg.next_column().map_err(parquet_err)? else {
+                    return Err(io::Error::other("schema has fewer columns"));
+                };
+                match (col, w.untyped()) {
+                    (ColBuf::Str(_, v), ColumnWriter::ByteArrayColumnWriter(t)) => {
+                        let def: Vec<i16> = v.iter().map(|x| i16::from(x.is_some())).collect();
+                        let vals: Vec<ByteArray> = v
+                            .iter()
+                            .flatten()
+                            .map(|s| ByteArray::from(s.as_str()))
+                            .collect();
+                        t.write_batch(&vals, Some(&def), None)
+                            .map_err(parquet_err)?;
+                    }
+                    (ColBuf::F64(_, v), ColumnWriter::DoubleColumnWriter(t)) => {
+                        let def: Vec<i16> = v.iter().map(|x| i16::from(x.is_some())).collect();
+                        let vals: Vec<f64> = v.iter().flatten().copied().collect();
+                        t.write_batch(&vals, Some(&def), None)
+                            .map_err(parquet_err)?;
+                    }
+                    (ColBuf::Ts(_, v), ColumnWriter::Int64ColumnWriter(t)) => {
+                        t.write_batch(v, None, None).map_err(parquet_err)?;
+                    }
+                    (ColBuf::Map(_, v), ColumnWriter::ByteArrayColumnWriter(t)) => {
+                        let (mut def, mut rep, mut vals) = (vec![], vec![], vec![]);
+                        for pairs in v {
+                            if pairs.is_empty() {
+                                def.push(1);
+                                rep.push(0);
+                            }
+                            for (i, (k, val)) in pairs.iter().enumerate() {
+                                rep.push(i16::from(i > 0));
+                                def.push(if leaf == 0 { 2 } else { 3 });
+                                vals.push(ByteArray::from(if leaf == 0 {
+                                    k.as_str()
+                                } else {
+                                    val.as_str()
+                                }));
+                            }
+                        }
+                        t.write_batch(&vals, Some(&def), Some(&rep))
+                            .map_err(parquet_err)?;
+                    }
+                    _ => return Err(io::Error::other("column type mismatch")),
+                }
+                w.close().map_err(parquet_err)?;
+            }
+        }
+        rg.close().map_err(parquet_err)?;
+        for c in &mut self.cols {
+            c.clear();
+        }
+        self.rows = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.flush()?;
+        self.writer.close().map_err(parquet_err)?;
+        Ok(())
+    }
+}
+
+enum PartWriter<W: Write + Send> {
+    Csv(Box<csv::Writer<flate2::write::GzEncoder<W>>>),
+    Parquet(Box<ParquetPart<W>>),
+}
+
+impl<W: Write + Send> PartWriter<W> {
+    fn new(out: W, shape: Shape, group_rows: usize) -> io::Result<Self> {
+        if shape.parquet() {
+            return Ok(PartWriter::Parquet(Box::new(ParquetPart::new(
+                out,
+                shape.focus(),
+                group_rows,
+            )?)));
+        }
+        let gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+        let mut w = csv::WriterBuilder::new().from_writer(gz);
+        w.write_record(if shape.focus() { FOCUS_HEADER } else { HEADER })?;
+        Ok(PartWriter::Csv(Box::new(w)))
+    }
+
+    fn push(&mut self, r: &GenRow, focus: bool) -> io::Result<()> {
+        match self {
+            PartWriter::Csv(w) if focus => w.write_record(focus_record(r)).map_err(io::Error::from),
+            PartWriter::Csv(w) => w.write_record(&r.cur).map_err(io::Error::from),
+            PartWriter::Parquet(p) => p.push(r),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            PartWriter::Csv(w) => {
+                let gz = w
+                    .into_inner()
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                gz.finish()?;
+                Ok(())
+            }
+            PartWriter::Parquet(p) => p.finish(),
+        }
+    }
+}
+
+/// Writes the month of `spec` in `shape` as `parts` data files (`open(i)` gives part
+/// `i`'s sink), row groups of `group_rows` rows for Parquet; returns the sums the report
+/// of that shape must show (FOCUS has one cost, `BilledCost`, so its unblended total is
+/// its total).
+pub fn write_parts<W: Write + Send, F: FnMut(usize) -> io::Result<W>>(
+    spec: &GenSpec,
+    shape: Shape,
+    parts: usize,
+    group_rows: usize,
+    mut open: F,
+) -> io::Result<Expected> {
+    let parts = parts.max(1) as u64;
+    let mut current: Option<(u64, PartWriter<W>)> = None;
+    let mut index = 0u64;
+    let mut e = rows(spec, |r| {
+        let part = index * parts / spec.rows.max(1);
+        index += 1;
+        if current.as_ref().map(|c| c.0) != Some(part) {
+            if let Some((_, w)) = current.take() {
+                w.finish()?;
+            }
+            let i = usize::try_from(part).unwrap_or(0);
+            current = Some((part, PartWriter::new(open(i)?, shape, group_rows)?));
+        }
+        match current.as_mut() {
+            Some((_, w)) => w.push(r, shape.focus()),
+            None => Ok(()),
+        }
+    })?;
+    if let Some((_, w)) = current.take() {
+        w.finish()?;
+    }
+    if shape.focus() {
+        e.total_unblended = e.total;
+    }
+    Ok(e)
+}
+
+/// The Data Exports manifest of a month (the documented fields: `executionId`,
+/// `exportArn`, `columns`, `dataFiles`).
+pub fn manifest_json(
+    shape: Shape,
+    execution_id: &str,
+    export: &str,
+    data_files: &[String],
+) -> String {
+    let columns: Vec<serde_json::Value> = if shape.focus() {
+        FOCUS_HEADER
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "type": "string"}))
+            .collect()
+    } else {
+        HEADER
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "type": "string"}))
+            .collect()
+    };
+    serde_json::json!({
+        "executionId": execution_id,
+        "exportArn": format!("arn:aws:bcm-data-exports:us-east-1:123456789012:export/{export}-{execution_id}"),
+        "columns": columns,
+        "dataFiles": data_files,
+        "additionalOutputFiles": [],
+    })
+    .to_string()
 }

@@ -11,7 +11,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_types::SdkConfig;
 use cost_reporter::Reporter;
 use cost_reporter::request::{CurLocation, Defaults, OutputLocation, Period};
-use harness::cur::{Expected, GenDrill, GenSpec, generate, generate_gz};
+use harness::cur::{
+    Expected, GenDrill, GenSpec, Shape, generate, generate_gz, manifest_json, write_parts,
+};
 use harness::moto::MotoServer;
 use lambda_runtime::{Context, LambdaEvent};
 use lifeboat::store::{RunKind, RunOutcome, RunRecord};
@@ -78,6 +80,7 @@ async fn env() -> Env {
             skip_bad_rows: false,
         },
         tag_key: cost_reporter::DEFAULT_TAG_KEY.into(),
+        memory_bytes: None,
     };
     Env {
         config,
@@ -96,6 +99,31 @@ impl Env {
             .bucket(&self.cur_bucket)
             .key(format!("{CUR_PREFIX}/data/BILLING_PERIOD={period}/{name}"))
             .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The period's manifest, listing `names` (under its data prefix) in that order.
+    async fn put_manifest(&self, period: &str, shape: Shape, execution: &str, names: &[&str]) {
+        let files: Vec<String> = names
+            .iter()
+            .map(|n| {
+                format!(
+                    "s3://{}/{CUR_PREFIX}/data/BILLING_PERIOD={period}/{n}",
+                    self.cur_bucket
+                )
+            })
+            .collect();
+        self.s3
+            .put_object()
+            .bucket(&self.cur_bucket)
+            .key(format!(
+                "{CUR_PREFIX}/metadata/BILLING_PERIOD={period}/lifeboat-Manifest.json"
+            ))
+            .body(ByteStream::from(
+                manifest_json(shape, execution, "lifeboat", &files).into_bytes(),
+            ))
             .send()
             .await
             .unwrap();
@@ -229,7 +257,7 @@ async fn report_totals_equal_the_generators_own_sums() {
     // Two files of one billing period, plus one of another period that must be ignored.
     let mut expected = Expected::default();
     for (i, seed) in [11u64, 12].into_iter().enumerate() {
-        let mut spec = GenSpec::checkout(seed, 6_000);
+        let mut spec = GenSpec::checkout(seed, 2_000);
         spec.drills = drills.clone();
         let mut body = Vec::new();
         add_expected(&mut expected, generate_gz(&spec, &mut body).unwrap());
@@ -238,13 +266,23 @@ async fn report_totals_equal_the_generators_own_sums() {
     }
     let mut other = Vec::new();
     generate_gz(&GenSpec::checkout(99, 500), &mut other).unwrap();
-    env.put("2026-09", "lifeboat-00001.csv.gz", other).await;
+    env.put("2026-09", "lifeboat-00001.csv.gz", other.clone())
+        .await;
+    // A file of the period the manifest does not list (an older execution's): ignored.
+    env.put("2026-10", "stale-00001.csv.gz", other).await;
+    env.put_manifest(
+        "2026-10",
+        Shape::Cur2Csv,
+        "exec-1",
+        &["lifeboat-00001.csv.gz", "lifeboat-00002.csv.gz"],
+    )
+    .await;
 
     let outcome = env
         .handle(env.request(Some("checkout"), false))
         .await
         .unwrap();
-    assert_eq!(outcome["rows"], json!(12_000));
+    assert_eq!(outcome["rows"], json!(4_000));
     assert_eq!(dec(&outcome["total"]), expected.total);
     let r = env.get_json("cost/checkout/2026-10/report.json").await;
 
@@ -296,6 +334,12 @@ async fn report_totals_equal_the_generators_own_sums() {
     let drill_costs = keyed(&r["drills"], "id", "cost");
     assert_eq!(drill_costs, expected.drills);
     assert_eq!(drill_costs.len(), 2);
+    // Both drills' windows hold rows at this size: the comparison is not of zeros.
+    assert!(
+        drill_costs.values().all(|c| !c.is_zero()),
+        "{drill_costs:?}"
+    );
+    assert!(!expected.transfers.is_empty());
 
     // The resilience view: measured RTO from the drills, ROI = avoided − premium.
     let res = &r["resilience"];
@@ -379,6 +423,13 @@ async fn bad_files_name_file_and_line_and_write_nothing() {
         "s3://{}/{CUR_PREFIX}/data/BILLING_PERIOD=2026-10/lifeboat-00001.csv.gz",
         env.cur_bucket
     );
+    env.put_manifest(
+        "2026-10",
+        Shape::Cur2Csv,
+        "exec-1",
+        &["lifeboat-00001.csv.gz"],
+    )
+    .await;
 
     // A cost that is not a number, on line 41.
     let mut bad_cost: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
@@ -489,8 +540,15 @@ async fn bad_files_name_file_and_line_and_write_nothing() {
 async fn scheduled_event_reports_the_last_complete_month() {
     let env = env().await;
     let mut body = Vec::new();
-    let expected = generate_gz(&GenSpec::checkout(21, 3_000), &mut body).unwrap();
+    let expected = generate_gz(&GenSpec::checkout(21, 1_000), &mut body).unwrap();
     env.put("2026-10", "lifeboat-00001.csv.gz", body).await;
+    env.put_manifest(
+        "2026-10",
+        Shape::Cur2Csv,
+        "exec-1",
+        &["lifeboat-00001.csv.gz"],
+    )
+    .await;
     let event: Value = serde_json::from_str(include_str!(
         "../../events/cost-reporter/scheduled-event.json"
     ))
@@ -525,4 +583,220 @@ async fn unknown_workload_is_named() {
         .unwrap_err();
     assert_eq!(err.name(), ErrorName::WorkloadNotFound);
     assert_eq!(env.outputs().await, Vec::<String>::new());
+}
+
+/// The same month in each of the four shapes (several parts, a manifest each) gives the
+/// report the generator's own sums to the cent, read in parallel, and the report names
+/// the export's table, format and execution.
+#[tokio::test]
+async fn every_shape_gives_the_generators_sums() {
+    let env = env().await;
+    let spec = GenSpec::checkout(31, 1_200);
+    let mut first: Option<Value> = None;
+    for shape in Shape::ALL {
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        let mut buffers: Vec<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = Vec::new();
+        // 3 parts of 400 rows, Parquet row groups of 150: several groups per part.
+        let expected = write_parts(&spec, shape, 3, 150, |_| {
+            let b = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            buffers.push(b.clone());
+            Ok(SharedBuf(b))
+        })
+        .unwrap();
+        for b in buffers {
+            bodies.push(std::mem::take(&mut *b.lock().unwrap()));
+        }
+        assert_eq!(bodies.len(), 3, "{shape:?}");
+        let names: Vec<String> = (1..=bodies.len())
+            .map(|i| format!("{}-lifeboat-0000{i}.{}", shape.name(), shape.ext()))
+            .collect();
+        for (name, body) in names.iter().zip(bodies) {
+            env.put("2026-10", name, body).await;
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        env.put_manifest("2026-10", shape, shape.name(), &refs)
+            .await;
+
+        env.handle(env.request(Some("checkout"), false))
+            .await
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        let r = env.get_json("cost/checkout/2026-10/report.json").await;
+        let what = format!("{shape:?}");
+        assert_eq!(r["source"]["execution_id"], json!(shape.name()), "{what}");
+        assert_eq!(
+            r["source"]["table"],
+            json!(if shape.focus() {
+                "FOCUS 1.2"
+            } else {
+                "CUR 2.0"
+            }),
+            "{what}"
+        );
+        assert_eq!(
+            r["source"]["formats"],
+            json!([if shape.parquet() {
+                "Parquet"
+            } else {
+                "gzip CSV"
+            }]),
+            "{what}"
+        );
+        assert_eq!(r["source"]["parts"], json!(3), "{what}");
+        assert_eq!(r["rows"], json!(expected.rows), "{what}");
+        assert_eq!(r["matched_rows"], json!(expected.matched_rows), "{what}");
+        assert_eq!(dec(&r["total"]), expected.total, "{what}");
+        assert_eq!(
+            dec(&r["total_unblended"]),
+            expected.total_unblended,
+            "{what}"
+        );
+        assert_eq!(dec(&r["out_of_scope"]), expected.out_of_scope, "{what}");
+        assert_eq!(
+            keyed(&r["regions"], "region", "total"),
+            expected.by_region,
+            "{what}"
+        );
+        let transfers: BTreeMap<(String, String), Decimal> = r["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    (
+                        t["from_region"].as_str().unwrap().to_owned(),
+                        t["to_region"].as_str().unwrap().to_owned(),
+                    ),
+                    dec(&t["cost"]),
+                )
+            })
+            .collect();
+        assert_eq!(transfers, expected.transfers, "{what}");
+        // Every shape, the same regions and cells.
+        match &first {
+            None => first = Some(r.clone()),
+            Some(f) => {
+                assert_eq!(r["regions"], f["regions"], "{what}");
+                assert_eq!(r["total"], f["total"], "{what}");
+            }
+        }
+    }
+}
+
+/// A `Write` into a shared buffer (the generator's part sinks).
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bad Parquet months: a truncated part, a part without a column the manifest's table
+/// requires, a manifest naming a part that is not there — each a named error naming the
+/// object (and the column), and no report written.
+#[tokio::test]
+async fn bad_parquet_months_name_the_object_and_write_nothing() {
+    let env = env().await;
+    let spec = GenSpec::checkout(41, 1_200);
+    let mut cur2 = Vec::new();
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    write_parts(&spec, Shape::Cur2Parquet, 1, 400, |_| {
+        Ok(SharedBuf(buf.clone()))
+    })
+    .unwrap();
+    cur2.extend_from_slice(&buf.lock().unwrap());
+    let uri = |name: &str| {
+        format!(
+            "s3://{}/{CUR_PREFIX}/data/BILLING_PERIOD=2026-10/{name}",
+            env.cur_bucket
+        )
+    };
+
+    // Truncated: the footer is gone.
+    env.put(
+        "2026-10",
+        "a-00001.snappy.parquet",
+        cur2[..cur2.len() / 2].to_vec(),
+    )
+    .await;
+    env.put_manifest(
+        "2026-10",
+        Shape::Cur2Parquet,
+        "e1",
+        &["a-00001.snappy.parquet"],
+    )
+    .await;
+    let err = env
+        .handle(env.request(Some("checkout"), false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains(&uri("a-00001.snappy.parquet")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Parquet"), "{err}");
+    assert_eq!(env.outputs().await, Vec::<String>::new());
+
+    // The manifest says FOCUS; the part is CUR 2.0: FOCUS's columns are named.
+    env.put("2026-10", "b-00001.snappy.parquet", cur2.clone())
+        .await;
+    env.put_manifest(
+        "2026-10",
+        Shape::FocusParquet,
+        "e2",
+        &["b-00001.snappy.parquet"],
+    )
+    .await;
+    let err = env
+        .handle(env.request(Some("checkout"), false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "invalid input: {}: missing required column(s): ChargePeriodStart, x_ServiceCode",
+            uri("b-00001.snappy.parquet")
+        )) || err
+            .to_string()
+            .contains("missing required column(s): ChargePeriodStart, x_ServiceCode"),
+        "{err}"
+    );
+    assert_eq!(env.outputs().await, Vec::<String>::new());
+
+    // A part the manifest names is missing: named, nothing written, even though the
+    // other part is fine.
+    env.put_manifest(
+        "2026-10",
+        Shape::Cur2Parquet,
+        "e3",
+        &["b-00001.snappy.parquet", "c-00002.snappy.parquet"],
+    )
+    .await;
+    let err = env
+        .handle(env.request(Some("checkout"), false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert!(
+        err.to_string().contains(&uri("c-00002.snappy.parquet")),
+        "{err}"
+    );
+    assert_eq!(env.outputs().await, Vec::<String>::new());
+
+    // And the good part alone reads.
+    env.put_manifest(
+        "2026-10",
+        Shape::Cur2Parquet,
+        "e4",
+        &["b-00001.snappy.parquet"],
+    )
+    .await;
+    env.handle(env.request(Some("checkout"), false))
+        .await
+        .unwrap();
 }

@@ -14,7 +14,8 @@ use csv::ByteRecord;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-/// Columns the report needs; a file without any of them is refused, naming each.
+/// Columns the report needs from a CUR 2.0 file; a file without any of them is refused,
+/// naming each.
 pub const REQUIRED_COLUMNS: [&str; 10] = [
     "line_item_usage_start_date",
     "line_item_product_code",
@@ -31,6 +32,127 @@ pub const REQUIRED_COLUMNS: [&str; 10] = [
 /// Used where present: a row's cost is its net unblended cost when the column exists and
 /// the value is not empty, else its unblended cost.
 pub const NET_COLUMN: &str = "line_item_net_unblended_cost";
+
+/// Which Data Exports table a file holds. Both are documented in the Data Exports table
+/// dictionary: <https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2.html>
+/// and <https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-focus-1-2-aws-columns.html>.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Table {
+    /// CUR 2.0 (`COST_AND_USAGE_REPORT`).
+    #[serde(rename = "CUR 2.0")]
+    Cur2,
+    /// FOCUS 1.2 with AWS columns (`x_ServiceCode`, `x_UsageType`).
+    #[serde(rename = "FOCUS 1.2")]
+    Focus12,
+}
+
+/// The columns of one table that play each role in the report.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnNames {
+    /// When the usage started (drill windows).
+    pub start: &'static str,
+    /// Service (product code).
+    pub product: &'static str,
+    /// Usage type (decides the category and transfer pairs).
+    pub usage_type: &'static str,
+    /// Line item type / charge category.
+    pub item_type: &'static str,
+    /// The cost.
+    pub unblended: &'static str,
+    /// The net cost, used where present and not empty.
+    pub net: Option<&'static str>,
+    /// Region code.
+    pub region: &'static str,
+    /// Transfer source Region code (CUR 2.0 only; FOCUS has the usage type).
+    pub from_region: Option<&'static str>,
+    /// Transfer destination Region code.
+    pub to_region: Option<&'static str>,
+    /// Resource id or ARN.
+    pub resource: &'static str,
+    /// Tags: a JSON object in CSV, a `map<string,string>` in Parquet.
+    pub tags: &'static str,
+}
+
+const CUR2_NAMES: ColumnNames = ColumnNames {
+    start: "line_item_usage_start_date",
+    product: "line_item_product_code",
+    usage_type: "line_item_usage_type",
+    item_type: "line_item_line_item_type",
+    unblended: "line_item_unblended_cost",
+    net: Some(NET_COLUMN),
+    region: "product_region_code",
+    from_region: Some("product_from_region_code"),
+    to_region: Some("product_to_region_code"),
+    resource: "line_item_resource_id",
+    tags: "resource_tags",
+};
+
+/// FOCUS 1.2: `BilledCost` is "a charge serving as the basis for invoicing, inclusive of
+/// all reduced rates and discounts", the counterpart of CUR's net unblended cost.
+const FOCUS_NAMES: ColumnNames = ColumnNames {
+    start: "ChargePeriodStart",
+    product: "x_ServiceCode",
+    usage_type: "x_UsageType",
+    item_type: "ChargeCategory",
+    unblended: "BilledCost",
+    net: None,
+    region: "RegionId",
+    from_region: None,
+    to_region: None,
+    resource: "ResourceId",
+    tags: "Tags",
+};
+
+impl Table {
+    /// The role of each column.
+    pub const fn names(self) -> &'static ColumnNames {
+        match self {
+            Table::Cur2 => &CUR2_NAMES,
+            Table::Focus12 => &FOCUS_NAMES,
+        }
+    }
+
+    /// Every column the report cannot do without, in a stable order.
+    pub fn required(self) -> Vec<&'static str> {
+        let n = self.names();
+        let mut v = vec![
+            n.start,
+            n.product,
+            n.usage_type,
+            n.item_type,
+            n.unblended,
+            n.region,
+        ];
+        v.extend(n.from_region);
+        v.extend(n.to_region);
+        v.extend([n.resource, n.tags]);
+        v
+    }
+
+    /// The table of a schema, from its column names: FOCUS has `BilledCost` and
+    /// `x_ServiceCode`; anything else is taken as CUR 2.0 (whose own columns are then
+    /// checked, so a file of neither is refused naming what it lacks).
+    pub fn detect<'a>(mut names: impl Iterator<Item = &'a [u8]>) -> Table {
+        let (mut billed, mut service) = (false, false);
+        for n in names.by_ref() {
+            billed |= n == b"BilledCost";
+            service |= n == b"x_ServiceCode";
+        }
+        if billed && service {
+            Table::Focus12
+        } else {
+            Table::Cur2
+        }
+    }
+
+    /// Its name in outputs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Table::Cur2 => "CUR 2.0",
+            Table::Focus12 => "FOCUS 1.2",
+        }
+    }
+}
 
 /// The Region key of rows without a Region (global services, some taxes and fees).
 pub const GLOBAL: &str = "global";
@@ -193,11 +315,17 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn matches_resource(&self, id: &[u8]) -> bool {
+    pub(crate) fn matches_resource(&self, id: &[u8]) -> bool {
         resource_named(&self.resources, id)
     }
 
-    fn matches_tags(&self, tags: &[u8]) -> bool {
+    /// Whether one `key → value` entry of a tag map is the workload's tag.
+    pub(crate) fn matches_tag_pair(&self, key: &[u8], value: &[u8]) -> bool {
+        key == self.tag_key.as_bytes() && value == self.workload.as_bytes()
+    }
+
+    /// Whether a JSON object of tags carries the workload's tag.
+    pub(crate) fn matches_json_tags(&self, tags: &[u8]) -> bool {
         if tags.len() <= 2 {
             return false;
         }
@@ -275,7 +403,7 @@ pub enum Defect {
     },
 }
 
-/// Why a file could not be used. Every variant names the file; row-level ones the line.
+/// Why a file could not be used. Every variant names the file; row-level ones the line (CSV) or row group and row (Parquet).
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// No header line.
@@ -293,12 +421,12 @@ pub enum ParseError {
         missing: Vec<&'static str>,
     },
     /// A bad row, and `skip_bad_rows` is off.
-    #[error("{file}: line {line}: {defect}")]
+    #[error("{file}: {at}: {defect}")]
     BadRow {
         /// The file.
         file: String,
-        /// 1-based line (the header is line 1).
-        line: u64,
+        /// The row's line (CSV) or row group and row (Parquet).
+        at: RowAt,
         /// What is wrong.
         defect: Defect,
     },
@@ -324,14 +452,78 @@ pub enum ParseError {
         #[source]
         source: io::Error,
     },
+    /// A Parquet file that cannot be read: truncated, corrupt, or compressed with a codec
+    /// this build does not decode. Names the row group and column when the failure is in
+    /// one.
+    #[error("{file}: {}corrupt, truncated or unreadable Parquet: {source}", at(*row_group, column.as_deref()))]
+    Parquet {
+        /// The file.
+        file: String,
+        /// The row group being read (0-based), if any.
+        row_group: Option<usize>,
+        /// The column being read, if any.
+        column: Option<String>,
+        /// What the decoder said.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A column whose Parquet type the report cannot read as what it needs.
+    #[error("{file}: column {column} is {found}, expected {expected}")]
+    ColumnType {
+        /// The file.
+        file: String,
+        /// The column.
+        column: &'static str,
+        /// Its physical/logical type.
+        found: String,
+        /// What would do.
+        expected: &'static str,
+    },
     /// Sums beyond what a decimal holds: the file cannot be a bill.
-    #[error("{file}: line {line}: cost sum overflows")]
+    #[error("{file}: {at}: cost sum overflows")]
     Overflow {
         /// The file.
         file: String,
         /// Where.
+        at: RowAt,
+    },
+}
+
+/// Where a row is in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RowAt {
+    /// A CSV line, 1-based (the header is line 1).
+    Line {
+        /// The line.
         line: u64,
     },
+    /// A Parquet row: its row group and its row in that group, both 0-based (as
+    /// Parquet tools count them).
+    Row {
+        /// The row group.
+        row_group: usize,
+        /// The row within the row group.
+        row: u64,
+    },
+}
+
+impl std::fmt::Display for RowAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowAt::Line { line } => write!(f, "line {line}"),
+            RowAt::Row { row_group, row } => write!(f, "row group {row_group}, row {row}"),
+        }
+    }
+}
+
+fn at(row_group: Option<usize>, column: Option<&str>) -> String {
+    match (row_group, column) {
+        (Some(g), Some(c)) => format!("row group {g}, column {c}: "),
+        (Some(g), None) => format!("row group {g}: "),
+        (None, Some(c)) => format!("column {c}: "),
+        (None, None) => String::new(),
+    }
 }
 
 /// Marks an error of the underlying source (network, disk) so it is told apart from
@@ -376,6 +568,7 @@ impl Compression {
 
 #[derive(Debug, Clone, Copy)]
 struct Columns {
+    table: Table,
     start: usize,
     product: usize,
     usage_type: usize,
@@ -383,54 +576,47 @@ struct Columns {
     unblended: usize,
     net: Option<usize>,
     region: usize,
-    from_region: usize,
-    to_region: usize,
+    from_region: Option<usize>,
+    to_region: Option<usize>,
     resource: usize,
     tags: usize,
     width: usize,
 }
 
 impl Columns {
-    fn from_header(header: &ByteRecord, file: &str) -> Result<Columns, ParseError> {
+    fn from_header(
+        header: &ByteRecord,
+        file: &str,
+        table: Option<Table>,
+    ) -> Result<Columns, ParseError> {
+        let table = table.unwrap_or_else(|| Table::detect(header.iter().map(trim_bom)));
         let find = |name: &str| header.iter().position(|h| trim_bom(h) == name.as_bytes());
-        let mut found = [0usize; REQUIRED_COLUMNS.len()];
-        let mut missing = Vec::new();
-        for (slot, name) in found.iter_mut().zip(REQUIRED_COLUMNS) {
-            match find(name) {
-                Some(i) => *slot = i,
-                None => missing.push(name),
-            }
-        }
+        let missing: Vec<&'static str> = table
+            .required()
+            .into_iter()
+            .filter(|name| find(name).is_none())
+            .collect();
         if !missing.is_empty() {
             return Err(ParseError::MissingColumns {
                 file: file.to_owned(),
                 missing,
             });
         }
-        let [
-            start,
-            product,
-            usage_type,
-            item_type,
-            unblended,
-            region,
-            from_region,
-            to_region,
-            resource,
-            tags,
-        ] = found;
+        let n = table.names();
+        let at = |name: &str| find(name).unwrap_or(0);
         Ok(Columns {
-            start,
-            product,
-            usage_type,
-            item_type,
-            unblended,
-            net: find(NET_COLUMN),
-            region,
-            from_region,
-            to_region,
-            resource,
-            tags,
+            table,
+            start: at(n.start),
+            product: at(n.product),
+            usage_type: at(n.usage_type),
+            item_type: at(n.item_type),
+            unblended: at(n.unblended),
+            net: n.net.and_then(find),
+            region: at(n.region),
+            from_region: n.from_region.and_then(find),
+            to_region: n.to_region.and_then(find),
+            resource: at(n.resource),
+            tags: at(n.tags),
             width: header.len(),
         })
     }
@@ -513,8 +699,9 @@ pub struct Transfer {
 pub struct BadRow {
     /// The file.
     pub file: String,
-    /// 1-based line.
-    pub line: u64,
+    /// Its line (CSV: `line`) or row group and row (Parquet: `row_group`, `row`).
+    #[serde(flatten)]
+    pub at: RowAt,
     /// What is wrong.
     pub defect: String,
 }
@@ -528,6 +715,10 @@ pub struct FileStats {
     pub rows: u64,
     /// Whether the net unblended cost column was present.
     pub net_column: bool,
+    /// The table it holds.
+    pub table: Table,
+    /// `CSV` (gzip or plain) or `Parquet`.
+    pub format: &'static str,
 }
 
 /// The aggregates of every file read, names resolved and sorted.
@@ -557,6 +748,108 @@ pub struct Aggregates {
     pub line_item_types: Vec<(String, Decimal)>,
     /// Cost of each drill, in the order of the windows given.
     pub drills: Vec<(String, Decimal)>,
+}
+
+impl Aggregates {
+    /// Nothing read yet: the identity of [`Aggregates::merge`].
+    pub fn empty(drill_ids: &[String]) -> Aggregates {
+        Aggregates {
+            files: Vec::new(),
+            rows: 0,
+            matched_rows: 0,
+            bad_rows: 0,
+            bad_row_samples: Vec::new(),
+            total: Decimal::ZERO,
+            total_unblended: Decimal::ZERO,
+            out_of_scope: Decimal::ZERO,
+            cells: Vec::new(),
+            transfers: Vec::new(),
+            line_item_types: Vec::new(),
+            drills: drill_ids
+                .iter()
+                .map(|d| (d.clone(), Decimal::ZERO))
+                .collect(),
+        }
+    }
+
+    /// `self` then `other` (files in that order), every sum exact: decimal addition, keys
+    /// matched by name, outputs sorted, so merging parts read in any order or on any
+    /// number of threads gives the same aggregates. `None` if a sum overflows.
+    pub fn merge(self, other: Aggregates) -> Option<Aggregates> {
+        fn sum<K: Ord>(
+            into: &mut std::collections::BTreeMap<K, Decimal>,
+            k: K,
+            v: Decimal,
+        ) -> Option<()> {
+            let e = into.entry(k).or_default();
+            *e = e.checked_add(v)?;
+            Some(())
+        }
+        let mut cells = std::collections::BTreeMap::new();
+        let mut cells_unblended = std::collections::BTreeMap::new();
+        for c in self.cells.into_iter().chain(other.cells) {
+            let k = (c.region, c.service, c.category);
+            sum(&mut cells_unblended, k.clone(), c.unblended_cost)?;
+            sum(&mut cells, k, c.cost)?;
+        }
+        let mut transfers = std::collections::BTreeMap::new();
+        for t in self.transfers.into_iter().chain(other.transfers) {
+            sum(&mut transfers, (t.from_region, t.to_region), t.cost)?;
+        }
+        let mut types = std::collections::BTreeMap::new();
+        for (k, v) in self
+            .line_item_types
+            .into_iter()
+            .chain(other.line_item_types)
+        {
+            sum(&mut types, k, v)?;
+        }
+        let mut drills = self.drills;
+        for ((_, into), (_, v)) in drills.iter_mut().zip(other.drills) {
+            *into = into.checked_add(v)?;
+        }
+        let mut files = self.files;
+        files.extend(other.files);
+        let mut bad_row_samples = self.bad_row_samples;
+        bad_row_samples.extend(other.bad_row_samples);
+        bad_row_samples.truncate(MAX_QUOTED_BAD_ROWS);
+        Some(Aggregates {
+            files,
+            rows: self.rows + other.rows,
+            matched_rows: self.matched_rows + other.matched_rows,
+            bad_rows: self.bad_rows + other.bad_rows,
+            bad_row_samples,
+            total: self.total.checked_add(other.total)?,
+            total_unblended: self.total_unblended.checked_add(other.total_unblended)?,
+            out_of_scope: self.out_of_scope.checked_add(other.out_of_scope)?,
+            cells: cells
+                .into_iter()
+                .map(|((region, service, category), cost)| {
+                    let unblended_cost = cells_unblended
+                        .get(&(region.clone(), service.clone(), category))
+                        .copied()
+                        .unwrap_or_default();
+                    Cell {
+                        region,
+                        service,
+                        category,
+                        cost,
+                        unblended_cost,
+                    }
+                })
+                .collect(),
+            transfers: transfers
+                .into_iter()
+                .map(|((from_region, to_region), cost)| Transfer {
+                    from_region,
+                    to_region,
+                    cost,
+                })
+                .collect(),
+            line_item_types: types.into_iter().collect(),
+            drills,
+        })
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -620,24 +913,44 @@ impl Aggregator {
         }
     }
 
-    /// Reads one whole file. On error the aggregator must be dropped: nothing of a
-    /// failed run is reported.
+    /// Reads one whole CSV file, its table told by its header. On error the aggregator
+    /// must be dropped: nothing of a failed run is reported.
     pub fn read<R: Read>(
         &mut self,
         file: &str,
         source: R,
         compression: Compression,
     ) -> Result<&FileStats, ParseError> {
+        self.read_table(file, source, compression, None)
+    }
+
+    /// [`Aggregator::read`] of a file that must hold `table` (from the manifest), when
+    /// given.
+    pub fn read_table<R: Read>(
+        &mut self,
+        file: &str,
+        source: R,
+        compression: Compression,
+        table: Option<Table>,
+    ) -> Result<&FileStats, ParseError> {
         match compression {
             Compression::Gzip => self.read_csv(
                 file,
                 flate2::read::MultiGzDecoder::new(TagSourceErrors(source)),
+                table,
+                "gzip CSV",
             ),
-            Compression::None => self.read_csv(file, TagSourceErrors(source)),
+            Compression::None => self.read_csv(file, TagSourceErrors(source), table, "CSV"),
         }
     }
 
-    fn read_csv<R: Read>(&mut self, file: &str, source: R) -> Result<&FileStats, ParseError> {
+    fn read_csv<R: Read>(
+        &mut self,
+        file: &str,
+        source: R,
+        table: Option<Table>,
+        format: &'static str,
+    ) -> Result<&FileStats, ParseError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -677,7 +990,7 @@ impl Aggregator {
                 file: file.to_owned(),
             });
         }
-        let cols = Columns::from_header(&record, file)?;
+        let cols = Columns::from_header(&record, file, table)?;
         let mut rows = 0u64;
         let mut line = 1u64;
         loop {
@@ -693,38 +1006,79 @@ impl Aggregator {
                 Err(RowError::Overflow) => {
                     return Err(ParseError::Overflow {
                         file: file.to_owned(),
-                        line,
+                        at: RowAt::Line { line },
                     });
                 }
                 Err(RowError::Defect(defect)) => {
-                    if !self.skip_bad_rows {
-                        return Err(ParseError::BadRow {
-                            file: file.to_owned(),
-                            line,
-                            defect,
-                        });
-                    }
-                    self.bad_rows += 1;
-                    if self.bad_samples.len() < MAX_QUOTED_BAD_ROWS {
-                        self.bad_samples.push(BadRow {
-                            file: file.to_owned(),
-                            line,
-                            defect: defect.to_string(),
-                        });
-                    }
+                    self.bad_row(file, RowAt::Line { line }, defect)?
                 }
             }
         }
+        self.file_done(file, rows, cols.net.is_some(), cols.table, format)
+    }
+
+    /// A bad row: refused (the error names the file and line or row), or counted and
+    /// quoted with `skip_bad_rows`.
+    pub(crate) fn bad_row(
+        &mut self,
+        file: &str,
+        at: RowAt,
+        defect: Defect,
+    ) -> Result<(), ParseError> {
+        if !self.skip_bad_rows {
+            return Err(ParseError::BadRow {
+                file: file.to_owned(),
+                at,
+                defect,
+            });
+        }
+        self.bad_rows += 1;
+        if self.bad_samples.len() < MAX_QUOTED_BAD_ROWS {
+            self.bad_samples.push(BadRow {
+                file: file.to_owned(),
+                at,
+                defect: defect.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A file read to its end.
+    pub(crate) fn file_done(
+        &mut self,
+        file: &str,
+        rows: u64,
+        net_column: bool,
+        table: Table,
+        format: &'static str,
+    ) -> Result<&FileStats, ParseError> {
         self.rows += rows;
         self.files.push(FileStats {
             file: file.to_owned(),
             rows,
-            net_column: cols.net.is_some(),
+            net_column,
+            table,
+            format,
         });
         // Just pushed: `last` is always there.
         self.files.last().ok_or(ParseError::Empty {
             file: file.to_owned(),
         })
+    }
+
+    /// The workload scope, if any.
+    pub(crate) fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    /// Whether rows' start times are needed (drills are costed).
+    pub(crate) fn needs_start(&self) -> bool {
+        !self.drills.is_empty()
+    }
+
+    /// Whether resource ids are needed (a scope or drills).
+    pub(crate) fn needs_resource(&self) -> bool {
+        self.scope.is_some() || !self.drills.is_empty()
     }
 
     fn row(&mut self, cols: &Columns, rec: &ByteRecord) -> Result<(), RowError> {
@@ -735,20 +1089,21 @@ impl Aggregator {
             }));
         }
         let field = |i: usize| rec.get(i).unwrap_or_default();
-        let unblended = money(field(cols.unblended), "line_item_unblended_cost")?;
+        let unblended = money(field(cols.unblended), cols.table.names().unblended)?;
         let cost = match cols.net {
             Some(i) if !field(i).is_empty() => money(field(i), NET_COLUMN)?,
             _ => unblended,
         };
+        let resource = field(cols.resource);
         let in_scope = match &self.scope {
             None => true,
             Some(scope) => {
-                scope.matches_resource(field(cols.resource)) || {
+                scope.matches_resource(resource) || {
                     let tags = field(cols.tags);
                     match self.tag_cache.get(tags) {
                         Some(&hit) => hit,
                         None => {
-                            let hit = scope.matches_tags(tags);
+                            let hit = scope.matches_json_tags(tags);
                             if self.tag_cache.len() < MAX_TAG_CACHE {
                                 self.tag_cache.insert(tags.into(), hit);
                             }
@@ -758,6 +1113,24 @@ impl Aggregator {
                 }
             }
         };
+        self.add(&Fields {
+            cost,
+            unblended,
+            in_scope,
+            start: Start::Text(field(cols.start)),
+            region: field(cols.region),
+            product: field(cols.product),
+            usage_type: field(cols.usage_type),
+            item_type: field(cols.item_type),
+            from_region: cols.from_region.map_or(&[][..], field),
+            to_region: cols.to_region.map_or(&[][..], field),
+            resource,
+        })
+    }
+
+    /// Adds one row, whatever its source format.
+    pub(crate) fn add(&mut self, f: &Fields<'_>) -> Result<(), RowError> {
+        let (cost, unblended, in_scope) = (f.cost, f.unblended, f.in_scope);
         if !in_scope {
             self.out_of_scope = add(self.out_of_scope, cost)?;
             return Ok(());
@@ -766,22 +1139,17 @@ impl Aggregator {
         let hour = if self.drills.is_empty() {
             0
         } else {
-            let start = field(cols.start);
-            hour_ms(start).ok_or_else(|| {
-                RowError::Defect(Defect::BadTimestamp {
-                    value: excerpt(start),
-                })
-            })?
+            f.start.hour_ms()?
         };
         self.matched_rows += 1;
-        let region_text = field(cols.region);
+        let region_text = f.region;
         let region = if region_text.is_empty() {
             self.regions.id(GLOBAL.as_bytes())
         } else {
             self.regions.id(region_text)
         };
-        let service = self.services.id(field(cols.product));
-        let usage = self.usage_types.id(field(cols.usage_type));
+        let service = self.services.id(f.product);
+        let usage = self.usage_types.id(f.usage_type);
         let class = match self.classes.get(&(service, usage)) {
             Some(c) => *c,
             None => {
@@ -801,8 +1169,7 @@ impl Aggregator {
                 c
             }
         };
-        let from = field(cols.from_region);
-        let to = field(cols.to_region);
+        let (from, to) = (f.from_region, f.to_region);
         let (category, pair) = if !from.is_empty() && !to.is_empty() && from != to {
             (
                 Category::Network,
@@ -820,11 +1187,11 @@ impl Aggregator {
             let t = self.transfers.entry(pair).or_default();
             *t = add(*t, cost)?;
         }
-        let item_type = self.item_types.id(field(cols.item_type));
+        let item_type = self.item_types.id(f.item_type);
         let by_type = self.by_item_type.entry(item_type).or_default();
         *by_type = add(*by_type, cost)?;
         if !self.drills.is_empty() {
-            let resource = field(cols.resource);
+            let resource = f.resource;
             for (drill, sum) in self.drills.iter().zip(self.drill_costs.iter_mut()) {
                 if drill.covers(hour, resource) {
                     *sum = add(*sum, cost)?;
@@ -890,22 +1257,58 @@ impl Aggregator {
     }
 }
 
-enum RowError {
+/// One row's fields, borrowed from the source (a CSV record or Parquet column batches).
+pub(crate) struct Fields<'a> {
+    pub(crate) cost: Decimal,
+    pub(crate) unblended: Decimal,
+    pub(crate) in_scope: bool,
+    pub(crate) start: Start<'a>,
+    pub(crate) region: &'a [u8],
+    pub(crate) product: &'a [u8],
+    pub(crate) usage_type: &'a [u8],
+    pub(crate) item_type: &'a [u8],
+    pub(crate) from_region: &'a [u8],
+    pub(crate) to_region: &'a [u8],
+    pub(crate) resource: &'a [u8],
+}
+
+/// A row's usage start: text (CSV, or a string column), a Parquet timestamp in Unix ms,
+/// or not read (no drills to cost).
+pub(crate) enum Start<'a> {
+    Text(&'a [u8]),
+    Millis(i64),
+    Null,
+}
+
+impl Start<'_> {
+    fn hour_ms(&self) -> Result<u64, RowError> {
+        let bad = |value: String| RowError::Defect(Defect::BadTimestamp { value });
+        match self {
+            Start::Text(t) => hour_ms(t).ok_or_else(|| bad(excerpt(t))),
+            Start::Millis(ms) => u64::try_from(*ms)
+                .map(|ms| ms - ms % 3_600_000)
+                .map_err(|_| bad(ms.to_string())),
+            Start::Null => Err(bad(String::new())),
+        }
+    }
+}
+
+pub(crate) enum RowError {
     Defect(Defect),
     Overflow,
 }
 
-fn add(a: Decimal, b: Decimal) -> Result<Decimal, RowError> {
+pub(crate) fn add(a: Decimal, b: Decimal) -> Result<Decimal, RowError> {
     a.checked_add(b).ok_or(RowError::Overflow)
 }
 
-fn excerpt(b: &[u8]) -> String {
+pub(crate) fn excerpt(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     s.chars().take(40).collect()
 }
 
 /// Parses a money field: empty is zero; plain or scientific notation, exact.
-fn money(b: &[u8], column: &'static str) -> Result<Decimal, RowError> {
+pub(crate) fn money(b: &[u8], column: &'static str) -> Result<Decimal, RowError> {
     if b.is_empty() {
         return Ok(Decimal::ZERO);
     }
@@ -1092,7 +1495,7 @@ mod tests {
         let a = agg.finish();
         assert_eq!(a.bad_rows, 2);
         assert_eq!(a.total, d("3"));
-        assert_eq!(a.bad_row_samples[1].line, 4);
+        assert_eq!(a.bad_row_samples[1].at, RowAt::Line { line: 4 });
         assert_eq!(a.bad_row_samples[1].defect, "expected 12 columns, found 11");
     }
 

@@ -12,9 +12,13 @@
 //! `{ workload?, cur: { bucket, prefix }, period: "YYYY-MM", skip_bad_rows?, output?, assumptions? }`.
 
 pub mod cur;
+pub mod manifest;
+pub mod parallel;
+pub mod pq;
 pub mod render;
 pub mod report;
 pub mod request;
+pub mod s3io;
 
 use std::collections::HashSet;
 
@@ -30,9 +34,11 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cur::{Aggregator, Compression, DrillWindow, ParseError, Scope};
-use crate::report::{Context, PreviousMonth, Report};
+use crate::cur::{Aggregates, Aggregator, Compression, DrillWindow, ParseError, Scope, Table};
+use crate::manifest::{Format, Manifest, Part};
+use crate::report::{Context, ExportSource, PreviousMonth, Report};
 use crate::request::{Defaults, OutputLocation, Period, Request};
+use crate::s3io::{FetchError, S3Object};
 
 /// The function's name: its binary, its directory and its name in the state machines.
 pub const NAME: &str = "cost-reporter";
@@ -69,6 +75,9 @@ pub struct Reporter {
     pub defaults: Defaults,
     /// `resource_tags` key marking a workload's resources.
     pub tag_key: String,
+    /// The function's memory (bytes), which bounds how many parts are read at once
+    /// (with the cores); `None`: the cores alone.
+    pub memory_bytes: Option<u64>,
 }
 
 /// The handler's answer: where the report is and its headline figures.
@@ -114,20 +123,42 @@ impl Reporter {
             }
             None => (None, Vec::new()),
         };
-        let keys = self.list_period(req).await?;
-        let mut agg = Aggregator::new(
-            spec.as_ref().map(|s| scope(s, &self.tag_key)),
-            drill_windows(&runs, req.period),
-            req.skip_bad_rows,
-        );
-        for (key, compression) in keys {
-            agg = self
-                .read_object(agg, &req.cur.bucket, key, compression)
-                .await?;
+        let (manifest_key, manifest) = self.manifest(req).await?;
+        let parts = manifest
+            .parts(&manifest_key)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let table = manifest.table();
+        let workers = parallel::workers(parts.len(), self.memory_bytes);
+        let scope = spec.as_ref().map(|s| scope(s, &self.tag_key));
+        let drills = drill_windows(&runs, req.period);
+        let agg = self
+            .read_parts(
+                parts.clone(),
+                table,
+                scope,
+                drills,
+                req.skip_bad_rows,
+                workers,
+            )
+            .await?;
+        let mut formats: Vec<String> = Vec::new();
+        for f in &agg.files {
+            if !formats.iter().any(|x| x == f.format) {
+                formats.push(f.format.to_owned());
+            }
         }
+        let source = ExportSource {
+            manifest: format!("s3://{}/{manifest_key}", req.cur.bucket),
+            export_arn: manifest.export_arn.clone(),
+            execution_id: manifest.execution_id.clone(),
+            table,
+            formats,
+            parts: parts.len(),
+            workers,
+        };
         let previous = self.previous_month(out, req).await;
-        let report = report::build(
-            agg.finish(),
+        let mut report = report::build(
+            agg,
             Context {
                 period: req.period,
                 spec: spec.as_ref(),
@@ -136,11 +167,13 @@ impl Reporter {
                 previous: previous.as_ref(),
             },
         );
+        report.source = Some(source);
         self.write(&report, out).await
     }
 
-    async fn list_period(&self, req: &Request) -> Result<Vec<(String, Compression)>, Error> {
-        let prefix = req.cur.period_prefix(req.period);
+    /// The period's manifest: the latest `*-Manifest.json` under its metadata prefix.
+    async fn manifest(&self, req: &Request) -> Result<(String, Manifest), Error> {
+        let prefix = req.cur.metadata_prefix(req.period);
         let mut pages = self
             .s3
             .list_objects_v2()
@@ -148,8 +181,7 @@ impl Reporter {
             .prefix(&prefix)
             .into_paginator()
             .send();
-        let mut keys = Vec::new();
-        let mut parquet = 0usize;
+        let mut found: Vec<(String, i64)> = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) {
@@ -163,29 +195,42 @@ impl Reporter {
                 }
             })?;
             for obj in page.contents() {
-                let Some(key) = obj.key() else { continue };
-                match Compression::of_key(key) {
-                    Some(c) => keys.push((key.to_owned(), c)),
-                    None if key.ends_with(".parquet") => parquet += 1,
-                    None => {}
+                if let Some(key) = obj.key() {
+                    let modified = obj
+                        .last_modified()
+                        .map_or(0, |t| t.to_millis().unwrap_or(0));
+                    found.push((key.to_owned(), modified));
                 }
             }
         }
-        if keys.is_empty() {
-            if parquet > 0 {
-                return Err(Error::InvalidInput(format!(
-                    "s3://{}/{prefix}: the export is Parquet ({parquet} file(s)); this function reads the gzip CSV format of CUR 2.0",
-                    req.cur.bucket
-                )));
-            }
+        let Some(key) = manifest::latest(found.iter().map(|(k, m)| (k.as_str(), *m))) else {
             return Err(Error::ResourceNotFound {
-                kind: "CUR export files",
-                id: format!("s3://{}/{prefix}", req.cur.bucket),
+                kind: "Data Exports manifest",
+                id: format!("s3://{}/{prefix}*{}", req.cur.bucket, manifest::SUFFIX),
                 region: self.region(),
             });
-        }
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(keys)
+        };
+        let key = key.to_owned();
+        let obj = self
+            .s3
+            .get_object()
+            .bucket(&req.cur.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("s3", "GetObject", e))?;
+        let body = obj
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::TransientDependency {
+                service: "s3",
+                operation: "GetObject",
+                source: Box::new(e),
+            })?;
+        let m = Manifest::parse(&key, &body.into_bytes())
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        Ok((key, m))
     }
 
     fn region(&self) -> String {
@@ -195,28 +240,32 @@ impl Reporter {
             .map_or_else(String::new, |r| r.as_ref().to_owned())
     }
 
-    /// Streams one object through the aggregator on a blocking thread: the body is
-    /// bridged to `std::io::Read`, so only the decoder's and reader's buffers are held.
-    async fn read_object(
+    /// Reads every part on `workers` blocking threads and merges them exactly; the first
+    /// part (in manifest order) that fails names the error, and nothing is reported.
+    async fn read_parts(
         &self,
-        mut agg: Aggregator,
-        bucket: &str,
-        key: String,
-        compression: Compression,
-    ) -> Result<Aggregator, Error> {
-        let obj = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("s3", "GetObject", e))?;
-        let body = tokio_util::io::SyncIoBridge::new(obj.body.into_async_read());
-        let file = format!("s3://{bucket}/{key}");
+        parts: Vec<Part>,
+        table: Table,
+        scope: Option<Scope>,
+        drills: Vec<DrillWindow>,
+        skip_bad_rows: bool,
+        workers: usize,
+    ) -> Result<Aggregates, Error> {
+        let s3 = self.s3.clone();
+        let handle = tokio::runtime::Handle::current();
+        let region = self.region();
+        let ids: Vec<String> = drills.iter().map(|d| d.id.clone()).collect();
         let joined = tokio::task::spawn_blocking(move || {
-            let res = agg.read(&file, body, compression).map(|_| ());
-            res.map(|()| agg)
+            parallel::run(
+                &parts,
+                workers,
+                Aggregates::empty(&ids),
+                |_, part: &Part| {
+                    let mut agg = Aggregator::new(scope.clone(), drills.clone(), skip_bad_rows);
+                    read_part(&mut agg, &s3, &handle, part, table)?;
+                    Ok::<_, PartError>(agg.finish())
+                },
+            )
         })
         .await
         .map_err(|e| Error::DependencyFailure {
@@ -224,7 +273,25 @@ impl Reporter {
             operation: "parse",
             source: Box::new(e),
         })?;
-        joined.map_err(parse_error)
+        match joined {
+            Ok(Ok(agg)) => Ok(agg),
+            Ok(Err(parallel::Overflow)) => Err(Error::InvalidInput(
+                "the parts' cost sums overflow: the export cannot be a bill".into(),
+            )),
+            Err((_, PartError::Parse(e))) => Err(parse_error(e)),
+            Err((_, PartError::Fetch(FetchError::NoSuchKey { bucket, key }))) => {
+                Err(Error::ResourceNotFound {
+                    kind: "CUR data file listed in the manifest",
+                    id: format!("s3://{bucket}/{key}"),
+                    region,
+                })
+            }
+            Err((_, PartError::Fetch(e))) => Err(Error::TransientDependency {
+                service: "s3",
+                operation: "GetObject",
+                source: Box::new(e),
+            }),
+        }
     }
 
     async fn previous_month(&self, out: &OutputLocation, req: &Request) -> Option<PreviousMonth> {
@@ -353,11 +420,54 @@ struct StoredRegion {
     total: Decimal,
 }
 
+/// Why one part could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    /// Its data is bad.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// S3 said no.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+/// Reads one part into `agg`, its format told by its first bytes (blocking thread).
+pub fn read_part(
+    agg: &mut Aggregator,
+    s3: &aws_sdk_s3::Client,
+    handle: &tokio::runtime::Handle,
+    part: &Part,
+    table: Table,
+) -> Result<(), PartError> {
+    let object = S3Object::open(s3.clone(), handle.clone(), &part.bucket, &part.key)?;
+    let file = part.uri();
+    match Format::sniff(&object.head()) {
+        Format::Parquet => {
+            pq::read(agg, &file, object, Some(table))?;
+        }
+        Format::GzipCsv => {
+            agg.read_table(&file, object.stream()?, Compression::Gzip, Some(table))?;
+        }
+        Format::Csv => {
+            agg.read_table(&file, object.stream()?, Compression::None, Some(table))?;
+        }
+    }
+    Ok(())
+}
+
 /// A parse failure as the error contract names it: broken data is `InvalidInput`
 /// (file and line in the message); a failed read of the body is transient.
 pub fn parse_error(e: ParseError) -> Error {
     match e {
         ParseError::Source { .. } => Error::TransientDependency {
+            service: "s3",
+            operation: "GetObject",
+            source: Box::new(e),
+        },
+        ParseError::Parquet {
+            source: parquet::errors::ParquetError::External(ref inner),
+            ..
+        } if inner.is::<cur::SourceError>() => Error::TransientDependency {
             service: "s3",
             operation: "GetObject",
             source: Box::new(e),

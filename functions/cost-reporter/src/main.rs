@@ -28,6 +28,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map(|table| lifeboat::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
         defaults,
         tag_key: env("WORKLOAD_TAG_KEY").unwrap_or_else(|| DEFAULT_TAG_KEY.to_owned()),
+        // Set by the Lambda runtime (MB): bounds the parts read at once.
+        memory_bytes: env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .and_then(|mb| mb.parse::<u64>().ok())
+            .map(|mb| mb * 1024 * 1024),
     };
     let reporter = &reporter;
     lifeboat::serve(move |event| reporter.handle(event)).await

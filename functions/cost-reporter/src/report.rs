@@ -171,6 +171,9 @@ pub struct Report {
     pub period: Period,
     /// Currency of every amount.
     pub currency: String,
+    /// The export read: manifest, execution, table and format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ExportSource>,
     /// Files read.
     pub files: Vec<FileStats>,
     /// Rows read.
@@ -207,6 +210,25 @@ pub struct Report {
     pub resilience: Option<Resilience>,
     /// Recommendations.
     pub recommendations: Vec<Recommendation>,
+}
+
+/// Which export, table, format and assembly a report read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportSource {
+    /// `s3://bucket/key` of the manifest.
+    pub manifest: String,
+    /// Its `exportArn`.
+    pub export_arn: String,
+    /// Its `executionId` (the assembly).
+    pub execution_id: String,
+    /// The table its columns describe.
+    pub table: crate::cur::Table,
+    /// The formats of its parts (one, normally).
+    pub formats: Vec<String>,
+    /// Parts listed and read.
+    pub parts: usize,
+    /// Parts read at once.
+    pub workers: usize,
 }
 
 /// The drill runs of the period (started inside it and finished), oldest first.
@@ -307,6 +329,7 @@ pub fn build(agg: Aggregates, ctx: Context<'_>) -> Report {
         currency: ctx
             .spec
             .map_or_else(|| "USD".to_owned(), |s| s.policy.currency.clone()),
+        source: None,
         files: agg.files,
         rows: agg.rows,
         matched_rows: agg.matched_rows,

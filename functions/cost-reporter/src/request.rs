@@ -126,6 +126,16 @@ pub struct CurLocation {
 }
 
 impl CurLocation {
+    /// The key prefix of one billing period's manifest(s).
+    pub fn metadata_prefix(&self, period: Period) -> String {
+        let base = self.prefix.trim_matches('/');
+        if base.is_empty() {
+            format!("metadata/BILLING_PERIOD={period}/")
+        } else {
+            format!("{base}/metadata/BILLING_PERIOD={period}/")
+        }
+    }
+
     /// The key prefix of one billing period's files.
     pub fn period_prefix(&self, period: Period) -> String {
         let base = self.prefix.trim_matches('/');
