@@ -164,6 +164,36 @@ impl LeaseItem {
 }
 
 impl DynamoStore {
+    /// The write that makes `req.holder` the lease's holder with the next epoch, for
+    /// `req.ttl` from `now`; the caller adds when it may happen (its condition).
+    fn lease_update(
+        &self,
+        req: &LeaseRequest,
+        purpose: AttributeValue,
+        now: UnixMillis,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(workload_pk(&req.workload)))
+            .key("sk", s(LEASE_SK))
+            .update_expression(
+                "SET #holder = :holder, #purpose = :purpose, #acquired = :now, #expires = :expires, #item_type = :item_type ADD #epoch :one",
+            )
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_names("#purpose", "purpose")
+            .expression_attribute_names("#acquired", "acquired_at")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#item_type", "item_type")
+            .expression_attribute_names("#epoch", "epoch")
+            .expression_attribute_values(":holder", s(&req.holder))
+            .expression_attribute_values(":purpose", purpose)
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":expires", n(now.plus(req.ttl).0))
+            .expression_attribute_values(":item_type", s("lease"))
+            .expression_attribute_values(":one", n(1))
+    }
+
     /// A store over `table` (the table must exist).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
@@ -446,27 +476,8 @@ impl Store for DynamoStore {
         // Two tries: the lease may be released between our failed write and our read.
         for _ in 0..2 {
             let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(workload_pk(&req.workload)))
-                .key("sk", s(LEASE_SK))
-                .update_expression(
-                    "SET #holder = :holder, #purpose = :purpose, #acquired = :now, #expires = :expires, #item_type = :item_type ADD #epoch :one",
-                )
+                .lease_update(req, purpose.clone(), now)
                 .condition_expression("attribute_not_exists(#holder) OR #expires <= :now")
-                .expression_attribute_names("#holder", "holder")
-                .expression_attribute_names("#purpose", "purpose")
-                .expression_attribute_names("#acquired", "acquired_at")
-                .expression_attribute_names("#expires", "expires_at")
-                .expression_attribute_names("#item_type", "item_type")
-                .expression_attribute_names("#epoch", "epoch")
-                .expression_attribute_values(":holder", s(&req.holder))
-                .expression_attribute_values(":purpose", purpose.clone())
-                .expression_attribute_values(":now", n(now.0))
-                .expression_attribute_values(":expires", n(now.plus(req.ttl).0))
-                .expression_attribute_values(":item_type", s("lease"))
-                .expression_attribute_values(":one", n(1))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
@@ -525,27 +536,8 @@ impl Store for DynamoStore {
         let purpose = serde_dynamo::to_attribute_value::<_, AttributeValue>(req.purpose)
             .map_err(|e| Error::InvalidInput(format!("cannot encode purpose: {e}")))?;
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(workload_pk(&req.workload)))
-            .key("sk", s(LEASE_SK))
-            .update_expression(
-                "SET #holder = :holder, #purpose = :purpose, #acquired = :now, #expires = :expires, #item_type = :item_type ADD #epoch :one",
-            )
+            .lease_update(req, purpose, now)
             .condition_expression("#holder = :from_holder AND #epoch = :from_epoch")
-            .expression_attribute_names("#holder", "holder")
-            .expression_attribute_names("#purpose", "purpose")
-            .expression_attribute_names("#acquired", "acquired_at")
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_names("#item_type", "item_type")
-            .expression_attribute_names("#epoch", "epoch")
-            .expression_attribute_values(":holder", s(&req.holder))
-            .expression_attribute_values(":purpose", purpose)
-            .expression_attribute_values(":now", n(now.0))
-            .expression_attribute_values(":expires", n(now.plus(req.ttl).0))
-            .expression_attribute_values(":item_type", s("lease"))
-            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":from_holder", s(&from.holder))
             .expression_attribute_values(":from_epoch", n(from.epoch))
             .return_values(ReturnValue::AllNew)
