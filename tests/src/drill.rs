@@ -1095,10 +1095,15 @@ impl Drill {
             .filter_map(|e| e.lambda_function_failed_event_details())
             .map(|d| d.error().unwrap_or("?").to_owned())
             .collect();
-        let serving_at = states(&events)
-            .into_iter()
-            .find(|(name, _, _)| name == "MarkFinalize")
-            .map(|(_, entered, _)| entered);
+        // Serving when verification passed: re-protection's mark (after traffic has
+        // moved), or finalize's in a run without re-protection.
+        let marks = states(&events);
+        let serving_at = ["MarkReprotect", "MarkFinalize"].iter().find_map(|mark| {
+            marks
+                .iter()
+                .find(|(name, _, _)| name == mark)
+                .map(|(_, entered, _)| *entered)
+        });
         if let (Some(broke), Some(serving)) = (self.broke_at, serving_at) {
             self.report.rto_ms = Some(serving.since(broke));
         }

@@ -522,6 +522,11 @@ async fn a_failover_that_dns_does_not_follow_stops_unverified() {
             .routing_switch
             .clone()
             .unwrap();
+        // A switch that lives in the failed Region is neither flipped by the run nor
+        // readable while that Region's APIs hang.
+        if switch.region == FAILED {
+            continue;
+        }
         let (state, _) =
             harness::route53::alarm(&d.world.config, &switch.region, &switch.alarm_name)
                 .await
