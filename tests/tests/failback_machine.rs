@@ -223,6 +223,21 @@ fn roles(spec: &WorkloadSpec) -> Vec<(String, lifeboat::model::Role, u32)> {
 }
 
 /// Route 53 weights by set identifier.
+/// The state of the home Region's routing-switch alarm in the twin (`ALARM`: off).
+async fn home_switch_alarm(w: &World) -> String {
+    let switch = w
+        .original
+        .region("us-east-1")
+        .unwrap()
+        .routing_switch
+        .clone()
+        .unwrap();
+    harness::route53::alarm(&w.config, &switch.region, &switch.alarm_name)
+        .await
+        .unwrap()
+        .0
+}
+
 async fn dns_weights(w: &World) -> BTreeMap<String, i64> {
     let r53 = aws_sdk_route53::Client::new(&for_region(&w.config, "us-east-1"));
     let zone = &w.original.regions[0].dns[0].hosted_zone_id;
@@ -398,16 +413,7 @@ async fn a_failure_mid_failback_compensates_releases_the_lease_and_keeps_the_spe
     // The twin is as the failover left it: DNS weights, the home Region's switch off;
     // and so is the spec, which still says so. Lease released.
     assert_eq!(dns_weights(&w).await, weights_before);
-    let switch = w
-        .original
-        .region("us-east-1")
-        .unwrap()
-        .routing_switch
-        .clone()
-        .unwrap();
-    let (state, _) = harness::route53::alarm(&w.config, &switch.region, &switch.alarm_name)
-        .await
-        .unwrap();
+    let state = home_switch_alarm(&w).await;
     assert_eq!(state, "ALARM", "the home Region's switch stayed off");
     assert_eq!(w.store.get_lease("checkout").await.unwrap(), None);
     let spec = w.store.get_spec("checkout").await.unwrap();
@@ -523,16 +529,7 @@ async fn a_home_region_failing_its_soak_gates_stops_the_failback() {
         "the record's weights are what Route 53 holds"
     );
     // The home Region's switch: recorded as on exactly when the twin's alarm says so.
-    let switch = w
-        .original
-        .region("us-east-1")
-        .unwrap()
-        .routing_switch
-        .clone()
-        .unwrap();
-    let (state, _) = harness::route53::alarm(&w.config, &switch.region, &switch.alarm_name)
-        .await
-        .unwrap();
+    let state = home_switch_alarm(&w).await;
     let home_on = moved["switches"]
         .as_array()
         .unwrap()

@@ -837,6 +837,15 @@ impl Calls<'_> {
         }
     }
 
+    /// Re-protection's calls for a read replica of `instance_id` in `region`: looked
+    /// for first (a retry finds the one it made), created when missing (replica-promoter
+    /// `rds_reprotect`).
+    pub(crate) fn read_replica_of(&mut self, instance_id: &str, region: &str) {
+        let replica = format!("replica of {instance_id}");
+        self.add("rds", "DescribeDBInstances", region, replica.clone(), true);
+        self.add("rds", "CreateDBInstanceReadReplica", region, replica, true);
+    }
+
     /// A DynamoDB item call on the Lifeboat table's replica in `region`.
     pub(crate) fn table(&mut self, operation: &str, region: &str, sk: &str) {
         let resource = format!("WORKLOAD#{}/{sk}", self.workload);
@@ -1054,21 +1063,7 @@ impl Places<'_> {
                 for other in self.spec.regions.iter().filter(|r| {
                     r.region != to && !(self.mode == Mode::Unplanned && r.region == from)
                 }) {
-                    let replica = format!("replica of {instance_id}");
-                    c.add(
-                        "rds",
-                        "DescribeDBInstances",
-                        &other.region,
-                        replica.clone(),
-                        true,
-                    );
-                    c.add(
-                        "rds",
-                        "CreateDBInstanceReadReplica",
-                        &other.region,
-                        replica,
-                        true,
-                    );
+                    c.read_replica_of(instance_id, &other.region);
                 }
             }
         }

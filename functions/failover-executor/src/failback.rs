@@ -490,21 +490,7 @@ fn reprotect(p: &Places<'_>, c: &mut Calls<'_>) {
                 true,
             );
             for other in p.spec.regions.iter().filter(|r| r.region != p.from) {
-                let replica = format!("replica of {instance_id}");
-                c.add(
-                    "rds",
-                    "DescribeDBInstances",
-                    &other.region,
-                    replica.clone(),
-                    true,
-                );
-                c.add(
-                    "rds",
-                    "CreateDBInstanceReadReplica",
-                    &other.region,
-                    replica,
-                    true,
-                );
+                c.read_replica_of(instance_id, &other.region);
             }
             c.table("TransactWriteItems", p.arbiter, "SPEC + LEASE");
             p.promoter_records(c);

@@ -107,7 +107,8 @@ pub struct Timing {
     pub poll_seconds: u32,
     /// Verification polls before the target counts as not serving.
     pub verify_max_polls: u32,
-    /// The lease's time-to-live, renewed by every poll loop (default 900 s): at least
+    /// The lease's time-to-live, renewed by every poll loop (default
+    /// [`crate::steps::DEFAULT_LEASE_TTL_SECONDS`]): at least
     /// [`MIN_TTL_POLLS`] polls and [`MIN_LEASE_TTL_SECONDS`], at most a day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ttl_seconds: Option<u64>,
@@ -228,7 +229,7 @@ pub struct AcquireInput {
     /// The lease holder: the execution ARN (`$$.Execution.Id`).
     pub holder: String,
     /// How long the lease lasts unless renewed (default: `timing.lease_ttl_seconds`,
-    /// else 900 s).
+    /// else [`crate::steps::DEFAULT_LEASE_TTL_SECONDS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
     /// The execution's `timing` (its `lease_ttl_seconds`).
@@ -244,7 +245,8 @@ pub struct RenewInput {
     pub decision: Decision,
     /// The `acquire` step's output.
     pub lease: Lease,
-    /// How long from now the lease lasts (default: `timing.lease_ttl_seconds`, else 900 s).
+    /// How long from now the lease lasts (default: `timing.lease_ttl_seconds`, else
+    /// [`crate::steps::DEFAULT_LEASE_TTL_SECONDS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
     /// The execution's `timing` (its `lease_ttl_seconds`).
