@@ -8,6 +8,8 @@
 //! - [`error`]: the stable error names Step Functions retries and catches by;
 //! - [`aws`]: one SDK configuration, clients per Region on demand;
 //! - `switch` (feature `cloudwatch`): how a routing switch's metric is written;
+//! - [`notify`]: the notifications (EventBridge events and SNS messages) and, with
+//!   feature `notify`, their best-effort sender;
 //! - [`rto`]: the projected recovery time on AWS, term by term (docs/rto.md);
 //! - [`time`] and [`regions`]: Unix-millisecond time and the AWS Region codes.
 
@@ -15,6 +17,7 @@ pub mod aws;
 pub mod error;
 pub mod input;
 pub mod model;
+pub mod notify;
 pub mod regions;
 pub mod rto;
 pub mod store;
