@@ -13,7 +13,8 @@
 //! - [`moved`]: what a stopped run had moved (`partial`), and the run a new request
 //!   continues;
 //! - [`steps`]: `acquire`, `finalize` and `release` over the store, idempotent, for
-//!   failovers, failbacks and drills alike.
+//!   failovers, failbacks and drills alike;
+//! - [`notices`]: what each step and request tells people (`lifeboat::notify`).
 //!
 //! [`Executor`] holds the clients built once in `main`; [`Executor::handle_at`] is the
 //! whole handler with the clock passed in.
@@ -24,6 +25,7 @@ pub mod drain;
 pub mod drill;
 pub mod failback;
 pub mod moved;
+pub mod notices;
 pub mod request;
 pub mod steps;
 
@@ -121,6 +123,7 @@ pub struct Executor {
     report_bucket: Option<String>,
     alarm_timing: Option<request::Timing>,
     deployed: lifeboat::rto::Deployed,
+    notifier: lifeboat::notify::Notifier,
 }
 
 impl std::fmt::Debug for Executor {
@@ -158,6 +161,7 @@ impl Executor {
             report_bucket: None,
             alarm_timing: None,
             deployed: lifeboat::rto::Deployed::default(),
+            notifier: lifeboat::notify::Notifier::disabled(),
         })
     }
 
@@ -177,6 +181,12 @@ impl Executor {
     /// `report` step fails with `ResourceNotFound` naming the variable.
     pub fn with_report_bucket(mut self, bucket: Option<String>) -> Executor {
         self.report_bucket = bucket.filter(|b| !b.trim().is_empty());
+        self
+    }
+
+    /// Where notifications go ([`lifeboat::notify::Notifier`]); none by default.
+    pub fn with_notifier(mut self, notifier: lifeboat::notify::Notifier) -> Executor {
+        self.notifier = notifier;
         self
     }
 
@@ -203,12 +213,23 @@ impl Executor {
         request_id: &str,
         now: UnixMillis,
     ) -> Result<Value> {
-        let result = match Input::parse(payload)? {
-            Input::Alarm(alarm) => self.on_alarm(&alarm, now).await,
-            Input::Operator(req) => self.on_operator(&req, request_id, now).await,
-            Input::Step(step) => self.on_step(step, now).await,
-            Input::Restore(req) => self.on_restore(&req, request_id, now).await,
+        let (result, notices) = match Input::parse(payload)? {
+            Input::Alarm(alarm) => (self.on_alarm(&alarm, now).await, Vec::new()),
+            Input::Operator(req) => {
+                let r = self.on_operator(&req, request_id, now).await;
+                let n = notices::for_operator(&req, &r, now);
+                (r, n)
+            }
+            Input::Step(step) => {
+                let copy = step.clone();
+                let r = self.on_step(step, now).await;
+                let n = notices::for_step(&copy, &r, now);
+                (r, n)
+            }
+            Input::Restore(req) => (self.on_restore(&req, request_id, now).await, Vec::new()),
         };
+        // Best effort, after the fact is recorded: never the run's error.
+        self.notifier.send_all(&notices).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e.chain(), error_type = %e.name(), "Request refused");
         }
@@ -737,6 +758,9 @@ impl Executor {
         };
         // No lease is held between the nested runs: the record is its own item.
         self.home().put_run(&report.workload, &run, None).await?;
+        if let Some(n) = lifeboat::notify::run_ended(&report.workload, &run, None) {
+            self.notifier.send(&n).await;
+        }
         tracing::info!(
             workload = %report.workload,
             run = %report.run_id,

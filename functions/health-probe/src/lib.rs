@@ -110,6 +110,45 @@ pub struct ErrorReport {
     pub message: String,
 }
 
+/// What one Region's round tells people: `Lifeboat Verdict Changed` when the verdict
+/// changed (after hysteresis), `Lifeboat Lag Critical` when the lag grade became
+/// critical. Transitions only: a Region that stays unhealthy or critical tells no one
+/// again. Pure.
+pub fn notifications(
+    spec: &WorkloadSpec,
+    previous: Option<&HealthRecord>,
+    step: &hysteresis::Step,
+) -> Vec<lifeboat::notify::Notification> {
+    let r = &step.record;
+    let verdict = step.change.map(|(from, to)| {
+        let reason = r.detail.clone().unwrap_or_else(|| match to {
+            Verdict::Healthy => "every check passed".to_owned(),
+            _ => "checks failed".to_owned(),
+        });
+        lifeboat::notify::verdict_changed(
+            &spec.workload,
+            &r.region,
+            from,
+            to,
+            r.observed_at,
+            &reason,
+        )
+    });
+    // Lag levels are whole seconds; u64 -> f64 is exact far beyond any real lag.
+    #[allow(clippy::cast_precision_loss)]
+    let critical = spec.policy.replication_lag.critical_seconds as f64;
+    let lag = lifeboat::notify::lag_critical(
+        &spec.workload,
+        &r.region,
+        previous.and_then(|p| p.lag_grade),
+        r.lag_grade,
+        r.replication_lag_seconds,
+        critical,
+        r.observed_at,
+    );
+    verdict.into_iter().chain(lag).collect()
+}
+
 /// The prober: everything built once in `main` and reused by every invocation.
 #[derive(Debug)]
 pub struct Prober<S> {
@@ -119,6 +158,7 @@ pub struct Prober<S> {
     cloudwatch: RegionalClients<aws_sdk_cloudwatch::Client>,
     home_region: String,
     window: Duration,
+    notifier: lifeboat::notify::Notifier,
 }
 
 impl<S: Store> Prober<S> {
@@ -139,7 +179,15 @@ impl<S: Store> Prober<S> {
             cloudwatch,
             home_region: home_region.into(),
             window,
+            notifier: lifeboat::notify::Notifier::disabled(),
         }
+    }
+
+    /// Where verdict changes and critical lag are told ([`lifeboat::notify`]); no one
+    /// by default.
+    pub fn with_notifier(mut self, notifier: lifeboat::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// The Lambda handler.
@@ -375,6 +423,12 @@ impl<S: Store> Prober<S> {
             self.store.put_health(&spec.workload, &step.record).await
         }))
         .await?;
+        // Told after the records are written, transitions only; best effort.
+        let notes: Vec<_> = steps
+            .iter()
+            .flat_map(|(prev, step)| notifications(spec, *prev, step))
+            .collect();
+        self.notifier.send_all(&notes).await;
         let records: Vec<HealthRecord> = steps.iter().map(|(_, s)| s.record.clone()).collect();
         for (_, step) in &steps {
             if let Some((from, to)) = step.change {
@@ -544,5 +598,50 @@ impl<S: Store> Prober<S> {
         };
         let (db, s3) = tokio::join!(db, s3);
         Lag { db, s3 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lifeboat::notify::DetailType;
+    use lifeboat::store::LagGrade;
+
+    fn record(verdict: Verdict, grade: Option<LagGrade>, at: u64) -> HealthRecord {
+        HealthRecord {
+            region: "eu-west-1".into(),
+            verdict,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            probe_latency_ms: None,
+            replication_lag_seconds: Some(400.0),
+            lag_grade: grade,
+            observed_at: UnixMillis(at),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_round_tells_verdict_changes_and_lag_turning_critical_only() {
+        let spec: WorkloadSpec =
+            serde_json::from_str(include_str!("../../../events/model/example-spec.json")).unwrap();
+        let prev = record(Verdict::Healthy, Some(LagGrade::Warning), 1);
+        let step = hysteresis::Step {
+            record: record(Verdict::Unhealthy, Some(LagGrade::Critical), 2),
+            change: Some((Verdict::Healthy, Verdict::Unhealthy)),
+        };
+        let n = notifications(&spec, Some(&prev), &step);
+        let types: Vec<_> = n.iter().map(|n| n.detail_type).collect();
+        assert_eq!(types, [DetailType::VerdictChanged, DetailType::LagCritical]);
+        assert_eq!(n[0].detail["from"], "healthy");
+        assert_eq!(n[0].detail["to"], "unhealthy");
+        assert_eq!(n[1].detail["lag_seconds"], 400.0);
+        // The next round, still unhealthy and critical: nothing new.
+        let again = hysteresis::Step {
+            record: record(Verdict::Unhealthy, Some(LagGrade::Critical), 3),
+            change: None,
+        };
+        assert!(notifications(&spec, Some(&step.record), &again).is_empty());
     }
 }

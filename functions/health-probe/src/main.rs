@@ -1,7 +1,8 @@
 //! Wiring only: see the library for the handler.
 //!
 //! Environment: `LIFEBOAT_TABLE` (required), `LIFEBOAT_PROBE_WINDOW_SECONDS` (optional,
-//! default 0: one round per invocation).
+//! default 0: one round per invocation), `LIFEBOAT_NOTIFICATION_TOPIC_ARN` (optional: the
+//! SNS topic notifications go to beside EventBridge).
 
 use std::time::Duration;
 
@@ -31,7 +32,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         RegionalClients::new(&config, aws_sdk_cloudwatch::Client::new),
         home,
         window,
-    );
+    )
+    .with_notifier(lifeboat::notify::Notifier::new(
+        &config,
+        std::env::var(lifeboat::notify::ENV_TOPIC).ok(),
+    ));
     let prober = &prober;
     lifeboat::serve(move |event| prober.handle(event)).await
 }
