@@ -10,6 +10,7 @@
 //! - `switch` (feature `cloudwatch`): how a routing switch's metric is written;
 //! - [`notify`]: the notifications (EventBridge events and SNS messages) and, with
 //!   feature `notify`, their best-effort sender;
+//! - [`report`]: the HTML run report (failover, failback, drill) and its keys;
 //! - [`rto`]: the projected recovery time on AWS, term by term (docs/rto.md);
 //! - [`time`] and [`regions`]: Unix-millisecond time and the AWS Region codes.
 
@@ -19,6 +20,7 @@ pub mod input;
 pub mod model;
 pub mod notify;
 pub mod regions;
+pub mod report;
 pub mod rto;
 pub mod store;
 #[cfg(feature = "cloudwatch")]
