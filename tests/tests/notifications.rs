@@ -1,7 +1,8 @@
 //! Notifications in the emulator: an SQS queue subscribed to the stack's SNS topic and
 //! an EventBridge rule (`{"source": ["lifeboat"]}`) with an SQS target on the default
 //! bus, both in the executor's Region; failover-executor refuses a request, then runs a
-//! failover's acquire and finalize, and the test reads what arrived in each queue.
+//! failover's acquire and finalize, and the test reads what arrived in each queue, and
+//! the run's report (JSON and HTML) in the report bucket.
 //!
 //! moto answers SNS Publish → SQS subscription and PutEvents → rule → SQS target by
 //! itself (delivered before the call returns). The queues are created and read over
@@ -91,7 +92,8 @@ fn health(region: &str, verdict: Verdict, lag: Option<f64>) -> HealthRecord {
 }
 
 #[tokio::test]
-async fn refusals_starts_and_successes_arrive_on_the_topic_and_the_default_bus() {
+async fn refusals_starts_and_successes_arrive_on_the_topic_and_the_default_bus_and_the_run_is_reported()
+ {
     let moto = MotoServer::shared();
     let table = harness::table::unique_name("notify");
     let w = world::seed(moto, &table).await.unwrap();
@@ -150,8 +152,16 @@ async fn refusals_starts_and_successes_arrive_on_the_topic_and_the_default_bus()
         .await
         .unwrap()
         .state_machine_arn;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&w.config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = harness::table::unique_name("reports");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let ex = Executor::new(&w.config, &table, &machine)
         .unwrap()
+        .with_report_bucket(Some(bucket.clone()))
         .with_notifier(Notifier::new(&w.config, Some(topic.clone())));
     // The spec in the arbiter's (eu-west-1) table: the replication moto lacks.
     let arbiter = DynamoStore::new(

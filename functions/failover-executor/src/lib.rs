@@ -60,6 +60,10 @@ pub const ENV_DEPLOYED: &str = "LIFEBOAT_DEPLOYED";
 /// `report` step needs it, and fails with `ResourceNotFound` saying so without it).
 pub const ENV_REPORT_BUCKET: &str = "LIFEBOAT_REPORT_BUCKET";
 
+/// How long writing a failover's or failback's report may take (after the run is
+/// recorded; the step's result does not wait longer).
+pub const REPORT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// What happened to one workload Region an alarm names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmAction {
@@ -630,11 +634,17 @@ impl Executor {
             }
             Step::Finalize(input) => {
                 let store = self.arbiter_store(&input.decision)?;
-                to_value(&steps::finalize(&store, &input, now).await?)
+                let out = steps::finalize(&store, &input, now).await?;
+                self.write_run_report(&store, &input.decision, &out.run)
+                    .await;
+                to_value(&out)
             }
             Step::Release(input) => {
                 let store = self.arbiter_store(&input.decision)?;
-                to_value(&steps::release(&store, &input, now).await?)
+                let out = steps::release(&store, &input, now).await?;
+                self.write_run_report(&store, &input.decision, &out.run)
+                    .await;
+                to_value(&out)
             }
             Step::DecideFailback(input) => {
                 input.request.check()?;
@@ -715,10 +725,16 @@ impl Executor {
             })?;
         let mut report = drill::build_report(state, now);
         let (json_key, markdown_key) = drill::report_keys(&report.workload, &report.run_id);
+        let (_, html_key) = lifeboat::report::report_keys(
+            lifeboat::store::RunKind::Drill,
+            &report.workload,
+            &report.run_id,
+        );
         report.location = Some(drill::ReportLocation {
             bucket: bucket.clone(),
             json_key: json_key.clone(),
             markdown_key: markdown_key.clone(),
+            html_key: Some(html_key.clone()),
         });
         let json = serde_json::to_vec_pretty(&report)
             .map_err(|e| Error::InvalidInput(format!("cannot encode the report: {e}")))?;
@@ -756,6 +772,22 @@ impl Executor {
                 "report": report.location,
             }),
         };
+        // The page people read, beside the JSON and the Markdown.
+        let ctx = lifeboat::report::Context {
+            objectives: Some(lifeboat::report::Objectives {
+                rto_seconds: state.prepare.rto_seconds,
+                rpo_seconds: state.prepare.rpo_seconds,
+            }),
+            plan: Vec::new(),
+        };
+        let html = lifeboat::report::html(&report.workload, &run, &ctx);
+        self.put_object(
+            &bucket,
+            &html_key,
+            html.into_bytes(),
+            "text/html; charset=utf-8",
+        )
+        .await?;
         // No lease is held between the nested runs: the record is its own item.
         self.home().put_run(&report.workload, &run, None).await?;
         if let Some(n) = lifeboat::notify::run_ended(&report.workload, &run, None) {
@@ -775,6 +807,73 @@ impl Executor {
             println!("{line}");
         }
         Ok(report)
+    }
+
+    /// Writes a failover's or failback's report, `<run>.json` and `<run>.html`
+    /// ([`lifeboat::report::report_keys`]), to the report bucket. Best effort and
+    /// bounded: the run is recorded already and a report must not fail it (logged);
+    /// without a bucket, nothing. Idempotent: the same run gives the same objects.
+    async fn write_run_report(
+        &self,
+        store: &DynamoStore,
+        d: &decide::Decision,
+        run: &lifeboat::store::RunRecord,
+    ) {
+        let Some(bucket) = self.report_bucket.clone() else {
+            return;
+        };
+        let objectives =
+            store
+                .get_spec(&d.workload)
+                .await
+                .ok()
+                .map(|spec| lifeboat::report::Objectives {
+                    rto_seconds: spec.policy.rto_seconds,
+                    rpo_seconds: spec.policy.rpo_seconds,
+                });
+        let ctx = lifeboat::report::Context {
+            objectives,
+            plan: d
+                .plan
+                .steps
+                .iter()
+                .map(|p| lifeboat::report::PlanLine {
+                    step: p.step.clone(),
+                    summary: p.summary.clone(),
+                })
+                .collect(),
+        };
+        let (json_key, html_key) = lifeboat::report::report_keys(run.kind, &d.workload, &run.id);
+        let html = lifeboat::report::html(&d.workload, run, &ctx);
+        let json = match serde_json::to_vec_pretty(run) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "Run report not encoded");
+                return;
+            }
+        };
+        let write = async {
+            self.put_object(&bucket, &json_key, json, "application/json")
+                .await?;
+            self.put_object(
+                &bucket,
+                &html_key,
+                html.into_bytes(),
+                "text/html; charset=utf-8",
+            )
+            .await
+        };
+        match tokio::time::timeout(REPORT_WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {
+                tracing::info!(workload = %d.workload, run = %run.id, key = %html_key, "Run report written");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(workload = %d.workload, run = %run.id, error = %e.chain(), "Run report not written");
+            }
+            Err(_) => {
+                tracing::warn!(workload = %d.workload, run = %run.id, "Run report timed out");
+            }
+        }
     }
 
     async fn put_object(
