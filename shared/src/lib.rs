@@ -5,6 +5,7 @@
 //! - [`model`]: the deployment model ([`WorkloadSpec`]) and its validation;
 //! - [`store`]: the single-table layout, the [`Store`] port and its DynamoDB adapter,
 //!   with optimistic concurrency on the spec and a fenced lease;
+//! - [`dashboard`]: the workload's CloudWatch dashboard, generated from its spec;
 //! - [`error`]: the stable error names Step Functions retries and catches by;
 //! - [`aws`]: one SDK configuration, clients per Region on demand;
 //! - `switch` (feature `cloudwatch`): how a routing switch's metric is written;
@@ -15,6 +16,7 @@
 //! - [`time`] and [`regions`]: Unix-millisecond time and the AWS Region codes.
 
 pub mod aws;
+pub mod dashboard;
 pub mod error;
 pub mod input;
 pub mod model;

@@ -159,6 +159,7 @@ pub struct Prober<S> {
     home_region: String,
     window: Duration,
     notifier: lifeboat::notify::Notifier,
+    dashboard: Option<lifeboat::dashboard::Stack>,
 }
 
 impl<S: Store> Prober<S> {
@@ -180,6 +181,72 @@ impl<S: Store> Prober<S> {
             home_region: home_region.into(),
             window,
             notifier: lifeboat::notify::Notifier::disabled(),
+            dashboard: None,
+        }
+    }
+
+    /// Keeps each workload's dashboard ([`lifeboat::dashboard`]) in the home Region in
+    /// step with its spec, from the scheduled run; none by default.
+    pub fn with_dashboard(mut self, stack: Option<lifeboat::dashboard::Stack>) -> Self {
+        self.dashboard = stack;
+        self
+    }
+
+    /// Puts the workload's dashboard when it does not carry the spec's version yet
+    /// (one GetDashboard a round, a PutDashboard when the spec changed). Best effort and
+    /// bounded: never the round's error. Returns whether it put one.
+    pub async fn sync_dashboard(&self, spec: &WorkloadSpec) -> bool {
+        let Some(stack) = &self.dashboard else {
+            return false;
+        };
+        let client = self.cloudwatch.get(&self.home_region);
+        let name = lifeboat::dashboard::name(&spec.workload, &self.home_region);
+        let work = async {
+            // GetDashboard answers ResourceNotFound for a dashboard that does not exist
+            // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetDashboard.html).
+            match client.get_dashboard().dashboard_name(&name).send().await {
+                Ok(out)
+                    if out
+                        .dashboard_body()
+                        .is_some_and(|b| lifeboat::dashboard::is_current(b, spec)) =>
+                {
+                    return Ok(false);
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error().is_some_and(|se| {
+                        matches!(
+                            aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(se),
+                            Some("ResourceNotFound" | "DashboardNotFoundError")
+                        )
+                    }) => {}
+                Err(e) => return Err(Error::from_sdk("cloudwatch", "GetDashboard", e)),
+            }
+            let body = lifeboat::dashboard::body(spec, stack).to_string();
+            client
+                .put_dashboard()
+                .dashboard_name(&name)
+                .dashboard_body(body)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("cloudwatch", "PutDashboard", e))?;
+            Ok(true)
+        };
+        match tokio::time::timeout(SWITCH_WRITE_TIMEOUT, work).await {
+            Ok(Ok(put)) => {
+                if put {
+                    tracing::info!(workload = %spec.workload, dashboard = %name, version = spec.version, "Dashboard generated");
+                }
+                put
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(workload = %spec.workload, dashboard = %name, error = %e.chain(), "Dashboard not kept");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(workload = %spec.workload, dashboard = %name, "Dashboard timed out");
+                false
+            }
         }
     }
 
@@ -237,8 +304,11 @@ impl<S: Store> Prober<S> {
                 let reports = join_all(ids.iter().map(|id| async move {
                     let result = match self.store.get_spec(id).await {
                         Ok(spec) => {
-                            self.probe_workload(&spec, self.window, deadline, true)
-                                .await
+                            let (report, _) = tokio::join!(
+                                self.probe_workload(&spec, self.window, deadline, true),
+                                self.sync_dashboard(&spec)
+                            );
+                            report
                         }
                         Err(e) => Err(e),
                     };
