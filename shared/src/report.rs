@@ -167,15 +167,20 @@ fn svg_timeline(bars: &[Bar]) -> String {
             Some(d) => format!("{}: {} ({})", b.step, secs(b.len_ms), d),
             None => format!("{}: {}", b.step, secs(b.len_ms)),
         };
+        // The length after the bar, or before it when the bar reaches the right edge.
+        let (lx, anchor) = if x0 + w + 50 > WIDTH {
+            (x0.saturating_sub(4), "end")
+        } else {
+            (x0 + w + 4, "start")
+        };
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"{}\" rx=\"3\" fill=\"{color}\"><title>{}</title></rect><text x=\"{}\" y=\"{}\" fill=\"#374151\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"{}\" rx=\"3\" fill=\"{color}\"><title>{}</title></rect><text x=\"{lx}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"#374151\">{}</text>",
             LABEL - 6,
             y + 12,
             esc(&b.step),
             ROW - 8,
             esc(&title),
-            (x0 + w + 4).min(WIDTH - 40),
             y + 12,
             secs(b.len_ms)
         );
