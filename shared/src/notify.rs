@@ -86,8 +86,10 @@ impl DetailType {
     pub fn of_outcome(outcome: RunOutcome) -> Option<DetailType> {
         match outcome {
             RunOutcome::Running => None,
-            RunOutcome::Succeeded | RunOutcome::RolledBack => Some(DetailType::RunSucceeded),
-            RunOutcome::Failed => Some(DetailType::RunFailed),
+            RunOutcome::Succeeded => Some(DetailType::RunSucceeded),
+            // A deploy its gates rolled back did not go out: people hear it as failed
+            // (`detail.outcome` says `rolled_back`).
+            RunOutcome::Failed | RunOutcome::RolledBack => Some(DetailType::RunFailed),
             RunOutcome::Partial => Some(DetailType::RunPartial),
         }
     }
@@ -196,9 +198,9 @@ pub struct Started<'a> {
     pub operation: &'a str,
     /// Whether it is a drill's nested run.
     pub drill: bool,
-    /// The Region it moves away from.
+    /// The Region it moves away from (empty for a deploy).
     pub from_region: &'a str,
-    /// The Region it moves to.
+    /// The Region it moves to (empty for a deploy).
     pub to_region: &'a str,
     /// The lease epoch.
     pub epoch: u64,
@@ -219,12 +221,15 @@ pub fn run_started(s: &Started<'_>) -> Notification {
         s.workload,
         s.at,
         format!(
-            "{} of {}{} started: {} -> {}",
+            "{} of {}{} started{}",
             s.operation,
             s.workload,
             if s.drill { " (drill)" } else { "" },
-            s.from_region,
-            s.to_region
+            if s.from_region.is_empty() && s.to_region.is_empty() {
+                String::new()
+            } else {
+                format!(": {} -> {}", s.from_region, s.to_region)
+            }
         ),
         json!({
             "run_id": s.run_id,
@@ -262,9 +267,10 @@ pub fn run_ended(workload: &str, run: &RunRecord, execution: Option<&str>) -> Op
         text("from_region").or_else(|| text("primary_region")),
         text("to_region").or_else(|| text("target_region")),
     );
-    let verb = match detail_type {
-        DetailType::RunSucceeded => "succeeded",
-        DetailType::RunPartial => "stopped partway",
+    let verb = match run.outcome {
+        RunOutcome::Succeeded => "succeeded",
+        RunOutcome::Partial => "stopped partway",
+        RunOutcome::RolledBack => "rolled back",
         _ => "failed",
     };
     let route = match (&from, &to) {
@@ -571,6 +577,34 @@ mod tests {
             "failover of checkout succeeded: us-east-1 -> eu-west-1, RTO 42.0 s"
         );
         assert!(run_ended("checkout", &run(RunOutcome::Running), None).is_none());
+    }
+
+    #[test]
+    fn a_rolled_back_deploy_is_told_as_failed_and_a_deploy_start_has_no_route() {
+        let mut r = run(RunOutcome::RolledBack);
+        r.kind = RunKind::Deploy;
+        r.details = json!({});
+        r.measured_rto_ms = None;
+        let n = run_ended("checkout", &r, None).unwrap();
+        assert_eq!(n.detail_type, DetailType::RunFailed);
+        assert_eq!(n.detail["outcome"], "rolled_back");
+        assert_eq!(n.detail["summary"], "deploy of checkout rolled back");
+        let s = run_started(&Started {
+            workload: "checkout",
+            run_id: "d-1",
+            execution: "arn:aws:states:r:1:execution:deploy-waves:d-1",
+            kind: RunKind::Deploy,
+            operation: "deploy",
+            drill: false,
+            from_region: "",
+            to_region: "",
+            epoch: 2,
+            requested_by: "pipeline",
+            reason: "release 2024.12.1",
+            at: UnixMillis(1),
+        });
+        assert_eq!(s.detail["summary"], "deploy of checkout started");
+        assert_eq!(s.detail["kind"], "deploy");
     }
 
     #[test]
