@@ -167,21 +167,22 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
     widgets.push(widget(
         0,
         y,
-        8,
+        12,
         "Region health (1 = healthy)",
         home,
         per_region("RegionHealthy", "Minimum"),
         json!({"yAxis": {"left": {"min": 0, "max": 1}}}),
     ));
     widgets.push(widget(
-        8,
+        12,
         y,
-        8,
+        12,
         "Replication lag into each Region (s)",
         home,
         per_region("ReplicationLagSeconds", "Maximum"),
         json!({}),
     ));
+    y += 6;
     let switches: Vec<(&str, Value)> = spec
         .regions
         .iter()
@@ -196,50 +197,46 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
             Some((s.region.as_str(), Value::Array(m)))
         })
         .collect();
-    // A widget reads one Region: one widget per Region hosting switches.
+    // A widget reads one Region: one widget per Region hosting switches, three a row.
     let mut hosts: Vec<&str> = switches.iter().map(|(h, _)| *h).collect();
     hosts.sort_unstable();
     hosts.dedup();
-    let width = if hosts.is_empty() {
-        8
-    } else {
-        8 / u32::try_from(hosts.len()).unwrap_or(1).max(1)
-    }
-    .max(4);
-    let mut x = 16;
-    for host in hosts {
+    for (i, host) in hosts.iter().enumerate() {
         let metrics = switches
             .iter()
-            .filter(|(h, _)| *h == host)
+            .filter(|(h, _)| h == host)
             .map(|(_, m)| m.clone())
             .collect();
+        let col = u32::try_from(i % 3).unwrap_or(0);
         widgets.push(widget(
-            x.min(20),
+            col * 8,
             y,
-            width,
+            8,
             &format!("Routing switches in {host} (1 = on)"),
             host,
             metrics,
             json!({"yAxis": {"left": {"min": 0, "max": 1}}}),
         ));
-        x += width;
+        if i % 3 == 2 || i + 1 == hosts.len() {
+            y += 6;
+        }
     }
-    y += 6;
     // Outcomes: drills, cost, failed executions.
+    let drill_title = format!(
+        "Last drill: RTO and RPO (s; objectives {} and {})",
+        spec.policy.rto_seconds, spec.policy.rpo_seconds
+    );
     widgets.push(widget(
         0,
         y,
         8,
-        "Last drill: RTO and RPO (s)",
+        &drill_title,
         home,
         vec![
             json!(["Lifeboat", "DrillRtoSeconds", "Workload", w, {"label": "RTO"}]),
             json!(["Lifeboat", "DrillRpoSeconds", "Workload", w, {"label": "RPO"}]),
         ],
-        json!({"view": "singleValue", "stat": "Maximum", "period": 86_400, "start": "-P120D",
-               "annotations": {"horizontal": [
-                   {"label": "RTO objective", "value": spec.policy.rto_seconds},
-                   {"label": "RPO objective", "value": spec.policy.rpo_seconds}]}}),
+        json!({"view": "singleValue", "stat": "Maximum", "period": 86_400, "start": "-P120D"}),
     ));
     widgets.push(widget(
         8,
@@ -356,11 +353,14 @@ mod tests {
             lag["properties"]["metrics"].as_array().unwrap().len(),
             spec.regions.len()
         );
-        let drill = titled(&b, "Last drill: RTO and RPO (s)");
-        assert_eq!(
-            drill["properties"]["annotations"]["horizontal"][0]["value"],
-            spec.policy.rto_seconds
+        let drill = titled(
+            &b,
+            &format!(
+                "Last drill: RTO and RPO (s; objectives {} and {})",
+                spec.policy.rto_seconds, spec.policy.rpo_seconds
+            ),
         );
+        assert_eq!(drill["properties"]["metrics"][0][1], "DrillRtoSeconds");
         assert_eq!(
             titled(&b, "Monthly cost per Region")["properties"]["metrics"][0][1],
             "MonthlyCost"
