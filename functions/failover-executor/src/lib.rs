@@ -843,7 +843,13 @@ impl Executor {
                 })
                 .collect(),
         };
-        let (json_key, html_key) = lifeboat::report::report_keys(run.kind, &d.workload, &run.id);
+        // A drill's nested failover and failback are filed under runs/ with the others:
+        // drills/ holds the drills' own reports.
+        let kind = match d.operation {
+            decide::Operation::Failover => lifeboat::store::RunKind::Failover,
+            decide::Operation::Failback => lifeboat::store::RunKind::Failback,
+        };
+        let (json_key, html_key) = lifeboat::report::report_keys(kind, &d.workload, &run.id);
         let html = lifeboat::report::html(&d.workload, run, &ctx);
         let json = match serde_json::to_vec_pretty(run) {
             Ok(j) => j,
