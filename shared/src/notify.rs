@@ -87,9 +87,12 @@ impl DetailType {
         match outcome {
             RunOutcome::Running => None,
             RunOutcome::Succeeded => Some(DetailType::RunSucceeded),
-            // A deploy its gates rolled back did not go out: people hear it as failed
-            // (`detail.outcome` says `rolled_back`).
-            RunOutcome::Failed | RunOutcome::RolledBack => Some(DetailType::RunFailed),
+            // A deploy its gates rolled back, or a failover superseded, did not go out:
+            // people hear it as failed (`detail.outcome` says `rolled_back` or
+            // `superseded`).
+            RunOutcome::Failed | RunOutcome::RolledBack | RunOutcome::Superseded => {
+                Some(DetailType::RunFailed)
+            }
             RunOutcome::Partial => Some(DetailType::RunPartial),
         }
     }

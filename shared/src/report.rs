@@ -78,6 +78,7 @@ fn outcome_str(o: RunOutcome) -> (&'static str, &'static str) {
         RunOutcome::Failed => ("failed", "#b91c1c"),
         RunOutcome::RolledBack => ("rolled back", "#b45309"),
         RunOutcome::Partial => ("partial", "#b45309"),
+        RunOutcome::Superseded => ("superseded", "#b45309"),
     }
 }
 

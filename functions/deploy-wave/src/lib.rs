@@ -1121,6 +1121,9 @@ impl<S: Store> Deployer<S> {
         self.at(deploy)
             .put_run(&deploy.workload, &run, None)
             .await?;
+        if let Some(n) = lifeboat::notify::run_ended(&deploy.workload, &run, Some(&deploy.holder)) {
+            Box::pin(self.notifier.send(&n)).await;
+        }
         let spec = self.at(deploy).get_spec(&deploy.workload).await?;
         Ok(Finished {
             outcome: outcome_name(RunOutcome::Superseded).into(),
