@@ -554,17 +554,13 @@ fn failover_request(
     why: &str,
     dry_run: bool,
 ) -> Res<FailoverRequest> {
-    for (flag, v) in [
-        ("--failed-region", &a.failed_region),
-        ("--target", &a.target),
-    ] {
-        if let Some(r) = v {
-            known(r, flag)?;
-        }
+    if let Some(r) = &a.target {
+        known(r, "--target")?;
     }
     let req = FailoverRequest {
         workload: a.workload.clone(),
-        failed_region: a.failed_region.clone(),
+        // failover-executor's operator request: away from the current primary.
+        failed_region: None,
         target_region: a.target.clone(),
         mode: mode(a.mode),
         dry_run,
@@ -638,12 +634,7 @@ async fn plan(ctx: &Ctx<'_>, p: &PlanCommand, io: &mut Io<'_>) -> Res<Exit> {
         PlanCommand::Failover { args } => {
             let req = failover_request(ctx, args, "lifeboat plan failover", true)?;
             let spec = ctx.store(&caller).get_spec(&req.workload).await?;
-            let region = failover_region(
-                ctx.cli.region.as_deref(),
-                &caller,
-                &spec,
-                req.failed_region.as_deref(),
-            )?;
+            let region = failover_region(ctx.cli.region.as_deref(), &caller, &spec, None)?;
             let input = serde_json::to_value(&req)
                 .map_err(|e| Failure::usage(format!("cannot encode the request: {e}")))?;
             let out = executor(ctx, &region, "")?
@@ -789,15 +780,20 @@ async fn failover_start(
     req.check()?;
     let caller = ctx.home()?;
     let spec = ctx.store(&caller).get_spec(&req.workload).await?;
-    let region = failover_region(
-        ctx.cli.region.as_deref(),
-        &caller,
-        &spec,
-        req.failed_region.as_deref(),
-    )?;
+    let region = failover_region(ctx.cli.region.as_deref(), &caller, &spec, None)?;
+    let encode = |r: &FailoverRequest| {
+        serde_json::to_value(r)
+            .map_err(|e| Failure::usage(format!("cannot encode the request: {e}")))
+    };
+    // The dry run first: what the decision, the lease or the cooldown refuses is said
+    // before anything is looked up or started.
+    let mut dry = req.clone();
+    dry.dry_run = true;
+    executor(ctx, &region, "")?
+        .handle_at(encode(&dry)?, "lifeboat-cli-check", UnixMillis::now())
+        .await?;
     let machine = machine_arn(ctx, "failover", &region).await?;
-    let input = serde_json::to_value(&req)
-        .map_err(|e| Failure::usage(format!("cannot encode the request: {e}")))?;
+    let input = encode(&req)?;
     // failover-executor's operator request: it decides (refusing now what the machine
     // would refuse), then starts the execution under a name derived from the key.
     let who = req.requested_by.clone();

@@ -160,11 +160,9 @@ pub enum ModeArg {
 /// What a failover is asked to do.
 #[derive(Debug, Clone, Args)]
 pub struct FailoverArgs {
-    /// The workload.
+    /// The workload. A failover moves away from its current primary (an operator
+    /// names the target; only alarms name a failed Region).
     pub workload: String,
-    /// The Region failed away from (default: the current primary).
-    #[arg(long, value_name = "REGION")]
-    pub failed_region: Option<String>,
     /// The Region to take over (default: the decision's best candidate).
     #[arg(long, value_name = "REGION")]
     pub target: Option<String>,

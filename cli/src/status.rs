@@ -262,16 +262,7 @@ pub fn render(s: &Status) -> String {
                 match &r.readiness {
                     None => "-".into(),
                     Some(x) if x.ready => "ready".into(),
-                    Some(x) => cut(
-                        &format!(
-                            "no: {}",
-                            x.refused
-                                .as_deref()
-                                .or(x.lag_refused.as_deref())
-                                .unwrap_or("not ready")
-                        ),
-                        28,
-                    ),
+                    Some(_) => "no".into(),
                 },
             ]
         })
@@ -284,6 +275,17 @@ pub fn render(s: &Status) -> String {
     ));
     if s.regions.iter().any(|r| r.drained) {
         out.push_str("* drained: out of traffic until restored\n");
+    }
+    for r in &s.regions {
+        if let Some(x) = r.readiness.as_ref().filter(|x| !x.ready) {
+            let why = x
+                .refused
+                .as_deref()
+                .or(x.lag_refused.as_deref())
+                .unwrap_or("not ready");
+            out.push_str(&cut(&format!("{} not ready: {why}", r.region), 100));
+            out.push('\n');
+        }
     }
     out.push('\n');
     match &s.lease {
