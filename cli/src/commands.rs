@@ -58,6 +58,12 @@ impl Ctx<'_> {
         )
     }
 
+    /// A store over `region` with [`lifeboat::aws::best_effort`]'s short deadlines.
+    fn best_effort_store(&self, region: &str) -> DynamoStore {
+        let config = lifeboat::aws::best_effort(&self.config(region));
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), self.table())
+    }
+
     fn who(&self) -> Res<String> {
         self.cli
             .requested_by
@@ -422,14 +428,41 @@ async fn status(ctx: &Ctx<'_>, workload: Option<&str>, io: &mut Io<'_>) -> Res<E
         let spec = store.get_spec(id).await?;
         let health = store.get_health(id).await?;
         let lease_region = lifeboat::store::lease_region(&spec, &home);
-        let arbiter = ctx.store(&lease_region);
-        let switches = arbiter.get_switches(id).await?;
-        let lease = arbiter.get_lease(id).await?;
-        let mut runs = arbiter.list_runs(id).await?;
+        // The lease Region can be the Region in trouble (the old primary after a
+        // failover, until the failback): read it best effort (2 s attempts, one retry)
+        // and say what could not be read, from the caller's replica instead.
+        let (switches, lease, mut runs, unread) = if lease_region == home {
+            (
+                store.get_switches(id).await?,
+                store.get_lease(id).await?,
+                store.list_runs(id).await?,
+                None,
+            )
+        } else {
+            let arbiter = ctx.best_effort_store(&lease_region);
+            let read = async {
+                Ok::<_, Error>((
+                    arbiter.get_switches(id).await?,
+                    arbiter.get_lease(id).await?,
+                    arbiter.list_runs(id).await?,
+                ))
+            };
+            match read.await {
+                Ok((sw, l, r)) => (sw, l, r, None),
+                Err(e) if e.name() == ErrorName::TransientDependency => {
+                    let why = format!(
+                        "{lease_region} did not answer ({}); switches and runs from {home}'s replica",
+                        e.chain()
+                    );
+                    (store.get_switches(id).await?, None, Vec::new(), Some(why))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         if lease_region != home {
             runs.extend(store.list_runs(id).await?);
         }
-        all.push(crate::status::build(
+        let mut s = crate::status::build(
             crate::status::Read {
                 spec: &spec,
                 health: &health,
@@ -440,7 +473,9 @@ async fn status(ctx: &Ctx<'_>, workload: Option<&str>, io: &mut Io<'_>) -> Res<E
                 lease_region: &lease_region,
             },
             UnixMillis::now(),
-        ));
+        );
+        s.lease_unread = unread;
+        all.push(s);
     }
     if ctx.cli.json {
         if workload.is_some() {

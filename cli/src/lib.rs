@@ -61,9 +61,9 @@ REGIONS
     version,
     about = "Operate Lifeboat: specs, status, plans, failovers, failbacks, drills, deploys",
     long_about = "Operate Lifeboat, which keeps a workload serving across AWS Regions.\n\n\
-        Reads and writes the deployment model in the Lifeboat table, shows each Region's \
-        role, health, replication and routing, prints the plan of a failover, failback or \
-        drill without changing anything, and starts the state machines with their \
+        Reads and writes the deployment model in the Lifeboat table, shows each Region's\n\
+        role, health, replication and routing, prints the plan of a failover, failback or\n\
+        drill without changing anything, and starts the state machines with their\n\
         documented input, following the execution live to its end.",
     after_long_help = EXIT_STATUS,
     after_help = "Exit status: 0 ok, 1 run not succeeded, 2 usage, 3 not found, 4 conflict, 5 AWS, 6 refused (--help for more)."
@@ -160,8 +160,9 @@ pub enum ModeArg {
 /// What a failover is asked to do.
 #[derive(Debug, Clone, Args)]
 pub struct FailoverArgs {
-    /// The workload. A failover moves away from its current primary (an operator
-    /// names the target; only alarms name a failed Region).
+    /// The workload. A failover moves away from its current primary.
+    ///
+    /// An operator names the target; only alarms name a failed Region.
     pub workload: String,
     /// The Region to take over (default: the decision's best candidate).
     #[arg(long, value_name = "REGION")]

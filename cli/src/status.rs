@@ -98,6 +98,10 @@ pub struct Status {
     pub lease: Option<Lease>,
     /// Whether that lease has lapsed.
     pub lease_expired: bool,
+    /// Why the lease Region could not be read, when it could not (the lease is then
+    /// unknown, not free).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_unread: Option<String>,
     /// The last runs, newest first.
     pub runs: Vec<RunLine>,
     /// When this was read.
@@ -203,6 +207,7 @@ pub fn build(read: Read<'_>, now: UnixMillis) -> Status {
         lease_region: read.lease_region.to_owned(),
         regions,
         lease_expired: read.lease.as_ref().is_some_and(|l| l.is_expired(now)),
+        lease_unread: None,
         lease: read.lease,
         runs: runs.iter().take(LAST_RUNS).map(RunLine::of).collect(),
         at: now,
@@ -289,6 +294,10 @@ pub fn render(s: &Status) -> String {
     }
     out.push('\n');
     match &s.lease {
+        None if s.lease_unread.is_some() => out.push_str(&format!(
+            "lease: unknown: {}\n",
+            cut(s.lease_unread.as_deref().unwrap_or(""), 84)
+        )),
         None => out.push_str("lease: not held\n"),
         Some(l) => {
             let when = if s.lease_expired {

@@ -625,4 +625,32 @@ async fn a_failover_started_by_the_cli_is_followed_to_its_end() {
     )
     .await;
     assert_eq!(r.exit, Exit::NotFound, "{}", r.err);
+
+    // The lease Region is now the old primary (the first Region that is not the
+    // primary). With it hanging, status still answers from the survivor, bounded by
+    // the best-effort deadlines, and says the lease is unknown rather than free.
+    w.twin
+        .fault(serde_json::json!({"region": FAILED, "mode": "hang", "targets": ["aws"]}))
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    let r = cli(
+        &w.config,
+        &w.table,
+        &["--region", SURVIVOR, "status", WORKLOAD],
+        "",
+    )
+    .await;
+    let took = began.elapsed();
+    w.twin.clear_faults().await.unwrap();
+    println!("{}\n{}\nstatus took {took:?}", r.out, r.err);
+    assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
+    assert!(r.out.contains("lease Region us-east-1"), "{}", r.out);
+    assert!(
+        r.out.contains("lease: unknown: us-east-1 did not answer"),
+        "{}",
+        r.out
+    );
+    let line = r.out.lines().find(|l| l.starts_with(SURVIVOR)).unwrap();
+    assert!(line.contains("primary"), "{line}");
 }
