@@ -240,16 +240,27 @@ pub(crate) async fn dispatch(cli: &Cli, env: &Env, io: &mut Io<'_>) -> Res<Exit>
             Ok(Exit::Ok)
         }
         Command::Runs(RunsCommand::Show { workload, run }) => {
-            let runs = runs(&ctx, workload).await?;
-            let Some(r) = runs.into_iter().find(|r| &r.id == run) else {
-                return Err(Failure::not_found(format!(
-                    "run `{run}` of workload `{workload}` not found"
-                )));
-            };
+            let r = find_run(&ctx, workload, run).await?;
             if ctx.cli.json {
                 ctx.print_json(io.out, &r)?;
             } else {
                 write!(io.out, "{}", render_run(&r))?;
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Report { workload, run, out } => {
+            let r = find_run(&ctx, workload, run).await?;
+            let spec = ctx.store(&ctx.home()?).get_spec(workload).await?;
+            let html = report_html(&spec, &r);
+            let path = out
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(format!("{run}.html")));
+            std::fs::write(&path, html)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+            if ctx.cli.json {
+                ctx.print_json(io.out, &serde_json::json!({"run": run, "path": path}))?;
+            } else {
+                writeln!(io.out, "wrote {}", path.display())?;
             }
             Ok(Exit::Ok)
         }
@@ -492,6 +503,41 @@ async fn status(ctx: &Ctx<'_>, workload: Option<&str>, io: &mut Io<'_>) -> Res<E
         }
     }
     Ok(Exit::Ok)
+}
+
+/// One run of the workload by id; `NotFound` (exit 3) when there is none.
+async fn find_run(ctx: &Ctx<'_>, workload: &str, run: &str) -> Res<RunRecord> {
+    runs(ctx, workload)
+        .await?
+        .into_iter()
+        .find(|r| r.id == run)
+        .ok_or_else(|| {
+            Failure::not_found(format!("run `{run}` of workload `{workload}` not found"))
+        })
+}
+
+/// The run's HTML report, as the executor writes it beside the run's JSON: the spec's
+/// objectives, and the plan when the run record carries it.
+fn report_html(spec: &lifeboat::WorkloadSpec, run: &RunRecord) -> String {
+    let plan = run.details["plan"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some(lifeboat::report::PlanLine {
+                step: s["step"].as_str()?.to_owned(),
+                summary: s["summary"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect();
+    let ctx = lifeboat::report::Context {
+        objectives: Some(lifeboat::report::Objectives {
+            rto_seconds: spec.policy.rto_seconds,
+            rpo_seconds: spec.policy.rpo_seconds,
+        }),
+        plan,
+    };
+    lifeboat::report::html(&spec.workload, run, &ctx)
 }
 
 /// Runs, from the lease Region (where movers record them) and the caller's Region

@@ -115,6 +115,18 @@ pub enum Command {
     /// List runs or show one, with its timeline.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Write a run's self-contained HTML report (summary, RTO/RPO against the spec's
+    /// objectives, the timeline as a chart, what moved, the plan against what ran) to a
+    /// local file, rendered from its run record as the executor renders it.
+    Report {
+        /// The workload.
+        workload: String,
+        /// The run id (its execution name).
+        run: String,
+        /// Where to write it (default: `<run>.html` in the current directory).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Break the glass on a workload's lease.
     #[command(subcommand)]
     Lease(LeaseCommand),

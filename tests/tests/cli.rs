@@ -626,6 +626,39 @@ async fn a_failover_started_by_the_cli_is_followed_to_its_end() {
     .await;
     assert_eq!(r.exit, Exit::NotFound, "{}", r.err);
 
+    // `report`: the run's HTML report, written locally from its record.
+    let out = temp_file("report.html", "");
+    let r = cli(
+        &w.config,
+        &w.table,
+        &[
+            "--region",
+            SURVIVOR,
+            "report",
+            WORKLOAD,
+            &runs[0].id,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.exit, Exit::Ok, "{}", r.err);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains(&runs[0].id) && html.contains("succeeded") && html.contains("<svg"),
+        "{html}"
+    );
+    let r = cli(
+        &w.config,
+        &w.table,
+        &["--region", SURVIVOR, "report", WORKLOAD, "no-such-run"],
+        "",
+    )
+    .await;
+    assert_eq!(r.exit, Exit::NotFound, "{}", r.err);
+
     // The lease Region is now the old primary (the first Region that is not the
     // primary). With it hanging, status still answers from the survivor, bounded by
     // the best-effort deadlines, and says the lease is unknown rather than free.
