@@ -1903,3 +1903,55 @@ async fn capacity_below_the_minimum_is_a_named_error() {
         "nothing recorded as going on"
     );
 }
+
+/// The failover's `PromoteData` and the failback's `MoveWriter` Parallels (which traffic
+/// waits for: their `Next` leads to the shift) each have a compute branch that starts
+/// with `compute_scale` and ends only through a `done: true` choice, its every wait
+/// preceded by a lease renewal and its poll loop bounded; both compute tasks carry the
+/// run's mode (the failback's is planned).
+#[test]
+fn the_machines_scale_compute_beside_the_data_tier_before_traffic() {
+    for (machine, parallel, mode) in [
+        ("failover", "PromoteData", json!("$.decision.mode")),
+        ("failback", "MoveWriter", json!("planned")),
+    ] {
+        let path = format!(
+            "{}/../statemachines/{machine}.asl.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let p = &m["States"][parallel];
+        assert_eq!(p["Type"], "Parallel", "{machine}");
+        let branch = p["Branches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["States"].get("ComputeScale").is_some())
+            .unwrap_or_else(|| panic!("{machine}: no compute branch in {parallel}"));
+        let s = &branch["States"];
+        assert_eq!(s["ComputeScale"]["Parameters"]["step"], "compute_scale");
+        assert_eq!(s["ComputeStatus"]["Parameters"]["step"], "compute_status");
+        for task in ["ComputeScale", "ComputeStatus"] {
+            let params = &s[task]["Parameters"];
+            let got = params.get("mode.$").or_else(|| params.get("mode")).unwrap();
+            assert_eq!(got, &mode, "{machine} {task}");
+            assert_eq!(params["epoch.$"], "$.lease.epoch", "{machine} {task}");
+        }
+        assert_eq!(s["ComputeScale"]["Next"], "ComputeDone");
+        assert_eq!(s["ComputeStatus"]["Next"], "ComputeDone");
+        let done = &s["ComputeDone"];
+        assert_eq!(done["Choices"][0]["Variable"], "$.compute.done");
+        assert_eq!(done["Choices"][0]["Next"], "ComputeFinished");
+        assert_eq!(s["ComputeFinished"]["End"], true);
+        // Not done: counted, bounded, renewed, then waited.
+        assert_eq!(done["Default"], "ComputeCountPoll");
+        assert_eq!(s["ComputeGaveUp"]["Default"], "RenewCompute");
+        assert_eq!(s["ComputeTooSlow"]["Error"], "VerificationFailed");
+        assert_eq!(s["RenewCompute"]["Parameters"]["step"], "renew");
+        assert_eq!(s["RenewCompute"]["Next"], "ComputeWait");
+        assert_eq!(s["ComputeWait"]["Next"], "ComputeStatus");
+        // A failed branch fails the Parallel, whose Catch compensates: no traffic moves.
+        assert_eq!(p["Catch"][0]["Next"], "Compensate", "{machine}");
+    }
+}
