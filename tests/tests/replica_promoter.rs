@@ -1955,3 +1955,40 @@ fn the_machines_scale_compute_beside_the_data_tier_before_traffic() {
         assert_eq!(p["Catch"][0]["Next"], "Compensate", "{machine}");
     }
 }
+
+/// A spec naming compute that does not exist: `ResourceNotFound`, and nothing changed
+/// or recorded (every resource is described before anything is asked for).
+#[tokio::test]
+async fn missing_compute_is_resource_not_found_and_changes_nothing() {
+    use lifeboat::model::{ComputeRef, ComputeResource};
+    let (world, _spec, epoch) = setup(|spec, t| {
+        for r in &mut spec.regions {
+            if r.region == OLD || r.region == NEW {
+                r.compute = vec![ComputeRef {
+                    tier: "web".into(),
+                    resource: ComputeResource::AutoScalingGroup {
+                        name: format!("nowhere-{t}"),
+                    },
+                    full_capacity: Some(2),
+                }];
+            }
+        }
+    })
+    .await;
+    let p = on_moto(&world);
+    let err = run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert!(err.to_string().contains("nowhere-"), "{err}");
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert!(
+        events.iter().all(|e| e.action != "compute_scale_requested"),
+        "{events:?}"
+    );
+    // And compute_status without a scale request is bad input, not a wait.
+    let err = run(&p, compute_req(Step::ComputeStatus, epoch, Mode::Unplanned))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+}
