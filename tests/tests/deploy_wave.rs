@@ -170,7 +170,8 @@ async fn shift(ctx: &Ctx, deploy: &Value, region: &str, slot: &Value, percent: &
     ctx.shifter()
         .handle(LambdaEvent::new(
             json!({"workload": "checkout", "step": "shift_version", "target_region": region,
-                   "epoch": deploy["epoch"], "arbiter_region": deploy["lease_region"],
+                   "epoch": deploy["epoch"], "holder": deploy["holder"],
+                   "arbiter_region": deploy["lease_region"],
                    "slot": slot, "percent": percent}),
             Context::default(),
         ))
@@ -913,7 +914,8 @@ async fn a_failover_from_another_regions_stack_supersedes_a_deploy() {
         .shifter()
         .handle(LambdaEvent::new(
             json!({"workload": "checkout", "step": "shift_version", "target_region": region,
-                   "epoch": deploy["epoch"], "arbiter_region": deploy["lease_region"],
+                   "epoch": deploy["epoch"], "holder": deploy["holder"],
+                   "arbiter_region": deploy["lease_region"],
                    "slot": next["slot"], "percent": 100}),
             Context::default(),
         ))
@@ -937,4 +939,36 @@ async fn a_failover_from_another_regions_stack_supersedes_a_deploy() {
         events.iter().any(|e| e.action == "lease_taken_over"),
         "{events:#?}"
     );
+
+    // The machine's Finish, after the StaleEpoch: the deploy's own run record ends
+    // `superseded`, naming the failover; nothing else moves, and a retry is the same.
+    let stale = json!({"Error": "StaleEpoch", "Cause": "superseded"});
+    for attempt in 0..2 {
+        let finished = call(
+            &us,
+            json!({"step": "finish", "deploy": deploy, "error": stale}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(finished["outcome"], "superseded", "{attempt}: {finished:#}");
+        assert_eq!(
+            finished["already_done"],
+            json!(attempt == 1),
+            "{finished:#}"
+        );
+    }
+    let runs = ctx.store().list_runs("checkout").await.unwrap();
+    let run = runs.iter().find(|r| r.id == "d-1").unwrap();
+    assert_eq!(run.outcome, RunOutcome::Superseded, "{run:#?}");
+    assert!(run.finished_at.is_some());
+    assert_eq!(
+        run.details["superseded"]["by"]["holder"], holder,
+        "{:#}",
+        run.details
+    );
+    assert_eq!(run.details["superseded"]["by"]["purpose"], "failover");
+    assert!(run.timeline.iter().any(|t| t.step == "superseded"));
+    assert_eq!(ctx.weights(region).await, canary);
+    assert_eq!(ctx.store().get_spec("checkout").await.unwrap(), spec_before);
+    assert_eq!(ctx.store().get_lease("checkout").await.unwrap(), Some(held));
 }

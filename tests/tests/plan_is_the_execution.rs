@@ -196,6 +196,125 @@ async fn a_planned_failover_makes_the_calls_its_dry_run_plans() {
     let cmp = compare(&d, "planned failover", &plan, &run).await;
     println!("planned: {:.1} s", began.elapsed().as_secs_f64());
     assert_same("planned failover", &cmp);
+    // The writer was drained before anything was promoted: the run's timeline has the
+    // drain and the wait for replication before promote_data (#14 item 5).
+    let runs = d.world.store.list_runs(WORKLOAD).await.unwrap();
+    let run = runs
+        .iter()
+        .find(|r| r.kind == lifeboat::store::RunKind::Failover)
+        .unwrap();
+    let at = |step: &str| {
+        run.timeline
+            .iter()
+            .position(|e| e.step == step)
+            .unwrap_or_else(|| panic!("{step}: {:#?}", run.timeline))
+    };
+    assert!(
+        at("drain_writer") < at("wait_for_replication")
+            && at("wait_for_replication") < at("promote_data")
+            && at("promote_data") < at("shift_traffic"),
+        "{:#?}",
+        run.timeline
+    );
+}
+
+/// A planned failover whose target does not catch up once the writer is drained
+/// stops before promoting: the drain is undone (the old primary's switch on again),
+/// nothing is promoted, and the run is `failed` with the lag as its cause (#14 item
+/// 5). Local input: the twin's replica lag goes from 0 to 1 s (within the RPO, so
+/// the move is decided; over `planned_max_lag_seconds`, 0, so it never catches up).
+#[tokio::test]
+async fn a_planned_failover_that_does_not_catch_up_undoes_its_drain_and_promotes_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let d = world().await;
+    d.world
+        .twin
+        .settings(json!({"rds.replica_lag_seconds": 1}))
+        .await
+        .unwrap();
+    println!("local input: twin setting rds.replica_lag_seconds = 1 (was 0)");
+    let target = "eu-west-1";
+    // The scheduled probes record the new lag (once a CloudWatch minute publishes it).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let health = d.world.store.get_health(WORKLOAD).await.unwrap();
+        let lag = health
+            .iter()
+            .find(|h| h.region == target)
+            .and_then(|h| h.replication_lag_seconds);
+        if lag == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag never recorded: {health:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let before = d.world.store.get_spec(WORKLOAD).await.unwrap();
+    let instance = before
+        .region(target)
+        .unwrap()
+        .databases
+        .iter()
+        .find_map(|db| match db {
+            lifeboat::model::DatabaseRef::RdsInstance { instance_id, .. } => {
+                Some(instance_id.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let mut input = failover_input("planned");
+    input.as_object_mut().unwrap().remove("request_id");
+    input["timing"]["verify_max_polls"] = json!(3);
+    let e = calls::run(
+        &sfn(&d),
+        &d.world.failover_machine,
+        "planned-not-caught-up",
+        &input,
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.status, ExecutionStatus::Failed, "{:#}", e.output);
+    let (error, cause) = e.error.clone().unwrap();
+    assert_eq!(error, "FailoverFailed", "{cause}");
+
+    // Nothing promoted: the target is still a replica of the writer.
+    let rds = aws_sdk_rds::Client::new(&lifeboat::aws::for_region(&d.world.config, target));
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier(&instance)
+        .send()
+        .await
+        .unwrap();
+    let db = &described.db_instances()[0];
+    assert!(
+        db.read_replica_source_db_instance_identifier().is_some(),
+        "{db:?}"
+    );
+    // The drain undone: the old primary's switch is on again, recorded by this run.
+    let switches = d.world.store.get_switches(WORKLOAD).await.unwrap();
+    let old = switches.iter().find(|p| p.region == "us-east-1").unwrap();
+    assert!(old.on, "{switches:#?}");
+    assert!(old.set_by.contains("enable"), "{old:?}");
+    // The spec as it was, the lease released, the run `failed` with the true cause.
+    assert_eq!(d.world.store.get_spec(WORKLOAD).await.unwrap(), before);
+    assert_eq!(d.world.store.get_lease(WORKLOAD).await.unwrap(), None);
+    let runs = d.world.store.list_runs(WORKLOAD).await.unwrap();
+    let run = runs
+        .iter()
+        .find(|r| r.kind == lifeboat::store::RunKind::Failover)
+        .unwrap();
+    assert_eq!(run.outcome, lifeboat::store::RunOutcome::Failed, "{run:#?}");
+    let outcome = run.details["outcome"].to_string();
+    assert!(outcome.contains("ReplicaLagTooHigh"), "{outcome}");
+    assert_eq!(
+        run.details["outcome"]["moved"]["switches"],
+        json!([]),
+        "{outcome}"
+    );
+    for step in ["drain_writer", "wait_for_replication"] {
+        assert!(run.timeline.iter().any(|t| t.step == step), "{step}");
+    }
+    assert!(!run.timeline.iter().any(|t| t.step == "promote_data"));
 }
 
 #[tokio::test]

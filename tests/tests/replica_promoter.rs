@@ -92,7 +92,7 @@ async fn setup(edit: impl FnOnce(&mut WorkloadSpec, &str)) -> (World, WorkloadSp
         .acquire_lease(
             &LeaseRequest {
                 workload: spec.workload.clone(),
-                holder: "arn:aws:states:eu-west-1:123456789012:execution:failover:test".into(),
+                holder: HOLDER.into(),
                 purpose: LeasePurpose::Failover,
                 ttl: Duration::from_secs(600),
             },
@@ -129,12 +129,16 @@ async fn run_rds(
     run(&with_rds(world, client), req(step, target, epoch)).await
 }
 
+/// The holder of the lease [`setup`] takes, as the failover machine's execution ARN.
+const HOLDER: &str = "arn:aws:states:eu-west-1:123456789012:execution:failover:test";
+
 fn req(step: Step, target: &str, epoch: u64) -> Request {
     Request {
         workload: "checkout".into(),
         step,
         target_region: target.into(),
         epoch,
+        holder: HOLDER.into(),
         arbiter_region: None,
         mode: None,
     }
@@ -533,15 +537,23 @@ async fn unknown_instance_wrong_region_and_stale_epoch_change_nothing() {
             .unwrap_err();
         assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
     }
+    // The right epoch presented by another run (the same epoch taken in another
+    // replica): stale too.
+    let other = Request {
+        holder: "arn:aws:states:ap-southeast-1:123456789012:execution:failover:other".into(),
+        ..req(Step::RdsPromote, THIRD, epoch)
+    };
+    let err = run(&p, other).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err}");
+    assert!(
+        err.to_string()
+            .contains("not by `arn:aws:states:ap-southeast-1"),
+        "{err}"
+    );
     // Released: the epoch is no longer held at all.
     world
         .store
-        .release_lease(
-            "checkout",
-            "arn:aws:states:eu-west-1:123456789012:execution:failover:test",
-            epoch,
-            UnixMillis::now(),
-        )
+        .release_lease("checkout", HOLDER, epoch, UnixMillis::now())
         .await
         .unwrap();
     let err = run(&p, req(Step::RdsPromote, THIRD, epoch))

@@ -275,11 +275,31 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out() {
     spec.policy.auto_failover = false;
     let err = w
         .store
-        .put_spec(&spec, Some(Fence { epoch: 1 }))
+        .put_spec(
+            &spec,
+            Some(Fence {
+                epoch: 1,
+                holder: "a".into(),
+            }),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.name(), ErrorName::StaleEpoch, "{err:?}");
     assert!(err.to_string().contains("epoch 2 held by `b`"), "{err}");
+    // The current epoch presented by another holder (the same epoch taken in another
+    // replica): the write's condition names the holder too.
+    let err = w
+        .store
+        .put_spec(
+            &spec,
+            Some(Fence {
+                epoch: 2,
+                holder: "a".into(),
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch, "{err:?}");
     assert!(
         w.store
             .get_spec("checkout")
@@ -309,7 +329,14 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out() {
     let run = run_record("run-a");
     let err = w
         .store
-        .put_run("checkout", &run, Some(Fence { epoch: 1 }))
+        .put_run(
+            "checkout",
+            &run,
+            Some(Fence {
+                epoch: 1,
+                holder: "a".into(),
+            }),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.name(), ErrorName::StaleEpoch);

@@ -136,7 +136,7 @@ async fn setup(prefix: &str) -> Ctx {
         .acquire_lease(
             &LeaseRequest {
                 workload: "checkout".into(),
-                holder: format!("arn:aws:states:eu-west-1:123456789012:execution:failover:{table}"),
+                holder: HOLDER.into(),
                 purpose: LeasePurpose::Failover,
                 ttl: Duration::from_secs(3600),
             },
@@ -152,7 +152,16 @@ async fn setup(prefix: &str) -> Ctx {
     }
 }
 
-async fn call(shifter: &Shifter<DynamoStore>, input: Value) -> Result<Value, Error> {
+/// The lease holder every test's lease is taken by, as the failover machine's
+/// execution ARN would be.
+const HOLDER: &str = "arn:aws:states:eu-west-1:123456789012:execution:failover:test";
+
+/// Calls the shifter; a request without a `holder` gets [`HOLDER`], as the machine
+/// passes its own execution id beside the lease's epoch.
+async fn call(shifter: &Shifter<DynamoStore>, mut input: Value) -> Result<Value, Error> {
+    if let Some(obj) = input.as_object_mut() {
+        obj.entry("holder").or_insert_with(|| json!(HOLDER));
+    }
     shifter
         .handle(LambdaEvent::new(input, Context::default()))
         .await
@@ -508,6 +517,18 @@ async fn bad_requests_get_named_errors_and_change_nothing() {
             "stale epoch",
         ),
         (
+            json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": e,
+                   "holder": "arn:aws:states:ap-southeast-1:123456789012:execution:failover:another"}),
+            ErrorName::StaleEpoch,
+            "not by `arn:aws:states:ap-southeast-1:123456789012:execution:failover:another`",
+        ),
+        (
+            json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": e,
+                   "holder": ""}),
+            ErrorName::InvalidInput,
+            "holder: a fenced step must name the lease holder",
+        ),
+        (
             json!({"workload": "checkout", "step": "failover", "target_region": "us-west-2", "epoch": e}),
             ErrorName::InvalidInput,
             "target_region: `us-west-2`",
@@ -555,7 +576,10 @@ async fn unknown_zone_record_alarm_and_a_switch_in_the_failed_region_are_named()
     let shifter = ctx.shifter(None);
     let store = ctx.store();
     let before = ctx.snapshot().await;
-    let fence = lifeboat::store::Fence { epoch: ctx.epoch };
+    let fence = lifeboat::store::Fence {
+        epoch: ctx.epoch,
+        holder: HOLDER.into(),
+    };
     let shift = json!({"workload": "checkout", "step": "shift", "target_region": "eu-west-1",
                        "epoch": ctx.epoch, "weights": {"eu-west-1": 60, "ap-southeast-1": 40}});
     let failover = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1",
@@ -593,7 +617,7 @@ async fn unknown_zone_record_alarm_and_a_switch_in_the_failed_region_are_named()
         let mut broken = ctx.spec.clone();
         broken.version = current.version;
         brk(&mut broken);
-        store.put_spec(&broken, Some(fence)).await.unwrap();
+        store.put_spec(&broken, Some(fence.clone())).await.unwrap();
         let err = call(&shifter, input.clone()).await.unwrap_err();
         assert_eq!(err.name(), name, "{err}");
         assert!(err.to_string().contains(text), "{err}");

@@ -20,7 +20,7 @@ use lambda_runtime::LambdaEvent;
 use lifeboat::aws::RegionalClients;
 use lifeboat::model::{DeploySpec, GateRecord, Rollout, RolloutState, WorkloadSpec};
 use lifeboat::store::{
-    AuditEvent, Fence, LeasePurpose, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
+    AuditEvent, LeasePurpose, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
 };
 use lifeboat::{Error, Result, Store, UnixMillis};
 use serde_json::{Value, json};
@@ -634,13 +634,7 @@ impl<S: Store> Deployer<S> {
             details: json!({ "plan": summary, "request": request }),
         };
         store
-            .put_run(
-                &deploy.workload,
-                &run,
-                Some(Fence {
-                    epoch: deploy.epoch,
-                }),
-            )
+            .put_run(&deploy.workload, &run, Some(deploy.fence()))
             .await?;
         Ok(planned)
     }
@@ -955,7 +949,7 @@ impl<S: Store> Deployer<S> {
         let error = error.filter(|e| !e.is_null());
         let lease = self.at(deploy).get_lease(&deploy.workload).await?;
         if let Err(stale) =
-            lifeboat::store::check_fence(&deploy.workload, deploy.epoch, lease.as_ref())
+            lifeboat::store::check_fence(&deploy.workload, &deploy.fence(), lease.as_ref())
         {
             // A retried finish: the lease is released and the run is final.
             let runs = self.at(deploy).list_runs(&deploy.workload).await?;
@@ -969,6 +963,10 @@ impl<S: Store> Deployer<S> {
                         run_id: Some(run.id),
                         already_done: true,
                     })
+                }
+                Some(run) if lease.as_ref().is_some_and(|l| l.holder != deploy.holder) => {
+                    self.superseded(deploy, run, lease.as_ref(), &stale, error)
+                        .await
                 }
                 _ => Err(stale),
             };
@@ -1031,13 +1029,7 @@ impl<S: Store> Deployer<S> {
             &rollback,
         );
         self.at(deploy)
-            .put_run(
-                &deploy.workload,
-                &run,
-                Some(Fence {
-                    epoch: deploy.epoch,
-                }),
-            )
+            .put_run(&deploy.workload, &run, Some(deploy.fence()))
             .await?;
         self.audit(
             deploy,
@@ -1064,6 +1056,54 @@ impl<S: Store> Deployer<S> {
         })
     }
 
+    /// A deploy whose lease another mover took over ends `superseded`: its own run record
+    /// says so and by whom (written unfenced: the record is this deploy's alone, and
+    /// nothing else is touched), nothing is rolled back (that would need the lease), and
+    /// what the deploy had shifted stays for the new holder to decide. Idempotent: a
+    /// retried finish sees the final record and returns it.
+    async fn superseded(
+        &self,
+        deploy: &Deploy,
+        mut run: RunRecord,
+        lease: Option<&lifeboat::store::Lease>,
+        stale: &Error,
+        error: Option<&Value>,
+    ) -> Result<Finished> {
+        let now = UnixMillis::now();
+        run.outcome = RunOutcome::Superseded;
+        run.finished_at = Some(now);
+        run.timeline.push(TimelineEntry {
+            at: now,
+            step: "superseded".into(),
+            duration_ms: Some(now.0.saturating_sub(deploy.started_at.0)),
+            detail: Some(stale.to_string()),
+        });
+        let by = lease.map(|l| json!({"holder": l.holder, "purpose": l.purpose, "epoch": l.epoch}));
+        if let Value::Object(details) = &mut run.details {
+            details.insert(
+                "superseded".into(),
+                json!({"by": by, "why": stale.to_string()}),
+            );
+            if let Some(e) = error {
+                details.insert("error".into(), e.clone());
+            }
+        } else {
+            run.details =
+                json!({"superseded": {"by": by, "why": stale.to_string()}, "error": error});
+        }
+        self.at(deploy)
+            .put_run(&deploy.workload, &run, None)
+            .await?;
+        let spec = self.at(deploy).get_spec(&deploy.workload).await?;
+        Ok(Finished {
+            outcome: outcome_name(RunOutcome::Superseded).into(),
+            rollback: Vec::new(),
+            regions: states(&spec, &deploy.deploy_id),
+            run_id: Some(run.id),
+            already_done: false,
+        })
+    }
+
     /// The lease must be held at exactly the deploy's epoch.
     /// Checks holder and epoch; once superseded (a failover took the lease over, or an
     /// operator forced it) it records why, once (`deploy_superseded`), and the step stops
@@ -1071,12 +1111,8 @@ impl<S: Store> Deployer<S> {
     async fn check_epoch(&self, deploy: &Deploy) -> Result<()> {
         let store = self.at(deploy);
         let lease = store.get_lease(&deploy.workload).await?;
-        let checked = lifeboat::store::check_holder_fence(
-            &deploy.workload,
-            &deploy.holder,
-            deploy.epoch,
-            lease.as_ref(),
-        );
+        let checked =
+            lifeboat::store::check_fence(&deploy.workload, &deploy.fence(), lease.as_ref());
         if let Err(stale) = &checked {
             let event = AuditEvent {
                 at: lease.as_ref().map_or(deploy.started_at, |l| l.acquired_at),
@@ -1110,16 +1146,7 @@ impl<S: Store> Deployer<S> {
             if !edit(&mut spec)? {
                 return Ok(spec);
             }
-            match self
-                .at(deploy)
-                .put_spec(
-                    &spec,
-                    Some(Fence {
-                        epoch: deploy.epoch,
-                    }),
-                )
-                .await
-            {
+            match self.at(deploy).put_spec(&spec, Some(deploy.fence())).await {
                 Ok(stored) => return Ok(stored),
                 Err(e @ Error::ConcurrentModification { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -1210,6 +1237,7 @@ fn outcome_name(o: RunOutcome) -> &'static str {
         RunOutcome::Failed => "failed",
         RunOutcome::RolledBack => "rolled_back",
         RunOutcome::Partial => "partial",
+        RunOutcome::Superseded => "superseded",
     }
 }
 

@@ -317,6 +317,16 @@ pub struct Deploy {
     pub lease_region: String,
 }
 
+impl Deploy {
+    /// The fence every step of the deploy presents: its epoch and holder.
+    pub fn fence(&self) -> lifeboat::store::Fence {
+        lifeboat::store::Fence {
+            epoch: self.epoch,
+            holder: self.holder.clone(),
+        }
+    }
+}
+
 /// A wave of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wave {

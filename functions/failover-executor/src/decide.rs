@@ -23,8 +23,8 @@ pub struct Candidate {
     /// Replication lag into it, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_seconds: Option<f64>,
-    /// Whether the lag is known to be within the move's budget ([`lag_gate`]): the RPO
-    /// for an unplanned failover, `policy.planned_max_lag_seconds` for a planned move.
+    /// Whether the lag is known to be within the RPO ([`lag_gate`]); a planned move is
+    /// held to `policy.planned_max_lag_seconds` later, after its writer is drained.
     /// Unknown, negative or stale lag is not.
     pub within_rpo: bool,
     /// Why the lag is not within the budget, when it is not.
@@ -231,13 +231,14 @@ pub fn lag_fresh_within_ms(spec: &WorkloadSpec) -> u64 {
     fresh_within_ms(spec)
 }
 
-/// The lag budget of a move: the RPO for an unplanned failover; for a planned move
-/// `policy.planned_max_lag_seconds` (default 0, an RPO-0 switchover: caught up).
-pub fn lag_budget_seconds(spec: &WorkloadSpec, mode: Mode) -> u64 {
-    match mode {
-        Mode::Unplanned => spec.policy.rpo_seconds,
-        Mode::Planned => spec.policy.planned_max_lag_seconds,
-    }
+/// The lag a planned move may promote with, once its writer is drained:
+/// `policy.planned_max_lag_seconds` (default 0, an RPO-0 switchover: caught up). The
+/// decision itself holds both modes to the RPO: lag measured while the old writer still
+/// takes writes says little about what the switchover will lose, so the planned bound is
+/// checked where it means something, after the drain (the machine's `check_lag`, by
+/// [`crate::failback::readiness`]; a failback's wait for replication too).
+pub fn catch_up_budget_seconds(spec: &WorkloadSpec) -> u64 {
+    spec.policy.planned_max_lag_seconds
 }
 
 /// Why a lag does not count against a budget.
@@ -496,7 +497,9 @@ pub fn decide_continuing(
     }
 
     let rpo = spec.policy.rpo_seconds;
-    let budget = lag_budget_seconds(spec, req.mode);
+    // Both modes are decided within the RPO; a planned move must then catch up to
+    // `catch_up_budget_seconds` after its writer is drained, before it promotes.
+    let budget = spec.policy.rpo_seconds;
     let stale = stale_after_ms(spec);
     let mut candidates: Vec<(usize, Candidate)> = spec
         .regions
@@ -868,6 +871,13 @@ impl Calls<'_> {
         let resource = format!("WORKLOAD#{}/{sk}", self.workload);
         self.add("dynamodb", operation, region, resource, false);
     }
+
+    /// The spec and every Region's health, read in the table's replica in `region`
+    /// (the decision, and each `check_lag`).
+    pub(crate) fn spec_and_health(&mut self, region: &str) {
+        self.table("GetItem", region, "SPEC");
+        self.table("Query", region, "HEALTH#");
+    }
 }
 
 impl Places<'_> {
@@ -1151,8 +1161,7 @@ impl Places<'_> {
 /// Route 53 check on a switch that is off is a decision, not the Region's health.
 pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&str], only: &[&str]) {
     let (spec, home) = (p.spec, p.home);
-    c.table("GetItem", home, "SPEC");
-    c.table("Query", home, "HEALTH#");
+    c.spec_and_health(home);
     c.table("Query", home, "SWITCH#");
     let primary = spec.primary().map(|p| p.region.as_str());
     let probed = spec
@@ -1247,24 +1256,50 @@ pub fn plan(
         home,
     };
     let switches: Vec<&RoutingSwitch> = failover_switches(spec, from, to);
-    let steps = vec![
+    let mut steps = vec![
         p.step(
             "decide",
             crate::NAME,
             format!("pick {to} to take over from {from}"),
-            |c| {
-                c.table("GetItem", home, "SPEC");
-                c.table("Query", home, "HEALTH#");
-            },
+            |c| c.spec_and_health(home),
         ),
         p.step(
             "acquire",
             crate::NAME,
-            format!(
-                "check the cooldown and take the failover lease in {arbiter} with a new epoch"
-            ),
+            format!("check the cooldown and take the failover lease in {arbiter} with a new epoch"),
             |c| p.acquire(c, true),
         ),
+    ];
+    if mode == Mode::Planned {
+        // The writer is drained before anything is promoted: its switch off, then the
+        // target caught up, read by a probe after the drain.
+        steps.extend([
+            p.step(
+                "drain_writer",
+                "traffic-shifter",
+                format!(
+                    "planned: drain the writer first, {from} out of DNS through its routing switch (and {to}'s on), data plane only"
+                ),
+                |c| p.flip_switches(c, &switches),
+            ),
+            p.step(
+                "wait_for_replication",
+                "health-probe",
+                format!(
+                    "probe {to} until it is healthy and its replication lag is at or under policy.planned_max_lag_seconds ({} s), bounded by timing.verify_max_polls; else the drain is undone ({from}'s switch on again) and nothing is promoted",
+                    spec.policy.planned_max_lag_seconds
+                ),
+                |c| probe_round(&p, c, &[from], &[to]),
+            ),
+            p.step(
+                "check_lag",
+                crate::NAME,
+                format!("read {to}'s health and lag after each probe"),
+                |c| c.spec_and_health(home),
+            ),
+        ]);
+    }
+    steps.extend([
         p.step(
             "promote_data",
             "replica-promoter",
@@ -1318,7 +1353,7 @@ pub fn plan(
             ),
             |c| p.finalize(c),
         ),
-    ];
+    ]);
     finish(steps, from)
 }
 
@@ -1559,10 +1594,11 @@ mod tests {
         else {
             panic!("{err:?}")
         };
-        // Planned: held to `planned_max_lag_seconds` (0), not the RPO.
+        // Planned too is decided within the RPO (the catch-up bound comes after the
+        // drain).
         assert_eq!(
             (region.as_str(), *lag_seconds, *budget_seconds),
-            ("ap-southeast-1", 901.0, 0)
+            ("ap-southeast-1", 901.0, 900)
         );
         let err = decide(&spec(), &h, &req(Mode::Unplanned), "us-east-1", NOW).unwrap_err();
         assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh);
@@ -1670,24 +1706,38 @@ mod tests {
     }
 
     #[test]
-    fn a_planned_move_needs_the_target_caught_up() {
+    fn a_planned_move_is_decided_within_the_rpo_and_promotes_only_caught_up() {
         let mut r = req(Mode::Planned);
         r.target_region = Some("eu-west-1".into());
         let mut h = all_healthy();
-        // 2 s behind: within the 900-s RPO, not caught up (the default bound is 0).
-        let err = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap_err();
-        assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh, "{err}");
-        assert!(err.to_string().contains("budget of 0 s"), "{err}");
-        h[1].replication_lag_seconds = Some(0.0);
-        assert!(decide(&spec(), &h, &r, "us-east-1", NOW).is_ok());
+        // 2 s behind: within the 900-s RPO, so decided; the writer is drained next.
+        let d = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap();
+        assert_eq!(d.to_region, "eu-west-1");
+        assert!(!d.data_loss_accepted);
+        // Unknown lag is refused at once, as for any move.
         h[1].replication_lag_seconds = None;
         let err = decide(&spec(), &h, &r, "us-east-1", NOW).unwrap_err();
         assert_eq!(err.name(), lifeboat::ErrorName::ReplicaLagTooHigh, "{err}");
-        // The bound is the policy's.
+        // After the drain (`check_lag`): not caught up at 2 s (the default bound is 0),
+        // caught up at 0, and the bound is the policy's.
+        h[1].replication_lag_seconds = Some(2.0);
+        let ready =
+            |s: &WorkloadSpec, h: &HealthRecord| crate::failback::readiness(s, Some(h), NOW);
+        let r2 = ready(&spec(), &h[1]);
+        assert!(!r2.ready && r2.budget_seconds == 0, "{r2:?}");
+        assert!(
+            r2.lag_refused
+                .as_deref()
+                .unwrap_or("")
+                .contains("budget of 0 s"),
+            "{r2:?}"
+        );
+        h[1].replication_lag_seconds = Some(0.0);
+        assert!(ready(&spec(), &h[1]).ready);
         let mut s = spec();
         s.policy.planned_max_lag_seconds = 5;
         h[1].replication_lag_seconds = Some(2.0);
-        assert!(decide(&s, &h, &r, "us-east-1", NOW).is_ok());
+        assert!(ready(&s, &h[1]).ready);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::{
     Calls, Candidate, Decision, LagVerdict, Operation, Places, Plan, ROUTE53_REGION, RoleChange,
-    apply_changes, arbiter, finish, is_applied, lag_budget_seconds, lag_gate, probe_round,
+    apply_changes, arbiter, catch_up_budget_seconds, finish, is_applied, lag_gate, probe_round,
     stale_after_ms,
 };
 use crate::request::{FailoverRequest, Mode};
@@ -369,8 +369,7 @@ pub fn plan(
                 "restore the roles and weights before the last failover into {primary}: back to {home}"
             ),
             |c| {
-                c.table("GetItem", here, "SPEC");
-                c.table("Query", here, "HEALTH#");
+                c.spec_and_health(here);
                 c.table("Query", arbiter, "RUN#");
             },
         ),
@@ -397,10 +396,7 @@ pub fn plan(
             "check_lag",
             crate::NAME,
             format!("read {home}'s health and lag after each probe (bounded polls)"),
-            |c| {
-                c.table("GetItem", here, "SPEC");
-                c.table("Query", here, "HEALTH#");
-            },
+            |c| c.spec_and_health(here),
         ),
         p.step(
             "promote_data",
@@ -644,7 +640,7 @@ pub fn readiness(spec: &WorkloadSpec, record: Option<&HealthRecord>, now: UnixMi
         ),
     };
     let lag = record.and_then(|h| h.replication_lag_seconds);
-    let budget = lag_budget_seconds(spec, Mode::Planned);
+    let budget = catch_up_budget_seconds(spec);
     let gate = match record {
         Some(h) => lag_gate(spec, &h.region, record, budget, now),
         None => LagVerdict::Unknown("no health recorded".into()),

@@ -211,19 +211,32 @@ pub fn from_state(state: &Value) -> Moved {
             from_promoter(b, &mut moved);
         }
     }
-    // `shift`: the failover's switch flip (or a failback's weighted stage); `enable`:
-    // a failback turning the home Region's switch back on.
-    for step in ["shift", "enable"] {
+    // `drain`: a planned failover's switch flip before promotion; `shift`: the
+    // failover's switch flip (or a failback's weighted stage); `enable`: a failback
+    // turning the home Region's switch back on; `undo_drain`: a planned failover that
+    // stopped before promotion turning the drained writer's switch back on, which
+    // undoes the drain's move of that switch.
+    for step in ["drain", "shift", "enable", "undo_drain"] {
         let switches = state
             .get(step)
             .and_then(|o| o.get("switches"))
             .and_then(Value::as_array);
         for s in switches.into_iter().flatten() {
-            if str_at(s, "action") == "flipped" {
-                moved.switches.push(MovedSwitch {
-                    controls: str_at(s, "controls").to_owned(),
-                    position: str_at(s, "desired").to_owned(),
-                });
+            if str_at(s, "action") != "flipped" {
+                continue;
+            }
+            let controls = str_at(s, "controls");
+            if step == "undo_drain" {
+                moved.switches.retain(|m| m.controls != controls);
+                continue;
+            }
+            let position = str_at(s, "desired").to_owned();
+            match moved.switches.iter_mut().find(|m| m.controls == controls) {
+                Some(m) => m.position = position,
+                None => moved.switches.push(MovedSwitch {
+                    controls: controls.to_owned(),
+                    position,
+                }),
             }
         }
     }
@@ -408,6 +421,29 @@ mod tests {
         );
         assert!(s.contains("switches us-west-2 on, us-east-1 off"), "{s}");
         assert!(s.ends_with("spec unchanged"), "{s}");
+    }
+
+    #[test]
+    fn a_planned_move_stopped_after_its_drain_moved_the_switches_unless_undone() {
+        let drain = json!({"step": "failover", "switches": [
+            {"controls": "us-west-2", "region": "us-west-2", "alarm_name": "a", "desired": "on", "action": "already_in_place"},
+            {"controls": "us-east-1", "region": "us-west-2", "alarm_name": "b", "desired": "off", "action": "flipped"}
+        ]});
+        let m = from_state(&json!({"lease": {}, "drain": drain}));
+        assert_eq!(
+            m.switches,
+            [MovedSwitch {
+                controls: "us-east-1".into(),
+                position: "off".into()
+            }]
+        );
+        assert_eq!(m.outcome(), RunOutcome::Partial);
+        let undo = json!({"step": "enable", "switches": [
+            {"controls": "us-east-1", "region": "us-west-2", "alarm_name": "b", "desired": "on", "action": "flipped"}
+        ]});
+        let m = from_state(&json!({"lease": {}, "drain": drain, "undo_drain": undo}));
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(m.outcome(), RunOutcome::Failed);
     }
 
     #[test]

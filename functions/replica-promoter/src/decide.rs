@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{
     ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
 };
 use lifeboat::model::{DatabaseRef, RegionSpec, Role};
-use lifeboat::store::Lease;
+use lifeboat::store::{Fence, Lease};
 use lifeboat::{Error, WorkloadSpec};
 
 use crate::request::{Mode, Request, Step};
@@ -58,12 +58,13 @@ pub fn old_primary<'a>(spec: &'a WorkloadSpec, req: &Request) -> Result<&'a Regi
     })
 }
 
-/// The fencing check: the lease must be held at exactly the presented epoch.
+/// The fencing check: the lease must be held at exactly the presented epoch, by the
+/// presented holder.
 ///
 /// Like the store's fenced writes, an expired lease that nobody took over still counts
 /// as held: a take-over raises the epoch, and that is what makes the caller stale.
-pub fn check_epoch(workload: &str, presented: u64, lease: Option<&Lease>) -> Result<(), Error> {
-    lifeboat::store::check_fence(workload, presented, lease)
+pub fn check_epoch(workload: &str, fence: &Fence, lease: Option<&Lease>) -> Result<(), Error> {
+    lifeboat::store::check_fence(workload, fence, lease)
 }
 
 /// Whether the target Region has anything of the kind `step` acts on. A state machine runs
@@ -745,6 +746,7 @@ mod tests {
             step,
             target_region: target.into(),
             epoch: 3,
+            holder: "exec".into(),
             arbiter_region: None,
             mode: None,
         }
@@ -811,7 +813,7 @@ mod tests {
     }
 
     #[test]
-    fn the_epoch_must_be_the_lease_epoch() {
+    fn the_epoch_and_holder_must_be_the_leases() {
         let lease = Lease {
             workload: "checkout".into(),
             holder: "exec".into(),
@@ -820,9 +822,18 @@ mod tests {
             acquired_at: UnixMillis(0),
             expires_at: UnixMillis(1),
         };
-        assert!(check_epoch("checkout", 4, Some(&lease)).is_ok());
-        for (presented, lease) in [(3, Some(&lease)), (5, Some(&lease)), (4, None)] {
-            let err = check_epoch("checkout", presented, lease).unwrap_err();
+        let fence = |epoch: u64, holder: &str| Fence {
+            epoch,
+            holder: holder.into(),
+        };
+        assert!(check_epoch("checkout", &fence(4, "exec"), Some(&lease)).is_ok());
+        for (presented, lease) in [
+            (fence(3, "exec"), Some(&lease)),
+            (fence(5, "exec"), Some(&lease)),
+            (fence(4, "exec"), None),
+            (fence(4, "another-exec"), Some(&lease)),
+        ] {
+            let err = check_epoch("checkout", &presented, lease).unwrap_err();
             assert_eq!(err.name(), lifeboat::ErrorName::StaleEpoch);
         }
     }

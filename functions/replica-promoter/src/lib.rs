@@ -244,7 +244,7 @@ impl<S: Store> Promoter<S> {
         let spec = store.get_spec(&req.workload).await?;
         let target = decide::target(&spec, req)?;
         let lease = store.get_lease(&req.workload).await?;
-        decide::check_epoch(&req.workload, req.epoch, lease.as_ref())?;
+        decide::check_epoch(&req.workload, &req.fence(), lease.as_ref())?;
         if !decide::applies(target, req.step) {
             tracing::info!(
                 workload = %req.workload,
@@ -411,7 +411,8 @@ mod tests {
     #[test]
     fn arbiter_region_is_optional_and_unknown_fields_are_refused() {
         let base = serde_json::json!({
-            "workload": "checkout", "step": "rds_reprotect", "target_region": "us-east-1", "epoch": 4
+            "workload": "checkout", "step": "rds_reprotect", "target_region": "us-east-1", "epoch": 4,
+            "holder": "exec"
         });
         let req: Request = lifeboat::input::parse(base.clone()).unwrap();
         assert_eq!(req.arbiter_region, None);
@@ -419,6 +420,11 @@ mod tests {
         with["arbiter_region"] = "eu-west-1".into();
         let req: Request = lifeboat::input::parse(with).unwrap();
         assert_eq!(req.arbiter_region.as_deref(), Some("eu-west-1"));
+        let mut without = base.clone();
+        without.as_object_mut().map(|o| o.remove("holder"));
+        let err = lifeboat::input::parse::<Request>(without).unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
+        assert!(err.to_string().contains("holder"), "{err}");
         let mut typo = base;
         typo["arbiter_regoin"] = "eu-west-1".into();
         let err = lifeboat::input::parse::<Request>(typo).unwrap_err();
@@ -448,7 +454,7 @@ mod tests {
     async fn a_bad_or_unreachable_arbiter_region_is_refused_before_any_read() {
         let mut req = lifeboat::input::parse::<Request>(serde_json::json!({
             "workload": "checkout", "step": "rds_reprotect", "target_region": "us-east-1",
-            "epoch": 4, "arbiter_region": "mars-north-1"
+            "epoch": 4, "holder": "exec", "arbiter_region": "mars-north-1"
         }))
         .unwrap();
         let err = promoter().run(&req).await.unwrap_err();

@@ -2,7 +2,6 @@
 
 use aws_sdk_rds::types::{DbInstance, GlobalCluster};
 use lifeboat::error::is_transient;
-use lifeboat::store::Fence;
 use lifeboat::{Error, Store};
 use serde_json::json;
 
@@ -331,15 +330,7 @@ impl<S: Store> Promoter<S> {
             ));
         }
         if let Some(next) = decide::record_replicas(ctx.spec, &engines, &placed) {
-            let stored = ctx
-                .store
-                .put_spec(
-                    &next,
-                    Some(Fence {
-                        epoch: ctx.req.epoch,
-                    }),
-                )
-                .await?;
+            let stored = ctx.store.put_spec(&next, Some(ctx.req.fence())).await?;
             spec_version = stored.version;
             spec_changed = true;
             self.record(

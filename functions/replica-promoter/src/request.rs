@@ -125,6 +125,9 @@ pub struct Request {
     pub target_region: String,
     /// The fencing epoch of the lease the caller holds.
     pub epoch: u64,
+    /// The lease's holder (the machine passes its `$$.Execution.Id`): the fence checks
+    /// it beside the epoch.
+    pub holder: String,
     /// The arbiter Region (failover-executor's `decision.arbiter_region`): the lease is
     /// checked, and the spec read and written and the audit events appended, in this
     /// Region's table replica. Absent: the function's own Region's.
@@ -140,6 +143,16 @@ pub struct Request {
     /// may go on below target (absent: planned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+}
+
+impl Request {
+    /// The fence this request presents: its epoch and holder.
+    pub fn fence(&self) -> lifeboat::store::Fence {
+        lifeboat::store::Fence {
+            epoch: self.epoch,
+            holder: self.holder.clone(),
+        }
+    }
 }
 
 /// What happened to one resource.

@@ -380,7 +380,7 @@ impl<S: Store> Shifter<S> {
                 ),
             };
             store
-                .put_switch(&req.workload, &position, Fence { epoch: req.epoch })
+                .put_switch(&req.workload, &position, fence(req))
                 .await?;
         }
         let mut out = self.outcome(req, status);
@@ -753,10 +753,20 @@ impl<S: Store> Shifter<S> {
     }
 }
 
-/// The lease (in `store`'s replica) must be held at exactly the caller's epoch.
+/// The fence a step presents (an empty holder is refused by the fence check).
+fn fence(req: &Request) -> Fence {
+    Fence {
+        epoch: req.epoch,
+        holder: req.holder.clone(),
+    }
+}
+
+/// The lease (in `store`'s replica) must be held at exactly the caller's epoch, by the
+/// caller.
 async fn check_epoch<S: Store>(store: &S, req: &Request) -> Result<()> {
+    let fence = fence(req);
     let lease = store.get_lease(&req.workload).await?;
-    lifeboat::store::check_fence(&req.workload, req.epoch, lease.as_ref())
+    lifeboat::store::check_fence(&req.workload, &fence, lease.as_ref())
 }
 
 /// The schedule, the stage and its records by zone, decided from the request.

@@ -84,6 +84,9 @@ pub struct Request {
     pub target_region: String,
     /// The fencing epoch of the lease the caller holds.
     pub epoch: u64,
+    /// The lease's holder (the machine passes its `$$.Execution.Id`; a deploy its
+    /// `deploy.holder`): every step checks the fence, holder beside epoch.
+    pub holder: String,
     /// `failover`, `verify`, `plan`, `resolve`: the Region failed away from. Default for
     /// `failover`: the spec's primary. Nothing is sent to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -263,16 +263,18 @@ impl DynamoStore {
         items.into_iter().map(parse).collect()
     }
 
-    /// The condition every fenced write carries: the lease is held at exactly `epoch`.
-    fn fence_check(&self, workload: &str, fence: Fence) -> Result<TransactWriteItem> {
+    /// The condition every fenced write carries: the lease is held at exactly `epoch` by
+    /// exactly `holder`.
+    fn fence_check(&self, workload: &str, fence: &Fence) -> Result<TransactWriteItem> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .key("pk", s(workload_pk(workload)))
             .key("sk", s(LEASE_SK))
-            .condition_expression("#epoch = :epoch AND attribute_exists(#holder)")
+            .condition_expression("#epoch = :epoch AND #holder = :holder")
             .expression_attribute_names("#epoch", "epoch")
             .expression_attribute_names("#holder", "holder")
             .expression_attribute_values(":epoch", n(fence.epoch))
+            .expression_attribute_values(":holder", s(&fence.holder))
             .build();
         Ok(TransactWriteItem::builder()
             .condition_check(built("TransactWriteItems", check)?)
@@ -291,12 +293,12 @@ impl DynamoStore {
         })
     }
 
-    /// Whether the lease is held at `fence.epoch` right now.
-    async fn fence_holds(&self, workload: &str, fence: Fence) -> Result<bool> {
+    /// Whether the lease is held at `fence.epoch` by `fence.holder` right now.
+    async fn fence_holds(&self, workload: &str, fence: &Fence) -> Result<bool> {
         Ok(self
             .lease_item(workload)
             .await?
-            .is_some_and(|l| l.epoch == fence.epoch && l.holder.is_some()))
+            .is_some_and(|l| l.epoch == fence.epoch && l.holder.as_deref() == Some(&fence.holder)))
     }
 
     /// Puts `item` under `condition`, and under the fence when there is one.
@@ -341,7 +343,7 @@ impl DynamoStore {
                 let res = self
                     .client
                     .transact_write_items()
-                    .transact_items(self.fence_check(workload, fence)?)
+                    .transact_items(self.fence_check(workload, &fence)?)
                     .transact_items(
                         TransactWriteItem::builder()
                             .put(built("TransactWriteItems", put)?)
@@ -355,7 +357,7 @@ impl DynamoStore {
                         if e.as_service_error()
                             .is_some_and(|se| se.is_transaction_canceled_exception()) =>
                     {
-                        if self.fence_holds(workload, fence).await? {
+                        if self.fence_holds(workload, &fence).await? {
                             Ok(false)
                         } else {
                             Err(self.stale_epoch(workload, fence.epoch).await?)
@@ -683,6 +685,7 @@ impl Store for DynamoStore {
         }
         let pk = workload_pk(workload);
         let item = to_item(run, &pk, &run_sk(run.started_at, &run.id), "run")?;
+        let epoch = fence.as_ref().map_or(0, |f| f.epoch);
         if self.put_conditional(workload, item, None, fence).await? {
             Ok(())
         } else {
@@ -690,8 +693,8 @@ impl Store for DynamoStore {
             // means a concurrent transaction on the same items.
             Err(Error::ConcurrentModification {
                 workload: workload.to_owned(),
-                expected: fence.map_or(0, |f| f.epoch),
-                found: fence.map_or(0, |f| f.epoch),
+                expected: epoch,
+                found: epoch,
             })
         }
     }
@@ -708,6 +711,7 @@ impl Store for DynamoStore {
     ) -> Result<()> {
         let pk = workload_pk(workload);
         let item = to_item(position, &pk, &switch_sk(&position.region), "switch")?;
+        let epoch = fence.epoch;
         if self
             .put_conditional(workload, item, None, Some(fence))
             .await?
@@ -716,8 +720,8 @@ impl Store for DynamoStore {
         } else {
             Err(Error::ConcurrentModification {
                 workload: workload.to_owned(),
-                expected: fence.epoch,
-                found: fence.epoch,
+                expected: epoch,
+                found: epoch,
             })
         }
     }

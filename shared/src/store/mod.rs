@@ -109,54 +109,43 @@ impl Lease {
 
     /// The fence its holder presents on writes.
     pub fn fence(&self) -> Fence {
-        Fence { epoch: self.epoch }
+        Fence {
+            epoch: self.epoch,
+            holder: self.holder.clone(),
+        }
     }
 }
 
-/// Checks that a step presenting fencing epoch `presented` runs under the lease as it is
-/// now: held, at exactly that epoch. Otherwise [`crate::Error::StaleEpoch`] saying what
-/// the lease is. An expired lease nobody took over still counts as held, as it does for
-/// fenced writes: only a take-over (a higher epoch) or a release makes the caller stale.
-pub fn check_fence(workload: &str, presented: u64, lease: Option<&Lease>) -> Result<()> {
-    match lease {
-        Some(l) if l.epoch == presented => Ok(()),
-        Some(l) => Err(crate::Error::StaleEpoch {
-            workload: workload.to_owned(),
-            presented,
-            current: format!(
-                "lease is at epoch {} held by `{}` for {}",
-                l.epoch, l.holder, l.purpose
-            ),
-        }),
-        None => Err(crate::Error::StaleEpoch {
-            workload: workload.to_owned(),
-            presented,
-            current: "the lease is not held".to_owned(),
-        }),
+/// Checks that a step presenting `fence` runs under the lease as it is now: held, at
+/// exactly that epoch, by that holder. Otherwise [`crate::Error::StaleEpoch`] saying
+/// what the lease is. An expired lease nobody took over still counts as held, as it
+/// does for fenced writes: only a take-over (a higher epoch) or a release makes the
+/// caller stale. The holder is checked as well as the epoch because epochs grow by one
+/// in each replica: when the lease Region moved with the primary (see [`lease_region`]),
+/// two runs can have held the same epoch in two replicas, and only the holder tells
+/// them apart. An empty holder is bad input ([`crate::Error::InvalidInput`]).
+pub fn check_fence(workload: &str, fence: &Fence, lease: Option<&Lease>) -> Result<()> {
+    if fence.holder.is_empty() {
+        return Err(crate::Error::InvalidInput(
+            "holder: a fenced step must name the lease holder beside the epoch".into(),
+        ));
     }
-}
-
-/// Checks, as [`check_fence`] does, that the lease is held at exactly `presented` and,
-/// more, by `holder`: epochs grow by one in each replica, so a holder check is what
-/// tells two runs apart when an epoch was taken twice in two replicas (the arbiter
-/// Region moved with the primary, see [`lease_region`]).
-pub fn check_holder_fence(
-    workload: &str,
-    holder: &str,
-    presented: u64,
-    lease: Option<&Lease>,
-) -> Result<()> {
-    check_fence(workload, presented, lease)?;
+    let stale = |current: String| crate::Error::StaleEpoch {
+        workload: workload.to_owned(),
+        presented: fence.epoch,
+        current,
+    };
     match lease {
-        Some(l) if l.holder != holder => Err(crate::Error::StaleEpoch {
-            workload: workload.to_owned(),
-            presented,
-            current: format!(
-                "lease is at epoch {} held by `{}` for {}, not by `{holder}`",
-                l.epoch, l.holder, l.purpose
-            ),
-        }),
-        _ => Ok(()),
+        Some(l) if l.epoch == fence.epoch && l.holder == fence.holder => Ok(()),
+        Some(l) if l.epoch == fence.epoch => Err(stale(format!(
+            "lease is at epoch {} held by `{}` for {}, not by `{}`",
+            l.epoch, l.holder, l.purpose, fence.holder
+        ))),
+        Some(l) => Err(stale(format!(
+            "lease is at epoch {} held by `{}` for {}",
+            l.epoch, l.holder, l.purpose
+        ))),
+        None => Err(stale("the lease is not held".to_owned())),
     }
 }
 
@@ -205,12 +194,14 @@ pub struct LeaseRequest {
     pub ttl: Duration,
 }
 
-/// Proof of holding the lease at `epoch`: a fenced write succeeds only while the lease
-/// is held at exactly this epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Proof of holding the lease: a fenced write succeeds only while the lease is held at
+/// exactly this epoch by exactly this holder ([`check_fence`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fence {
     /// The lease epoch.
     pub epoch: u64,
+    /// The lease holder (the Step Functions execution ARN that took it).
+    pub holder: String,
 }
 
 /// A Region's health verdict.
@@ -316,6 +307,10 @@ pub enum RunOutcome {
     /// `details.moved` says exactly what. Re-running the same request continues it
     /// forward to the same target.
     Partial,
+    /// Stopped because another mover took its lease over (a failover superseding a
+    /// deploy, or an operator's `force`): it changed nothing after that, and left what
+    /// it had done for the new holder. `details.superseded` names the new holder.
+    Superseded,
 }
 
 /// One step of a run's timeline.
@@ -514,18 +509,28 @@ mod tests {
             acquired_at: UnixMillis(0),
             expires_at: UnixMillis(1),
         };
+        let fence = |epoch: u64, holder: &str| Fence {
+            epoch,
+            holder: holder.into(),
+        };
         assert!(
-            check_fence("w", 4, Some(&lease)).is_ok(),
+            check_fence("w", &fence(4, "exec-b"), Some(&lease)).is_ok(),
             "expired but not taken over"
         );
-        let err = check_fence("w", 3, Some(&lease)).unwrap_err();
+        let err = check_fence("w", &fence(3, "exec-b"), Some(&lease)).unwrap_err();
         assert_eq!(err.name(), crate::ErrorName::StaleEpoch);
         assert!(
             err.to_string()
                 .contains("epoch 4 held by `exec-b` for failover"),
             "{err}"
         );
-        let err = check_fence("w", 4, None).unwrap_err();
+        let err = check_fence("w", &fence(4, "exec-b"), None).unwrap_err();
         assert!(err.to_string().contains("not held"), "{err}");
+        // The same epoch taken in another replica by another run: stale all the same.
+        let err = check_fence("w", &fence(4, "exec-a"), Some(&lease)).unwrap_err();
+        assert_eq!(err.name(), crate::ErrorName::StaleEpoch);
+        assert!(err.to_string().contains("not by `exec-a`"), "{err}");
+        let err = check_fence("w", &fence(4, ""), Some(&lease)).unwrap_err();
+        assert_eq!(err.name(), crate::ErrorName::InvalidInput, "{err}");
     }
 }
