@@ -35,6 +35,7 @@ SLOW_FIRST = {
     "critical_path": 200,
     "plan_is_the_execution": 175,
     "deploy_wave": 55,
+    "cli": 45,
     "drill_machine": 40,
     "failback_machine": 35,
     "replica_promoter": 21,

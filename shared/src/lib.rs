@@ -5,17 +5,24 @@
 //! - [`model`]: the deployment model ([`WorkloadSpec`]) and its validation;
 //! - [`store`]: the single-table layout, the [`Store`] port and its DynamoDB adapter,
 //!   with optimistic concurrency on the spec and a fenced lease;
+//! - [`dashboard`]: the workload's CloudWatch dashboard, generated from its spec;
 //! - [`error`]: the stable error names Step Functions retries and catches by;
 //! - [`aws`]: one SDK configuration, clients per Region on demand;
 //! - `switch` (feature `cloudwatch`): how a routing switch's metric is written;
+//! - [`notify`]: the notifications (EventBridge events and SNS messages) and, with
+//!   feature `notify`, their best-effort sender;
+//! - [`report`]: the HTML run report (failover, failback, drill) and its keys;
 //! - [`rto`]: the projected recovery time on AWS, term by term (docs/rto.md);
 //! - [`time`] and [`regions`]: Unix-millisecond time and the AWS Region codes.
 
 pub mod aws;
+pub mod dashboard;
 pub mod error;
 pub mod input;
 pub mod model;
+pub mod notify;
 pub mod regions;
+pub mod report;
 pub mod rto;
 pub mod store;
 #[cfg(feature = "cloudwatch")]

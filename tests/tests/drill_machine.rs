@@ -365,6 +365,18 @@ async fn a_simulated_drill_fails_over_fails_back_and_reports_rto_and_simulated_r
     );
     let md = object(&w, "drills/checkout/drill-sim.md").await;
     assert!(md.starts_with("# DR drill `drill-sim` — checkout"), "{md}");
+    // And the self-contained HTML report beside them: the timeline drawn, no scripts.
+    assert_eq!(
+        report["location"]["html_key"],
+        "drills/checkout/drill-sim.html"
+    );
+    let html = object(&w, "drills/checkout/drill-sim.html").await;
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains("drill-sim") && html.contains("<svg"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "{html}");
     assert!(md.contains("## Timeline"), "{md}");
     assert!(md.contains("RPO (**simulated**)"), "{md}");
     for step in [

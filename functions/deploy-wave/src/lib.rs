@@ -60,6 +60,7 @@ pub struct Deployer<S> {
     store: S,
     cloudwatch: RegionalClients<cw::Client>,
     replicas: Option<Replicas<S>>,
+    notifier: lifeboat::notify::Notifier,
 }
 
 /// The table's replicas by Region, and the handler's own Region: where the lease Region
@@ -156,7 +157,14 @@ impl<S: Store> Deployer<S> {
             store,
             cloudwatch,
             replicas: None,
+            notifier: lifeboat::notify::Notifier::disabled(),
         }
+    }
+
+    /// Where a deploy's start and end are told ([`lifeboat::notify`]); no one by default.
+    pub fn with_notifier(mut self, notifier: lifeboat::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Takes, renews and checks the lease (and writes fenced) in the lease Region's
@@ -636,6 +644,22 @@ impl<S: Store> Deployer<S> {
         store
             .put_run(&deploy.workload, &run, Some(deploy.fence()))
             .await?;
+        let reason = format!("deploy {}", deploy.version);
+        let started = lifeboat::notify::run_started(&lifeboat::notify::Started {
+            workload: &deploy.workload,
+            run_id: &deploy.deploy_id,
+            execution: &deploy.holder,
+            kind: RunKind::Deploy,
+            operation: "deploy",
+            drill: false,
+            from_region: "",
+            to_region: "",
+            epoch: deploy.epoch,
+            requested_by: request.requested_by.as_deref().unwrap_or(""),
+            reason: request.reason.as_deref().unwrap_or(&reason),
+            at: deploy.started_at,
+        });
+        Box::pin(self.notifier.send(&started)).await;
         Ok(planned)
     }
 
@@ -1031,6 +1055,9 @@ impl<S: Store> Deployer<S> {
         self.at(deploy)
             .put_run(&deploy.workload, &run, Some(deploy.fence()))
             .await?;
+        if let Some(n) = lifeboat::notify::run_ended(&deploy.workload, &run, Some(&deploy.holder)) {
+            Box::pin(self.notifier.send(&n)).await;
+        }
         self.audit(
             deploy,
             "finish",
@@ -1094,6 +1121,9 @@ impl<S: Store> Deployer<S> {
         self.at(deploy)
             .put_run(&deploy.workload, &run, None)
             .await?;
+        if let Some(n) = lifeboat::notify::run_ended(&deploy.workload, &run, Some(&deploy.holder)) {
+            Box::pin(self.notifier.send(&n)).await;
+        }
         let spec = self.at(deploy).get_spec(&deploy.workload).await?;
         Ok(Finished {
             outcome: outcome_name(RunOutcome::Superseded).into(),

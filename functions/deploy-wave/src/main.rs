@@ -24,9 +24,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The lease lives in the lease Region's replica, whichever Region this stack is in.
     let replicas = RegionalClients::new(&config, aws_sdk_dynamodb::Client::new);
     let deployer = Arc::new(
-        Deployer::new(store, cloudwatch).with_replicas(home, move |region| {
-            DynamoStore::new(replicas.get(region), table.clone())
-        }),
+        Deployer::new(store, cloudwatch)
+            .with_replicas(home, move |region| {
+                DynamoStore::new(replicas.get(region), table.clone())
+            })
+            .with_notifier(lifeboat::notify::Notifier::new(
+                &config,
+                std::env::var(lifeboat::notify::ENV_TOPIC).ok(),
+            )),
     );
     lifeboat::serve(move |event| {
         let deployer = Arc::clone(&deployer);

@@ -500,6 +500,9 @@ pub struct ReportLocation {
     pub json_key: String,
     /// `drills/<workload>/<run id>.md`.
     pub markdown_key: String,
+    /// `drills/<workload>/<run id>.html` (`lifeboat::report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_key: Option<String>,
 }
 
 /// The drill report (JSON in S3, summarised in the `RUN#` record).

@@ -13,7 +13,8 @@
 //! - [`moved`]: what a stopped run had moved (`partial`), and the run a new request
 //!   continues;
 //! - [`steps`]: `acquire`, `finalize` and `release` over the store, idempotent, for
-//!   failovers, failbacks and drills alike.
+//!   failovers, failbacks and drills alike;
+//! - [`notices`]: what each step and request tells people (`lifeboat::notify`).
 //!
 //! [`Executor`] holds the clients built once in `main`; [`Executor::handle_at`] is the
 //! whole handler with the clock passed in.
@@ -24,6 +25,7 @@ pub mod drain;
 pub mod drill;
 pub mod failback;
 pub mod moved;
+pub mod notices;
 pub mod request;
 pub mod steps;
 
@@ -57,6 +59,10 @@ pub const ENV_DEPLOYED: &str = "LIFEBOAT_DEPLOYED";
 /// Environment variable naming the S3 bucket drill reports go to (optional: only the
 /// `report` step needs it, and fails with `ResourceNotFound` saying so without it).
 pub const ENV_REPORT_BUCKET: &str = "LIFEBOAT_REPORT_BUCKET";
+
+/// How long writing a failover's or failback's report may take (after the run is
+/// recorded; the step's result does not wait longer).
+pub const REPORT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// What happened to one workload Region an alarm names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +127,7 @@ pub struct Executor {
     report_bucket: Option<String>,
     alarm_timing: Option<request::Timing>,
     deployed: lifeboat::rto::Deployed,
+    notifier: lifeboat::notify::Notifier,
 }
 
 impl std::fmt::Debug for Executor {
@@ -158,6 +165,7 @@ impl Executor {
             report_bucket: None,
             alarm_timing: None,
             deployed: lifeboat::rto::Deployed::default(),
+            notifier: lifeboat::notify::Notifier::disabled(),
         })
     }
 
@@ -177,6 +185,12 @@ impl Executor {
     /// `report` step fails with `ResourceNotFound` naming the variable.
     pub fn with_report_bucket(mut self, bucket: Option<String>) -> Executor {
         self.report_bucket = bucket.filter(|b| !b.trim().is_empty());
+        self
+    }
+
+    /// Where notifications go ([`lifeboat::notify::Notifier`]); none by default.
+    pub fn with_notifier(mut self, notifier: lifeboat::notify::Notifier) -> Executor {
+        self.notifier = notifier;
         self
     }
 
@@ -203,12 +217,23 @@ impl Executor {
         request_id: &str,
         now: UnixMillis,
     ) -> Result<Value> {
-        let result = match Input::parse(payload)? {
-            Input::Alarm(alarm) => self.on_alarm(&alarm, now).await,
-            Input::Operator(req) => self.on_operator(&req, request_id, now).await,
-            Input::Step(step) => self.on_step(step, now).await,
-            Input::Restore(req) => self.on_restore(&req, request_id, now).await,
+        let (result, notices) = match Input::parse(payload)? {
+            Input::Alarm(alarm) => (self.on_alarm(&alarm, now).await, Vec::new()),
+            Input::Operator(req) => {
+                let r = self.on_operator(&req, request_id, now).await;
+                let n = notices::for_operator(&req, &r, now);
+                (r, n)
+            }
+            Input::Step(step) => {
+                let copy = step.clone();
+                let r = self.on_step(step, now).await;
+                let n = notices::for_step(&copy, &r, now);
+                (r, n)
+            }
+            Input::Restore(req) => (self.on_restore(&req, request_id, now).await, Vec::new()),
         };
+        // Best effort, after the fact is recorded: never the run's error.
+        self.notifier.send_all(&notices).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e.chain(), error_type = %e.name(), "Request refused");
         }
@@ -609,11 +634,17 @@ impl Executor {
             }
             Step::Finalize(input) => {
                 let store = self.arbiter_store(&input.decision)?;
-                to_value(&steps::finalize(&store, &input, now).await?)
+                let out = steps::finalize(&store, &input, now).await?;
+                self.write_run_report(&store, &input.decision, &out.run)
+                    .await;
+                to_value(&out)
             }
             Step::Release(input) => {
                 let store = self.arbiter_store(&input.decision)?;
-                to_value(&steps::release(&store, &input, now).await?)
+                let out = steps::release(&store, &input, now).await?;
+                self.write_run_report(&store, &input.decision, &out.run)
+                    .await;
+                to_value(&out)
             }
             Step::DecideFailback(input) => {
                 input.request.check()?;
@@ -694,10 +725,16 @@ impl Executor {
             })?;
         let mut report = drill::build_report(state, now);
         let (json_key, markdown_key) = drill::report_keys(&report.workload, &report.run_id);
+        let (_, html_key) = lifeboat::report::report_keys(
+            lifeboat::store::RunKind::Drill,
+            &report.workload,
+            &report.run_id,
+        );
         report.location = Some(drill::ReportLocation {
             bucket: bucket.clone(),
             json_key: json_key.clone(),
             markdown_key: markdown_key.clone(),
+            html_key: Some(html_key.clone()),
         });
         let json = serde_json::to_vec_pretty(&report)
             .map_err(|e| Error::InvalidInput(format!("cannot encode the report: {e}")))?;
@@ -735,8 +772,27 @@ impl Executor {
                 "report": report.location,
             }),
         };
+        // The page people read, beside the JSON and the Markdown.
+        let ctx = lifeboat::report::Context {
+            objectives: Some(lifeboat::report::Objectives {
+                rto_seconds: state.prepare.rto_seconds,
+                rpo_seconds: state.prepare.rpo_seconds,
+            }),
+            plan: Vec::new(),
+        };
+        let html = lifeboat::report::html(&report.workload, &run, &ctx);
+        self.put_object(
+            &bucket,
+            &html_key,
+            html.into_bytes(),
+            "text/html; charset=utf-8",
+        )
+        .await?;
         // No lease is held between the nested runs: the record is its own item.
         self.home().put_run(&report.workload, &run, None).await?;
+        if let Some(n) = lifeboat::notify::run_ended(&report.workload, &run, None) {
+            self.notifier.send(&n).await;
+        }
         tracing::info!(
             workload = %report.workload,
             run = %report.run_id,
@@ -751,6 +807,79 @@ impl Executor {
             println!("{line}");
         }
         Ok(report)
+    }
+
+    /// Writes a failover's or failback's report, `<run>.json` and `<run>.html`
+    /// ([`lifeboat::report::report_keys`]), to the report bucket. Best effort and
+    /// bounded: the run is recorded already and a report must not fail it (logged);
+    /// without a bucket, nothing. Idempotent: the same run gives the same objects.
+    async fn write_run_report(
+        &self,
+        store: &DynamoStore,
+        d: &decide::Decision,
+        run: &lifeboat::store::RunRecord,
+    ) {
+        let Some(bucket) = self.report_bucket.clone() else {
+            return;
+        };
+        let objectives =
+            store
+                .get_spec(&d.workload)
+                .await
+                .ok()
+                .map(|spec| lifeboat::report::Objectives {
+                    rto_seconds: spec.policy.rto_seconds,
+                    rpo_seconds: spec.policy.rpo_seconds,
+                });
+        let ctx = lifeboat::report::Context {
+            objectives,
+            plan: d
+                .plan
+                .steps
+                .iter()
+                .map(|p| lifeboat::report::PlanLine {
+                    step: p.step.clone(),
+                    summary: p.summary.clone(),
+                })
+                .collect(),
+        };
+        // A drill's nested failover and failback are filed under runs/ with the others:
+        // drills/ holds the drills' own reports.
+        let kind = match d.operation {
+            decide::Operation::Failover => lifeboat::store::RunKind::Failover,
+            decide::Operation::Failback => lifeboat::store::RunKind::Failback,
+        };
+        let (json_key, html_key) = lifeboat::report::report_keys(kind, &d.workload, &run.id);
+        let html = lifeboat::report::html(&d.workload, run, &ctx);
+        let json = match serde_json::to_vec_pretty(run) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "Run report not encoded");
+                return;
+            }
+        };
+        let write = async {
+            self.put_object(&bucket, &json_key, json, "application/json")
+                .await?;
+            self.put_object(
+                &bucket,
+                &html_key,
+                html.into_bytes(),
+                "text/html; charset=utf-8",
+            )
+            .await
+        };
+        match tokio::time::timeout(REPORT_WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {
+                tracing::info!(workload = %d.workload, run = %run.id, key = %html_key, "Run report written");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(workload = %d.workload, run = %run.id, error = %e.chain(), "Run report not written");
+            }
+            Err(_) => {
+                tracing::warn!(workload = %d.workload, run = %run.id, "Run report timed out");
+            }
+        }
     }
 
     async fn put_object(

@@ -24,7 +24,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Executor::new(&config, table, machine)?
             .with_report_bucket(report_bucket)
             .with_alarm_timing(alarm_timing)
-            .with_deployed(deployed),
+            .with_deployed(deployed)
+            .with_notifier(lifeboat::notify::Notifier::new(
+                &config,
+                std::env::var(lifeboat::notify::ENV_TOPIC).ok(),
+            )),
     ));
     // Boxed: the handler's future is deep enough to overflow the layout query limit of
     // `main`'s own future; one allocation per invocation is nothing.

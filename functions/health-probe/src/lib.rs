@@ -110,6 +110,45 @@ pub struct ErrorReport {
     pub message: String,
 }
 
+/// What one Region's round tells people: `Lifeboat Verdict Changed` when the verdict
+/// changed (after hysteresis), `Lifeboat Lag Critical` when the lag grade became
+/// critical. Transitions only: a Region that stays unhealthy or critical tells no one
+/// again. Pure.
+pub fn notifications(
+    spec: &WorkloadSpec,
+    previous: Option<&HealthRecord>,
+    step: &hysteresis::Step,
+) -> Vec<lifeboat::notify::Notification> {
+    let r = &step.record;
+    let verdict = step.change.map(|(from, to)| {
+        let reason = r.detail.clone().unwrap_or_else(|| match to {
+            Verdict::Healthy => "every check passed".to_owned(),
+            _ => "checks failed".to_owned(),
+        });
+        lifeboat::notify::verdict_changed(
+            &spec.workload,
+            &r.region,
+            from,
+            to,
+            r.observed_at,
+            &reason,
+        )
+    });
+    // Lag levels are whole seconds; u64 -> f64 is exact far beyond any real lag.
+    #[allow(clippy::cast_precision_loss)]
+    let critical = spec.policy.replication_lag.critical_seconds as f64;
+    let lag = lifeboat::notify::lag_critical(
+        &spec.workload,
+        &r.region,
+        previous.and_then(|p| p.lag_grade),
+        r.lag_grade,
+        r.replication_lag_seconds,
+        critical,
+        r.observed_at,
+    );
+    verdict.into_iter().chain(lag).collect()
+}
+
 /// The prober: everything built once in `main` and reused by every invocation.
 #[derive(Debug)]
 pub struct Prober<S> {
@@ -119,6 +158,8 @@ pub struct Prober<S> {
     cloudwatch: RegionalClients<aws_sdk_cloudwatch::Client>,
     home_region: String,
     window: Duration,
+    notifier: lifeboat::notify::Notifier,
+    dashboard: Option<lifeboat::dashboard::Stack>,
 }
 
 impl<S: Store> Prober<S> {
@@ -139,7 +180,81 @@ impl<S: Store> Prober<S> {
             cloudwatch,
             home_region: home_region.into(),
             window,
+            notifier: lifeboat::notify::Notifier::disabled(),
+            dashboard: None,
         }
+    }
+
+    /// Keeps each workload's dashboard ([`lifeboat::dashboard`]) in the home Region in
+    /// step with its spec, from the scheduled run; none by default.
+    pub fn with_dashboard(mut self, stack: Option<lifeboat::dashboard::Stack>) -> Self {
+        self.dashboard = stack;
+        self
+    }
+
+    /// Puts the workload's dashboard when it does not carry the spec's version yet
+    /// (one GetDashboard a round, a PutDashboard when the spec changed). Best effort and
+    /// bounded: never the round's error. Returns whether it put one.
+    pub async fn sync_dashboard(&self, spec: &WorkloadSpec) -> bool {
+        let Some(stack) = &self.dashboard else {
+            return false;
+        };
+        let client = self.cloudwatch.get(&self.home_region);
+        let name = lifeboat::dashboard::name(&spec.workload, &self.home_region);
+        let work = async {
+            // GetDashboard answers ResourceNotFound for a dashboard that does not exist
+            // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetDashboard.html).
+            match client.get_dashboard().dashboard_name(&name).send().await {
+                Ok(out)
+                    if out
+                        .dashboard_body()
+                        .is_some_and(|b| lifeboat::dashboard::is_current(b, spec)) =>
+                {
+                    return Ok(false);
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error().is_some_and(|se| {
+                        matches!(
+                            aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(se),
+                            Some("ResourceNotFound" | "DashboardNotFoundError")
+                        )
+                    }) => {}
+                Err(e) => return Err(Error::from_sdk("cloudwatch", "GetDashboard", e)),
+            }
+            let body = lifeboat::dashboard::body(spec, stack).to_string();
+            client
+                .put_dashboard()
+                .dashboard_name(&name)
+                .dashboard_body(body)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("cloudwatch", "PutDashboard", e))?;
+            Ok(true)
+        };
+        match tokio::time::timeout(SWITCH_WRITE_TIMEOUT, work).await {
+            Ok(Ok(put)) => {
+                if put {
+                    tracing::info!(workload = %spec.workload, dashboard = %name, version = spec.version, "Dashboard generated");
+                }
+                put
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(workload = %spec.workload, dashboard = %name, error = %e.chain(), "Dashboard not kept");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(workload = %spec.workload, dashboard = %name, "Dashboard timed out");
+                false
+            }
+        }
+    }
+
+    /// Where verdict changes and critical lag are told ([`lifeboat::notify`]); no one
+    /// by default.
+    pub fn with_notifier(mut self, notifier: lifeboat::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// The Lambda handler.
@@ -189,8 +304,11 @@ impl<S: Store> Prober<S> {
                 let reports = join_all(ids.iter().map(|id| async move {
                     let result = match self.store.get_spec(id).await {
                         Ok(spec) => {
-                            self.probe_workload(&spec, self.window, deadline, true)
-                                .await
+                            let (report, _) = tokio::join!(
+                                self.probe_workload(&spec, self.window, deadline, true),
+                                self.sync_dashboard(&spec)
+                            );
+                            report
                         }
                         Err(e) => Err(e),
                     };
@@ -375,6 +493,12 @@ impl<S: Store> Prober<S> {
             self.store.put_health(&spec.workload, &step.record).await
         }))
         .await?;
+        // Told after the records are written, transitions only; best effort.
+        let notes: Vec<_> = steps
+            .iter()
+            .flat_map(|(prev, step)| notifications(spec, *prev, step))
+            .collect();
+        self.notifier.send_all(&notes).await;
         let records: Vec<HealthRecord> = steps.iter().map(|(_, s)| s.record.clone()).collect();
         for (_, step) in &steps {
             if let Some((from, to)) = step.change {
@@ -544,5 +668,50 @@ impl<S: Store> Prober<S> {
         };
         let (db, s3) = tokio::join!(db, s3);
         Lag { db, s3 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lifeboat::notify::DetailType;
+    use lifeboat::store::LagGrade;
+
+    fn record(verdict: Verdict, grade: Option<LagGrade>, at: u64) -> HealthRecord {
+        HealthRecord {
+            region: "eu-west-1".into(),
+            verdict,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            probe_latency_ms: None,
+            replication_lag_seconds: Some(400.0),
+            lag_grade: grade,
+            observed_at: UnixMillis(at),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_round_tells_verdict_changes_and_lag_turning_critical_only() {
+        let spec: WorkloadSpec =
+            serde_json::from_str(include_str!("../../../events/model/example-spec.json")).unwrap();
+        let prev = record(Verdict::Healthy, Some(LagGrade::Warning), 1);
+        let step = hysteresis::Step {
+            record: record(Verdict::Unhealthy, Some(LagGrade::Critical), 2),
+            change: Some((Verdict::Healthy, Verdict::Unhealthy)),
+        };
+        let n = notifications(&spec, Some(&prev), &step);
+        let types: Vec<_> = n.iter().map(|n| n.detail_type).collect();
+        assert_eq!(types, [DetailType::VerdictChanged, DetailType::LagCritical]);
+        assert_eq!(n[0].detail["from"], "healthy");
+        assert_eq!(n[0].detail["to"], "unhealthy");
+        assert_eq!(n[1].detail["lag_seconds"], 400.0);
+        // The next round, still unhealthy and critical: nothing new.
+        let again = hysteresis::Step {
+            record: record(Verdict::Unhealthy, Some(LagGrade::Critical), 3),
+            change: None,
+        };
+        assert!(notifications(&spec, Some(&step.record), &again).is_empty());
     }
 }

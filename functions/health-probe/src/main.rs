@@ -1,7 +1,10 @@
 //! Wiring only: see the library for the handler.
 //!
 //! Environment: `LIFEBOAT_TABLE` (required), `LIFEBOAT_PROBE_WINDOW_SECONDS` (optional,
-//! default 0: one round per invocation).
+//! default 0: one round per invocation), `LIFEBOAT_NOTIFICATION_TOPIC_ARN` (optional: the
+//! SNS topic notifications go to beside EventBridge), `LIFEBOAT_DASHBOARD_MACHINES` (optional:
+//! the stack's state machines as `label=ARN,...`; set, the scheduled run keeps each
+//! workload's generated dashboard in step with its spec).
 
 use std::time::Duration;
 
@@ -24,6 +27,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .region()
         .map(|r| r.as_ref().to_owned())
         .ok_or("no AWS Region configured")?;
+    let dashboard = match std::env::var(lifeboat::dashboard::ENV_MACHINES) {
+        Ok(text) => Some(lifeboat::dashboard::Stack {
+            region: home.clone(),
+            state_machines: lifeboat::dashboard::parse_machines(&text)?,
+        }),
+        Err(_) => None,
+    };
     let prober = Prober::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
         HttpProber::new()?,
@@ -31,7 +41,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         RegionalClients::new(&config, aws_sdk_cloudwatch::Client::new),
         home,
         window,
-    );
+    )
+    .with_notifier(lifeboat::notify::Notifier::new(
+        &config,
+        std::env::var(lifeboat::notify::ENV_TOPIC).ok(),
+    ))
+    .with_dashboard(dashboard);
     let prober = &prober;
     lifeboat::serve(move |event| prober.handle(event)).await
 }

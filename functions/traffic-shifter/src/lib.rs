@@ -958,51 +958,55 @@ mod tests {
 
     #[test]
     fn a_malformed_request_is_invalid_input_naming_the_field() {
-        let base = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1});
+        let base = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "holder": "exec"});
         assert!(parse(base.clone()).is_ok());
         let cases = [
             (
-                json!({"workload": "checkout", "step": "failover", "epoch": 1}),
+                json!({"workload": "checkout", "step": "failover", "epoch": 1, "holder": "exec"}),
                 "missing field `target_region`",
             ),
             (
-                json!({"workload": "checkout", "step": "jump", "target_region": "eu-west-1", "epoch": 1}),
+                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1}),
+                "missing field `holder`",
+            ),
+            (
+                json!({"workload": "checkout", "step": "jump", "target_region": "eu-west-1", "epoch": 1, "holder": "exec"}),
                 "step: unknown variant `jump`",
             ),
             (
-                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": -1}),
+                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": -1, "holder": "exec"}),
                 "epoch: invalid value",
             ),
             (
-                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "weights": {"eu-west-1": 100}}),
+                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "weights": {"eu-west-1": 100}}),
                 "weights: not an input of step `failover`",
             ),
             (
-                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "colour": "red"}),
+                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "colour": "red"}),
                 "unknown field `colour`",
             ),
             (
-                json!({"workload": "checkout", "step": "plan", "target_region": "eu-west-1", "epoch": 1}),
+                json!({"workload": "checkout", "step": "plan", "target_region": "eu-west-1", "epoch": 1, "holder": "exec"}),
                 "action: required",
             ),
             (
-                json!({"workload": "checkout", "step": "plan", "action": "enable", "target_region": "eu-west-1", "epoch": 1, "stage": 1}),
+                json!({"workload": "checkout", "step": "plan", "action": "enable", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "stage": 1}),
                 "stage: not an input of step `plan`",
             ),
             (
-                json!({"workload": "", "step": "verify", "target_region": "eu-west-1", "epoch": 1}),
+                json!({"workload": "", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "holder": "exec"}),
                 "workload: must not be empty",
             ),
             (
-                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": "mars-north-1"}),
+                json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "arbiter_region": "mars-north-1"}),
                 "arbiter_region: `mars-north-1` is not an AWS Region code",
             ),
             (
-                json!({"workload": "checkout", "step": "shift", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": ""}),
+                json!({"workload": "checkout", "step": "shift", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "arbiter_region": ""}),
                 "arbiter_region: `` is not an AWS Region code",
             ),
             (
-                json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": 7}),
+                json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "arbiter_region": 7}),
                 "arbiter_region: invalid type",
             ),
         ];
@@ -1015,10 +1019,10 @@ mod tests {
 
     #[test]
     fn the_arbiter_region_is_optional_and_any_step_takes_it() {
-        let base = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1});
+        let base = json!({"workload": "checkout", "step": "failover", "target_region": "eu-west-1", "epoch": 1, "holder": "exec"});
         assert_eq!(arbiter_region(&parse(base).unwrap()).unwrap(), None);
         for step in Step::ALL {
-            let mut input = json!({"workload": "checkout", "step": step.as_str(), "target_region": "eu-west-1", "epoch": 1, "arbiter_region": "us-east-1"});
+            let mut input = json!({"workload": "checkout", "step": step.as_str(), "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "arbiter_region": "us-east-1"});
             if step == Step::Plan {
                 input["action"] = json!("failover");
             }
@@ -1041,7 +1045,7 @@ mod tests {
             r53::Client::new(&config),
             InsyncWait::default(),
         );
-        let req = parse(json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "arbiter_region": "us-east-1"})).unwrap();
+        let req = parse(json!({"workload": "checkout", "step": "verify", "target_region": "eu-west-1", "epoch": 1, "holder": "exec", "arbiter_region": "us-east-1"})).unwrap();
         let err = shifter.run(&req).await.unwrap_err();
         assert_eq!(err.name(), lifeboat::ErrorName::InvalidInput);
         assert!(
