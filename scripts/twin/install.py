@@ -24,10 +24,12 @@ def wrap(app, twin):
 from . import route53  # noqa: E402
 from . import dns  # noqa: E402
 from . import rds  # noqa: E402
+from . import compute  # noqa: E402
 
 MODULES.append(route53)
 MODULES.append(dns)
 MODULES.append(rds)
+MODULES.append(compute)
 
 
 from . import events  # noqa: E402

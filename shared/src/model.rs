@@ -97,6 +97,10 @@ pub struct RegionSpec {
     /// CloudWatch alarms whose state counts toward this Region's health.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// Compute of the workload in this Region (issue #15): what a failover into this
+    /// Region scales out before traffic moves (replica-promoter `compute_scale`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compute: Vec<ComputeRef>,
     /// How deploy-wave rolls a version out here (blue/green records, gate metrics) and
     /// the version serving; absent when the Region is not deployed in waves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -423,6 +427,234 @@ pub struct BucketRef {
     pub replication_role_arn: Option<String>,
 }
 
+// ----------------------------------------------------------------------------- compute
+/// One piece of a Region's compute: a tier (the same `tier` in every Region names the
+/// same capacity, so a failover knows what the Region it leaves ran) and the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeRef {
+    /// The tier, e.g. `web`: pairs this resource with the same tier in other Regions.
+    pub tier: String,
+    /// The resource in this Region.
+    #[serde(flatten)]
+    pub resource: ComputeResource,
+    /// The capacity (instances or tasks) this tier runs here when the Region carries the
+    /// whole load: what a failover away from this Region reads as "what it ran" when the
+    /// Region cannot be asked (an unplanned failover never calls the failed Region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_capacity: Option<u32>,
+}
+
+/// A resource whose capacity a failover scales.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ComputeResource {
+    /// An EC2 Auto Scaling group: capacity = instances `InService`.
+    AutoScalingGroup {
+        /// Auto Scaling group name in this Region.
+        name: String,
+    },
+    /// An ECS service: capacity = running tasks.
+    EcsService {
+        /// Cluster name or ARN.
+        cluster: String,
+        /// Service name.
+        service: String,
+    },
+}
+
+impl ComputeResource {
+    /// `auto_scaling_group` or `ecs_service`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ComputeResource::AutoScalingGroup { .. } => "auto_scaling_group",
+            ComputeResource::EcsService { .. } => "ecs_service",
+        }
+    }
+
+    /// The resource's id as the audit log and outcomes name it (`cluster/service` for ECS).
+    pub fn id(&self) -> String {
+        match self {
+            ComputeResource::AutoScalingGroup { name } => name.clone(),
+            ComputeResource::EcsService { cluster, service } => format!("{cluster}/{service}"),
+        }
+    }
+}
+
+/// How big standby compute is and what a failover scales it to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputePolicy {
+    /// The size a standby Region keeps (pilot light: its minimum; warm standby: a share).
+    #[serde(default)]
+    pub standby: StandbySize,
+    /// What a failover scales the target's compute to before traffic moves.
+    #[serde(default)]
+    pub failover_to: ScaleTarget,
+    /// An unplanned failover whose compute has not reached its target after
+    /// `max_wait_seconds` proceeds when every resource has at least this percent of its
+    /// target in service (recorded and warned); below it the run fails. Default 80, as
+    /// ARC Region switch's ungraceful minimum. Planned moves always wait for 100 %.
+    #[serde(default = "default_min_success_percent")]
+    pub min_success_percent: u32,
+    /// How long the failover waits for capacity, counted from the scale request.
+    #[serde(default = "default_compute_wait")]
+    pub max_wait_seconds: u64,
+}
+
+impl Default for ComputePolicy {
+    fn default() -> Self {
+        ComputePolicy {
+            standby: StandbySize::default(),
+            failover_to: ScaleTarget::default(),
+            min_success_percent: default_min_success_percent(),
+            max_wait_seconds: default_compute_wait(),
+        }
+    }
+}
+
+impl ComputePolicy {
+    /// Whether every field has its default (then the spec leaves it out).
+    pub fn is_default(&self) -> bool {
+        *self == ComputePolicy::default()
+    }
+}
+
+fn default_min_success_percent() -> u32 {
+    80
+}
+fn default_compute_wait() -> u64 {
+    900
+}
+
+/// The size a standby Region's compute keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StandbySize {
+    /// Pilot light: the resource's own minimum (Auto Scaling `MinSize`, often 0).
+    #[default]
+    Minimum,
+    /// Warm standby: this percent of `full_capacity`.
+    Percent(u32),
+}
+
+/// What a failover scales the target's compute to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleTarget {
+    /// `ceil(percent × what the Region being left ran)`, as ARC Region switch's
+    /// execution blocks do; never below what the target already runs.
+    LeftRegion {
+        /// Percent of the left Region's capacity (default 100).
+        percent: u32,
+    },
+    /// A fixed capacity per resource.
+    Fixed {
+        /// Instances or tasks.
+        capacity: u32,
+    },
+}
+
+impl Default for ScaleTarget {
+    fn default() -> Self {
+        ScaleTarget::LeftRegion { percent: 100 }
+    }
+}
+
+fn validate_compute(spec: &WorkloadSpec, p: &mut Vec<Problem>) {
+    let pol = &spec.policy.compute;
+    let left_region = matches!(pol.failover_to, ScaleTarget::LeftRegion { .. });
+    let mut tiers: Vec<(usize, &str)> = Vec::new();
+    for (i, r) in spec.regions.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for (j, c) in r.compute.iter().enumerate() {
+            let path = format!("regions[{i}].compute[{j}]");
+            let mut empty = |field: &str, value: &str| {
+                if value.trim().is_empty() {
+                    p.push(Problem::Empty {
+                        field: format!("{path}.{field}"),
+                    });
+                }
+            };
+            empty("tier", &c.tier);
+            match &c.resource {
+                ComputeResource::AutoScalingGroup { name } => empty("name", name),
+                ComputeResource::EcsService { cluster, service } => {
+                    empty("cluster", cluster);
+                    empty("service", service);
+                }
+            }
+            if !c.tier.trim().is_empty() && !seen.insert(c.tier.as_str()) {
+                p.push(Problem::DuplicateComputeTier {
+                    region: r.region.clone(),
+                    tier: c.tier.clone(),
+                });
+            }
+            if c.full_capacity == Some(0) {
+                p.push(Problem::NotPositive {
+                    field: format!("{path}.full_capacity"),
+                });
+            }
+            if left_region && c.full_capacity.is_none() {
+                p.push(Problem::ComputeCapacityUnknown { path: path.clone() });
+            }
+            tiers.push((i, c.tier.as_str()));
+        }
+    }
+    // A tier in one Region with compute must be in every Region with compute: a
+    // failover from any of them must find what it ran.
+    let with_compute: Vec<usize> = (0..spec.regions.len())
+        .filter(|&i| !spec.regions[i].compute.is_empty())
+        .collect();
+    let mut reported = HashSet::new();
+    for &(_, tier) in &tiers {
+        for &i in &with_compute {
+            let r = &spec.regions[i];
+            if !r.compute.iter().any(|c| c.tier == tier) && reported.insert((i, tier)) {
+                p.push(Problem::ComputeTierMissing {
+                    region: r.region.clone(),
+                    tier: tier.to_owned(),
+                });
+            }
+        }
+    }
+    for (field, value) in [
+        (
+            "policy.compute.min_success_percent",
+            pol.min_success_percent,
+        ),
+        (
+            "policy.compute.failover_to.percent",
+            match pol.failover_to {
+                ScaleTarget::LeftRegion { percent } => percent,
+                ScaleTarget::Fixed { .. } => 1,
+            },
+        ),
+        (
+            "policy.compute.standby.percent",
+            match pol.standby {
+                StandbySize::Percent(n) => n,
+                StandbySize::Minimum => 1,
+            },
+        ),
+    ] {
+        if !(1..=100).contains(&value) {
+            p.push(Problem::PercentOutOfRange {
+                field: field.to_owned(),
+                value,
+            });
+        }
+    }
+    if pol.failover_to == (ScaleTarget::Fixed { capacity: 0 }) {
+        p.push(Problem::NotPositive {
+            field: "policy.compute.failover_to.capacity".to_owned(),
+        });
+    }
+    if pol.max_wait_seconds == 0 {
+        p.push(Problem::NotPositive {
+            field: "policy.compute.max_wait_seconds".to_owned(),
+        });
+    }
+}
+
 /// How failover is governed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -476,6 +708,9 @@ pub struct Policy {
     /// ISO 4217 currency of the money fields.
     #[serde(default = "default_currency")]
     pub currency: String,
+    /// How big standby compute is and what a failover scales it to (issue #15).
+    #[serde(default, skip_serializing_if = "ComputePolicy::is_default")]
+    pub compute: ComputePolicy,
 }
 
 /// Replication-lag levels in seconds.
@@ -657,6 +892,33 @@ pub enum Problem {
         /// Where, e.g. `regions[0].deploy`.
         path: String,
     },
+    /// Two compute resources of one Region name the same tier.
+    DuplicateComputeTier {
+        /// The Region.
+        region: String,
+        /// The tier.
+        tier: String,
+    },
+    /// A tier other Regions scale has no resource in this Region (a Region with compute).
+    ComputeTierMissing {
+        /// The Region.
+        region: String,
+        /// The tier.
+        tier: String,
+    },
+    /// `failover_to: left_region` needs each resource's `full_capacity`: what an
+    /// unplanned failover reads when the Region it leaves cannot be asked.
+    ComputeCapacityUnknown {
+        /// Where, e.g. `regions[0].compute[0]`.
+        path: String,
+    },
+    /// A percentage outside 1-100.
+    PercentOutOfRange {
+        /// Field path.
+        field: String,
+        /// The value given.
+        value: u32,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -729,6 +991,20 @@ impl fmt::Display for Problem {
                 f,
                 "{path}: blue and green name the same set identifier; a deploy needs two records"
             ),
+            Problem::DuplicateComputeTier { region, tier } => {
+                write!(f, "region {region} names compute tier `{tier}` twice")
+            }
+            Problem::ComputeTierMissing { region, tier } => write!(
+                f,
+                "region {region} has no compute of tier `{tier}`, which other regions scale"
+            ),
+            Problem::ComputeCapacityUnknown { path } => write!(
+                f,
+                "{path}: full_capacity is needed with policy.compute.failover_to left_region (what an unplanned failover away from this region scales to)"
+            ),
+            Problem::PercentOutOfRange { field, value } => {
+                write!(f, "{field} is {value}; a percentage is 1-100")
+            }
         }
     }
 }
@@ -899,6 +1175,7 @@ impl WorkloadSpec {
                 validate_deploy(&format!("regions[{i}].deploy"), d, p);
             }
         }
+        validate_compute(self, p);
         if !self.regions.is_empty() && sum != 100 {
             p.push(Problem::WeightsDoNotSumTo100 { sum });
         }
@@ -1416,6 +1693,121 @@ mod tests {
                 .to_string()
                 .contains("blue and green name the same set identifier")
         );
+    }
+
+    const PILOT_LIGHT: &str = include_str!("../../events/model/pilot-light-spec.json");
+
+    fn pilot_light() -> WorkloadSpec {
+        serde_json::from_str(PILOT_LIGHT).unwrap()
+    }
+
+    #[test]
+    fn compute_parses_with_defaults_and_old_specs_have_none() {
+        let spec = pilot_light();
+        assert_eq!(problems(&spec), []);
+        let web = &spec.regions[1].compute[0];
+        assert_eq!(web.tier, "web");
+        assert_eq!(
+            web.resource,
+            ComputeResource::AutoScalingGroup {
+                name: "orders-web-usw2".into()
+            }
+        );
+        assert_eq!(web.full_capacity, Some(6));
+        assert_eq!(spec.regions[1].compute[1].resource.id(), "orders/workers");
+        assert_eq!(spec.policy.compute, ComputePolicy::default());
+        // The example (no compute anywhere) parses as before and serializes without it.
+        let old = example();
+        assert!(old.regions.iter().all(|r| r.compute.is_empty()));
+        let json = serde_json::to_value(&old).unwrap();
+        assert!(json["regions"][0].get("compute").is_none());
+        assert!(json["policy"].get("compute").is_none());
+        // Every field of the policy has its default.
+        let pol: ComputePolicy = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(pol.failover_to, ScaleTarget::LeftRegion { percent: 100 });
+        assert_eq!(pol.min_success_percent, 80);
+        let pol: ComputePolicy = serde_json::from_value(serde_json::json!({
+            "standby": {"percent": 25}, "failover_to": {"fixed": {"capacity": 3}}
+        }))
+        .unwrap();
+        assert_eq!(pol.standby, StandbySize::Percent(25));
+        assert_eq!(pol.failover_to, ScaleTarget::Fixed { capacity: 3 });
+    }
+
+    #[test]
+    fn compute_round_trips_through_json_and_the_dynamodb_item() {
+        let mut spec = pilot_light();
+        spec.policy.compute.standby = StandbySize::Percent(30);
+        spec.policy.compute.min_success_percent = 90;
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<WorkloadSpec>(&json).unwrap(), spec);
+        let item: serde_dynamo::Item = serde_dynamo::to_item(&spec).unwrap();
+        let back: WorkloadSpec = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn every_compute_problem_is_reported_at_once() {
+        let mut spec = pilot_light();
+        spec.regions[0].compute[0].full_capacity = None;
+        spec.regions[0].compute[1].tier = "web".into();
+        spec.regions[1].compute[1].resource = ComputeResource::EcsService {
+            cluster: " ".into(),
+            service: "workers".into(),
+        };
+        spec.regions[1].compute[1].full_capacity = Some(0);
+        spec.policy.compute.min_success_percent = 0;
+        spec.policy.compute.failover_to = ScaleTarget::LeftRegion { percent: 150 };
+        spec.policy.compute.max_wait_seconds = 0;
+        assert_eq!(
+            problems(&spec),
+            [
+                Problem::ComputeCapacityUnknown {
+                    path: "regions[0].compute[0]".into()
+                },
+                Problem::DuplicateComputeTier {
+                    region: "us-east-1".into(),
+                    tier: "web".into()
+                },
+                Problem::Empty {
+                    field: "regions[1].compute[1].cluster".into()
+                },
+                Problem::NotPositive {
+                    field: "regions[1].compute[1].full_capacity".into()
+                },
+                Problem::ComputeTierMissing {
+                    region: "us-east-1".into(),
+                    tier: "workers".into()
+                },
+                Problem::PercentOutOfRange {
+                    field: "policy.compute.min_success_percent".into(),
+                    value: 0
+                },
+                Problem::PercentOutOfRange {
+                    field: "policy.compute.failover_to.percent".into(),
+                    value: 150
+                },
+                Problem::NotPositive {
+                    field: "policy.compute.max_wait_seconds".into()
+                },
+            ]
+        );
+        let err = spec.check().unwrap_err();
+        assert_eq!(err.name(), crate::ErrorName::InvalidModel);
+        assert!(
+            err.to_string()
+                .contains("full_capacity is needed with policy.compute.failover_to left_region"),
+            "{err}"
+        );
+        // A fixed size needs no full_capacity.
+        let mut fixed = pilot_light();
+        fixed.policy.compute.failover_to = ScaleTarget::Fixed { capacity: 2 };
+        for r in &mut fixed.regions {
+            for c in &mut r.compute {
+                c.full_capacity = None;
+            }
+        }
+        assert_eq!(problems(&fixed), []);
     }
 
     #[test]

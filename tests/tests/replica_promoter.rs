@@ -1631,3 +1631,376 @@ async fn dynamodb_verify_reports_the_target_replica_active() {
     assert_eq!(again, out);
     assert_nothing_changed(&world, &spec).await;
 }
+
+// ----------------------------------------------------------------------------- compute
+// Issue #15: the target's compute scaled before traffic moves. moto puts instances
+// InService and tasks running at once; the twin (scripts/twin/compute.py) makes them
+// arrive after `compute.instance_launch_seconds` / `compute.task_start_seconds` (2 s by
+// default) and caps them with its insufficient-capacity fault (`compute/capacity`).
+
+/// The example world with a `web` Auto Scaling group and a `workers` ECS service in
+/// OLD and NEW (`full_capacity` web, 2), NEW's at zero with a maximum of 1 (a pilot
+/// light); `max_wait_seconds` as given. `(world, spec, epoch, asg name, cluster)`.
+async fn compute_setup(web: u32, max_wait: u64) -> (World, WorkloadSpec, u64, String, String) {
+    use lifeboat::model::{ComputeRef, ComputeResource};
+    let names = std::sync::Mutex::new((String::new(), String::new()));
+    let (world, spec, epoch) = setup(|spec, t| {
+        let (asg, cluster) = (format!("web-{t}"), format!("orders-{t}"));
+        for r in &mut spec.regions {
+            if r.region == OLD || r.region == NEW {
+                r.compute = vec![
+                    ComputeRef {
+                        tier: "web".into(),
+                        resource: ComputeResource::AutoScalingGroup { name: asg.clone() },
+                        full_capacity: Some(web),
+                    },
+                    ComputeRef {
+                        tier: "workers".into(),
+                        resource: ComputeResource::EcsService {
+                            cluster: cluster.clone(),
+                            service: "workers".into(),
+                        },
+                        full_capacity: Some(2),
+                    },
+                ];
+            }
+        }
+        spec.policy.compute.max_wait_seconds = max_wait;
+        *names.lock().unwrap() = (asg, cluster);
+    })
+    .await;
+    let (asg, cluster) = names.into_inner().unwrap();
+    let config = for_region(&world.config, NEW);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name(format!("{asg}-lc"))
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(&asg)
+        .launch_configuration_name(format!("{asg}-lc"))
+        .min_size(0)
+        .max_size(1)
+        .desired_capacity(0)
+        .availability_zones(format!("{NEW}a"))
+        .send()
+        .await
+        .unwrap();
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .unwrap();
+    ecs.register_task_definition()
+        .family("workers")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("app:1")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("workers")
+        .task_definition("workers")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    (world, spec, epoch, asg, cluster)
+}
+
+fn compute_req(step: Step, epoch: u64, mode: Mode) -> Request {
+    Request {
+        mode: Some(mode),
+        ..req(step, NEW, epoch)
+    }
+}
+
+/// `(desired, max, in service)` of the group in NEW.
+async fn group_of(world: &World, asg: &str) -> (i32, i32, usize) {
+    let out = aws_sdk_autoscaling::Client::new(&for_region(&world.config, NEW))
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(asg)
+        .send()
+        .await
+        .unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    let in_service = g
+        .instances()
+        .iter()
+        .filter(|i| {
+            i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+        })
+        .count();
+    (
+        g.desired_capacity().unwrap(),
+        g.max_size().unwrap(),
+        in_service,
+    )
+}
+
+/// Polls `compute_status` (a bounded number of times, 200 ms apart) until it is done or
+/// fails: the twin decides when capacity arrives, the test only waits for it.
+async fn status_until_settled(
+    p: &Promoter<DynamoStore>,
+    epoch: u64,
+    mode: Mode,
+) -> Result<Outcome, lifeboat::Error> {
+    for _ in 0..150 {
+        let out = run(p, compute_req(Step::ComputeStatus, epoch, mode)).await?;
+        if out.done {
+            return Ok(out);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("compute_status neither finished nor failed in 30 s");
+}
+
+/// Capacity arrives at the twin's next tick (0.1 s), well inside the 3-s waits of the
+/// insufficient-capacity tests: what the wait ends on is the cap, not a race with the
+/// launch delay. No other test of this binary scales compute.
+async fn instant_capacity(twin: &harness::twin::Twin) {
+    twin.settings(json!({"compute.instance_launch_seconds": 0, "compute.task_start_seconds": 0}))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn compute_scales_to_what_the_left_region_ran_and_waits_until_in_service() {
+    let (world, _spec, epoch, asg, _cluster) = compute_setup(3, 600).await;
+    let p = on_moto(&world);
+    // A stale epoch changes nothing.
+    let err = run(
+        &p,
+        compute_req(Step::ComputeScale, epoch + 1, Mode::Unplanned),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), ErrorName::StaleEpoch);
+    assert_eq!(group_of(&world, &asg).await, (0, 1, 0));
+
+    let out = run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
+        .await
+        .unwrap();
+    assert!(!out.done && !out.already_done, "{out:?}");
+    assert_eq!(out.status, "scaling");
+    let actions: Vec<(&str, &str)> = out
+        .resources
+        .iter()
+        .map(|r| (r.kind.as_str(), r.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("auto_scaling_group", "scale_requested"),
+            ("ecs_service", "scale_requested")
+        ]
+    );
+    assert!(
+        out.resources[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("100 % of us-east-1 full_capacity 3"),
+        "{out:?}"
+    );
+    // Desired 3, and MaxSize raised from 1 so AWS accepts it.
+    let (desired, max, _) = group_of(&world, &asg).await;
+    assert_eq!((desired, max), (3, 3));
+    // A retry (Step Functions re-running the task) asks for nothing more.
+    let again = run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
+        .await
+        .unwrap();
+    assert!(again.already_done, "{again:?}");
+    assert!(again.resources.iter().all(|r| r.action == "already_scaled"));
+
+    let done = status_until_settled(&p, epoch, Mode::Unplanned)
+        .await
+        .unwrap();
+    assert_eq!(done.status, "scaled");
+    assert_eq!(group_of(&world, &asg).await, (3, 3, 3));
+    assert_eq!(done.resources[1].detail.as_deref(), Some("2/2 in service"));
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "compute_scale_requested")
+            .count(),
+        1,
+        "one durable record for the scale request"
+    );
+}
+
+#[tokio::test]
+async fn insufficient_capacity_goes_on_at_the_minimum_only_when_unplanned() {
+    let (world, _spec, epoch, asg, _cluster) = compute_setup(5, 3).await;
+    let twin = harness::twin::Twin::new(MotoServer::shared());
+    instant_capacity(&twin).await;
+    twin.post(
+        "compute/capacity",
+        json!({"region": NEW, "name": asg, "max": 4}),
+    )
+    .await
+    .unwrap();
+    let p = on_moto(&world);
+    run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
+        .await
+        .unwrap();
+    // 4 of 5 is the 80 % floor: an unplanned failover goes on, recorded.
+    let out = status_until_settled(&p, epoch, Mode::Unplanned)
+        .await
+        .unwrap();
+    assert_eq!(out.status, "below_target", "{out:?}");
+    assert_eq!(group_of(&world, &asg).await, (5, 5, 4));
+    let events = world.store.list_events("checkout").await.unwrap();
+    let below = events
+        .iter()
+        .find(|e| e.action == "compute_below_target")
+        .expect("recorded");
+    assert!(below.reason.contains(&format!("{asg} 4/5")), "{below:?}");
+    // A planned move waits for 100 %: the same capacity is a named error.
+    let err = status_until_settled(&p, epoch, Mode::Planned)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::VerificationFailed);
+    assert!(
+        err.to_string().contains("a planned move waits for 100 %"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn capacity_below_the_minimum_is_a_named_error() {
+    let (world, _spec, epoch, asg, _cluster) = compute_setup(5, 3).await;
+    let twin = harness::twin::Twin::new(MotoServer::shared());
+    instant_capacity(&twin).await;
+    twin.post(
+        "compute/capacity",
+        json!({"region": NEW, "name": asg, "max": 2}),
+    )
+    .await
+    .unwrap();
+    let p = on_moto(&world);
+    run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
+        .await
+        .unwrap();
+    let err = status_until_settled(&p, epoch, Mode::Unplanned)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::VerificationFailed);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("below the minimum success of 80 %") && msg.contains(&format!("{asg} 2/5")),
+        "{msg}"
+    );
+    assert!(
+        world
+            .store
+            .list_events("checkout")
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.action != "compute_below_target"),
+        "nothing recorded as going on"
+    );
+}
+
+/// The failover's `PromoteData` and the failback's `MoveWriter` Parallels (which traffic
+/// waits for: their `Next` leads to the shift) each have a compute branch that starts
+/// with `compute_scale` and ends only through a `done: true` choice, its every wait
+/// preceded by a lease renewal and its poll loop bounded; both compute tasks carry the
+/// run's mode (the failback's is planned).
+#[test]
+fn the_machines_scale_compute_beside_the_data_tier_before_traffic() {
+    for (machine, parallel, mode) in [
+        ("failover", "PromoteData", json!("$.decision.mode")),
+        ("failback", "MoveWriter", json!("planned")),
+    ] {
+        let path = format!(
+            "{}/../statemachines/{machine}.asl.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let p = &m["States"][parallel];
+        assert_eq!(p["Type"], "Parallel", "{machine}");
+        let branch = p["Branches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["States"].get("ComputeScale").is_some())
+            .unwrap_or_else(|| panic!("{machine}: no compute branch in {parallel}"));
+        let s = &branch["States"];
+        assert_eq!(s["ComputeScale"]["Parameters"]["step"], "compute_scale");
+        assert_eq!(s["ComputeStatus"]["Parameters"]["step"], "compute_status");
+        for task in ["ComputeScale", "ComputeStatus"] {
+            let params = &s[task]["Parameters"];
+            let got = params.get("mode.$").or_else(|| params.get("mode")).unwrap();
+            assert_eq!(got, &mode, "{machine} {task}");
+            assert_eq!(params["epoch.$"], "$.lease.epoch", "{machine} {task}");
+        }
+        assert_eq!(s["ComputeScale"]["Next"], "ComputeDone");
+        assert_eq!(s["ComputeStatus"]["Next"], "ComputeDone");
+        let done = &s["ComputeDone"];
+        assert_eq!(done["Choices"][0]["Variable"], "$.compute.done");
+        assert_eq!(done["Choices"][0]["Next"], "ComputeFinished");
+        assert_eq!(s["ComputeFinished"]["End"], true);
+        // Not done: counted, bounded, renewed, then waited.
+        assert_eq!(done["Default"], "ComputeCountPoll");
+        assert_eq!(s["ComputeGaveUp"]["Default"], "RenewCompute");
+        assert_eq!(s["ComputeTooSlow"]["Error"], "VerificationFailed");
+        assert_eq!(s["RenewCompute"]["Parameters"]["step"], "renew");
+        assert_eq!(s["RenewCompute"]["Next"], "ComputeWait");
+        assert_eq!(s["ComputeWait"]["Next"], "ComputeStatus");
+        // A failed branch fails the Parallel, whose Catch compensates: no traffic moves.
+        assert_eq!(p["Catch"][0]["Next"], "Compensate", "{machine}");
+    }
+}
+
+/// A spec naming compute that does not exist: `ResourceNotFound`, and nothing changed
+/// or recorded (every resource is described before anything is asked for).
+#[tokio::test]
+async fn missing_compute_is_resource_not_found_and_changes_nothing() {
+    use lifeboat::model::{ComputeRef, ComputeResource};
+    let (world, _spec, epoch) = setup(|spec, t| {
+        for r in &mut spec.regions {
+            if r.region == OLD || r.region == NEW {
+                r.compute = vec![ComputeRef {
+                    tier: "web".into(),
+                    resource: ComputeResource::AutoScalingGroup {
+                        name: format!("nowhere-{t}"),
+                    },
+                    full_capacity: Some(2),
+                }];
+            }
+        }
+    })
+    .await;
+    let p = on_moto(&world);
+    let err = run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::ResourceNotFound, "{err}");
+    assert!(err.to_string().contains("nowhere-"), "{err}");
+    let events = world.store.list_events("checkout").await.unwrap();
+    assert!(
+        events.iter().all(|e| e.action != "compute_scale_requested"),
+        "{events:?}"
+    );
+    // And compute_status without a scale request is bad input, not a wait.
+    let err = run(&p, compute_req(Step::ComputeStatus, epoch, Mode::Unplanned))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+}

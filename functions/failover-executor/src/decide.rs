@@ -2,7 +2,7 @@
 //! where the lease is arbitrated, and the full plan of AWS calls. Pure: the spec, the
 //! health items and the clock come in, a [`Decision`] or a named error comes out.
 
-use lifeboat::model::{DatabaseRef, Role, RoutingSwitch};
+use lifeboat::model::{ComputeResource, DatabaseRef, Role, RoutingSwitch};
 use lifeboat::store::{HealthRecord, Verdict};
 use lifeboat::{Error, Result, UnixMillis, WorkloadSpec};
 use serde::{Deserialize, Serialize};
@@ -772,6 +772,23 @@ pub(crate) struct Places<'a> {
     pub home: &'a str,
 }
 
+/// A compute resource described (`scale: false`) or scaled in `region` (Auto Scaling:
+/// DescribeAutoScalingGroups / UpdateAutoScalingGroup; ECS: DescribeServices /
+/// UpdateService), as replica-promoter's compute steps call them.
+fn compute_call(c: &mut Calls<'_>, r: &ComputeResource, region: &str, scale: bool) {
+    let (service, op) = match (r, scale) {
+        (ComputeResource::AutoScalingGroup { .. }, false) => {
+            ("autoscaling", "DescribeAutoScalingGroups")
+        }
+        (ComputeResource::AutoScalingGroup { .. }, true) => {
+            ("autoscaling", "UpdateAutoScalingGroup")
+        }
+        (ComputeResource::EcsService { .. }, false) => ("ecs", "DescribeServices"),
+        (ComputeResource::EcsService { .. }, true) => ("ecs", "UpdateService"),
+    };
+    c.add(service, op, region, r.id(), true);
+}
+
 /// The calls of one step, each marked outside the surviving Region or not.
 pub(crate) struct Calls<'a> {
     to: &'a str,
@@ -982,6 +999,25 @@ impl Places<'_> {
         self.promoter_checks(c);
         for table in &target.dynamodb_tables {
             c.add("dynamodb", "DescribeTable", to, table.clone(), true);
+        }
+        // Compute (replica-promoter compute_scale, then compute_status until in
+        // service): planned, what the left Region's resources run is read there (best
+        // effort); the target's are described, the scale request recorded, and those
+        // below their target scaled, all in the target Region.
+        self.promoter_checks(c);
+        if !target.compute.is_empty() {
+            if planned && let Some(left) = self.spec.region(from).filter(|_| from != to) {
+                for r in &left.compute {
+                    compute_call(c, &r.resource, from, false);
+                }
+            }
+            for r in &target.compute {
+                compute_call(c, &r.resource, to, false);
+            }
+            self.promoter_records(c);
+            for r in &target.compute {
+                compute_call(c, &r.resource, to, true);
+            }
         }
     }
 
@@ -1944,8 +1980,9 @@ mod tests {
 
     #[test]
     fn every_data_tier_branch_checks_the_lease_and_an_empty_one_stops_there() {
-        // A target with no database, bucket or table: every branch of the Parallel
-        // still runs and reads the spec and the lease in the arbiter, nothing more.
+        // A target with no database, bucket, table or compute: every branch of the
+        // Parallel (five: RDS, Aurora, S3, DynamoDB, compute) still runs and reads the
+        // spec and the lease in the arbiter, nothing more.
         let mut s = spec();
         for r in &mut s.regions {
             r.databases.clear();
@@ -1956,7 +1993,7 @@ mod tests {
         r.target_region = Some("eu-west-1".into());
         let d = decide(&s, &all_healthy(), &r, "eu-west-1", NOW).unwrap();
         let promote = &step(&d, "promote_data").calls;
-        assert_eq!(promote.len(), 8, "{promote:#?}");
+        assert_eq!(promote.len(), 10, "{promote:#?}");
         assert!(
             promote
                 .iter()
@@ -2021,5 +2058,69 @@ mod tests {
         assert!(s.check().is_ok());
         s.regions.pop();
         assert!(apply_changes(&mut s, &d.changes).is_err());
+    }
+
+    /// Issue #15: the target's compute is in the plan (replica-promoter's compute
+    /// steps); unplanned, nothing of it outside the target Region; planned, what the
+    /// left Region runs read there.
+    #[test]
+    fn the_plan_scales_the_targets_compute_in_the_target_region() {
+        use lifeboat::model::{ComputeRef, ComputeResource};
+        let mut s = spec();
+        for r in &mut s.regions {
+            r.compute = vec![
+                ComputeRef {
+                    tier: "web".into(),
+                    resource: ComputeResource::AutoScalingGroup {
+                        name: format!("web-{}", r.region),
+                    },
+                    full_capacity: Some(4),
+                },
+                ComputeRef {
+                    tier: "workers".into(),
+                    resource: ComputeResource::EcsService {
+                        cluster: "checkout".into(),
+                        service: "workers".into(),
+                    },
+                    full_capacity: Some(2),
+                },
+            ];
+        }
+        assert!(s.check().is_ok());
+        let compute = |d: &Decision| -> Vec<(String, String, String)> {
+            step(d, "promote_data")
+                .calls
+                .iter()
+                .filter(|c| c.service == "autoscaling" || c.service == "ecs")
+                .map(|c| (c.operation.clone(), c.region.clone(), c.resource.clone()))
+                .collect()
+        };
+        let mut r = req(Mode::Unplanned);
+        r.target_region = Some("eu-west-1".into());
+        let d = decide(&s, &all_healthy(), &r, "eu-west-1", NOW).unwrap();
+        let t =
+            |op: &str, region: &str, res: &str| (op.to_owned(), region.to_owned(), res.to_owned());
+        assert_eq!(
+            compute(&d),
+            [
+                t("DescribeAutoScalingGroups", "eu-west-1", "web-eu-west-1"),
+                t("DescribeServices", "eu-west-1", "checkout/workers"),
+                t("UpdateAutoScalingGroup", "eu-west-1", "web-eu-west-1"),
+                t("UpdateService", "eu-west-1", "checkout/workers"),
+            ]
+        );
+        let mut planned = req(Mode::Planned);
+        planned.target_region = Some("eu-west-1".into());
+        s.policy.planned_max_lag_seconds = 5;
+        let d = decide(&s, &all_healthy(), &planned, "eu-west-1", NOW).unwrap();
+        let calls = compute(&d);
+        assert_eq!(
+            calls[..2],
+            [
+                t("DescribeAutoScalingGroups", "us-east-1", "web-us-east-1"),
+                t("DescribeServices", "us-east-1", "checkout/workers"),
+            ]
+        );
+        assert_eq!(calls.len(), 6);
     }
 }

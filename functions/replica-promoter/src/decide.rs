@@ -87,6 +87,7 @@ pub fn applies(target: &RegionSpec, step: Step) -> bool {
         | Step::AuroraReprotect => aurora,
         Step::S3Flip | Step::S3SuspendOld => !target.buckets.is_empty(),
         Step::DynamodbVerify => !target.dynamodb_tables.is_empty(),
+        Step::ComputeScale | Step::ComputeStatus => !target.compute.is_empty(),
     }
 }
 
@@ -632,7 +633,7 @@ pub fn check_mode(req: &Request) -> Result<(), Error> {
             | Step::DynamodbVerify
             | Step::S3SuspendOld),
         ) => Err(Error::InvalidInput(format!(
-            "mode: not an input of step `{}` (only s3_flip, rds_reprotect and aurora_reprotect take one)",
+            "mode: not an input of step `{}` (only s3_flip, rds_reprotect, aurora_reprotect, compute_scale and compute_status take one)",
             step.as_str()
         ))),
         _ => Ok(()),

@@ -17,6 +17,10 @@
 //!   `s3_flip` had to do without them);
 //! - DynamoDB global tables: `dynamodb_verify` checks the target Region's replica is
 //!   ACTIVE (nothing to promote);
+//! - compute (issue #15, [`compute`]): `compute_scale` scales the target Region's Auto
+//!   Scaling groups and ECS services to what the Region being left ran (or a fixed size)
+//!   in parallel with the data tier, `compute_status` waits, bounded, until it is in
+//!   service before traffic moves;
 //! - the drill's RPO canary ([`canary`]): `canary_write` in the primary's first bucket,
 //!   `canary_read` in the target's (no lease, no epoch).
 //!
@@ -29,11 +33,13 @@
 //! Decisions are pure functions in [`decide`]; this module does the I/O.
 
 pub mod canary;
+pub mod compute;
 pub mod decide;
 mod dynamodb;
 mod rds;
 pub mod request;
 mod s3;
+mod scale;
 
 use aws_types::SdkConfig;
 use lambda_runtime::LambdaEvent;
@@ -62,6 +68,14 @@ pub struct Clients {
     pub s3_best_effort: RegionalClients<aws_sdk_s3::Client>,
     /// DynamoDB (the workload's global tables, not Lifeboat's own table).
     pub dynamodb: RegionalClients<aws_sdk_dynamodb::Client>,
+    /// EC2 Auto Scaling in the target Region (compute scaling).
+    pub autoscaling: RegionalClients<aws_sdk_autoscaling::Client>,
+    /// EC2 Auto Scaling in the Region a planned move leaves (short deadlines).
+    pub autoscaling_best_effort: RegionalClients<aws_sdk_autoscaling::Client>,
+    /// ECS in the target Region (compute scaling).
+    pub ecs: RegionalClients<aws_sdk_ecs::Client>,
+    /// ECS in the Region a planned move leaves (short deadlines).
+    pub ecs_best_effort: RegionalClients<aws_sdk_ecs::Client>,
 }
 
 impl Clients {
@@ -72,6 +86,16 @@ impl Clients {
             s3: RegionalClients::new(config, s3_client),
             s3_best_effort: RegionalClients::new(&lifeboat::aws::best_effort(config), s3_client),
             dynamodb: RegionalClients::new(config, aws_sdk_dynamodb::Client::new),
+            autoscaling: RegionalClients::new(config, aws_sdk_autoscaling::Client::new),
+            autoscaling_best_effort: RegionalClients::new(
+                &lifeboat::aws::best_effort(config),
+                aws_sdk_autoscaling::Client::new,
+            ),
+            ecs: RegionalClients::new(config, aws_sdk_ecs::Client::new),
+            ecs_best_effort: RegionalClients::new(
+                &lifeboat::aws::best_effort(config),
+                aws_sdk_ecs::Client::new,
+            ),
         }
     }
 }
@@ -83,6 +107,8 @@ impl std::fmt::Debug for Clients {
             .field("s3", &self.s3)
             .field("s3_best_effort", &self.s3_best_effort)
             .field("dynamodb", &self.dynamodb)
+            .field("autoscaling", &self.autoscaling)
+            .field("ecs", &self.ecs)
             .finish()
     }
 }
@@ -245,6 +271,8 @@ impl<S: Store> Promoter<S> {
             Step::S3Flip => self.s3_flip(&ctx).await?,
             Step::DynamodbVerify => self.dynamodb_verify(&ctx).await?,
             Step::S3SuspendOld => self.s3_suspend_old(&ctx).await?,
+            Step::ComputeScale => self.compute_scale(&ctx).await?,
+            Step::ComputeStatus => self.compute_status(&ctx).await?,
         };
         tracing::info!(
             workload = %req.workload,

@@ -40,11 +40,22 @@ pub enum Step {
     /// mirror. A Region that does not answer is reported (and an audit event), never an
     /// error.
     S3SuspendOld,
+    /// Scale the target Region's compute (Auto Scaling groups, ECS services) to what
+    /// `policy.compute` says, in parallel with the data tier and before traffic moves;
+    /// never scales down. Records the targets and the start of the bounded wait (audit
+    /// event `compute_scale_requested`). Done once every resource is in service.
+    ComputeScale,
+    /// Whether the target's compute is in service (instances `InService`, tasks
+    /// running) at the targets `compute_scale` recorded. After
+    /// `policy.compute.max_wait_seconds`: `VerificationFailed`, except that an
+    /// `unplanned` move goes on (`below_target`, audit event `compute_below_target`)
+    /// when every resource has `min_success_percent` of its target. Absent `mode`: planned.
+    ComputeStatus,
 }
 
 impl Step {
     /// Every step, in the order a failover runs them.
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 12] = [
         Step::RdsPromote,
         Step::RdsStatus,
         Step::RdsReprotect,
@@ -55,6 +66,8 @@ impl Step {
         Step::S3Flip,
         Step::DynamodbVerify,
         Step::S3SuspendOld,
+        Step::ComputeScale,
+        Step::ComputeStatus,
     ];
 
     /// The step's name as it appears in `step`.
@@ -70,6 +83,8 @@ impl Step {
             Step::S3Flip => "s3_flip",
             Step::DynamodbVerify => "dynamodb_verify",
             Step::S3SuspendOld => "s3_suspend_old",
+            Step::ComputeScale => "compute_scale",
+            Step::ComputeStatus => "compute_status",
         }
     }
 
@@ -123,6 +138,9 @@ pub struct Request {
     /// spec's primary, when it is not the target (the Region failed away from, before
     /// finalize), is never called and is reported `skipped_failed_region`; absent or
     /// `planned`: every other Region (a failback's re-protection).
+    /// `compute_scale`: `planned` reads what the left Region runs there (best effort);
+    /// `unplanned` uses its declared `full_capacity`. `compute_status`: only `unplanned`
+    /// may go on below target (absent: planned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
 }
