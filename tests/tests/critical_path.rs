@@ -206,23 +206,33 @@ fn every_failure_after_the_lease_reaches_compensate() {
                     );
                 }
                 "Task" | "Parallel" => {
-                    // Straight to Compensate, or through one undo step (a planned
-                    // failover's UndoDrain) that goes on to Compensate whatever it does.
-                    let compensates = |to: &str| {
-                        to == "Compensate" || {
-                            let u = &states[to];
-                            u["Type"] == "Task"
-                                && u["Next"] == "Compensate"
-                                && u["Catch"].as_array().is_some_and(|cs| {
-                                    cs.iter().all(|c| c["Next"] == "Compensate")
-                                        && cs.iter().any(|c| {
-                                            c["ErrorEquals"].as_array().is_some_and(|e| {
-                                                e.iter().any(|e| e == "States.ALL")
-                                            })
-                                        })
-                                })
+                    // Straight to Compensate, or through undo steps (a planned
+                    // failover's RenewBeforeUndoDrain and UndoDrain) each of which goes
+                    // on to Compensate, or to the next such step, whatever it does.
+                    fn compensates(states: &Value, to: &str, depth: u32) -> bool {
+                        if to == "Compensate" {
+                            return true;
                         }
-                    };
+                        let u = &states[to];
+                        let catches = u["Catch"].as_array();
+                        depth > 0
+                            && u["Type"] == "Task"
+                            && u["Next"]
+                                .as_str()
+                                .is_some_and(|n| compensates(states, n, depth - 1))
+                            && catches.is_some_and(|cs| {
+                                cs.iter().all(|c| {
+                                    c["Next"]
+                                        .as_str()
+                                        .is_some_and(|n| compensates(states, n, depth - 1))
+                                }) && cs.iter().any(|c| {
+                                    c["ErrorEquals"]
+                                        .as_array()
+                                        .is_some_and(|e| e.iter().any(|e| e == "States.ALL"))
+                                })
+                            })
+                    }
+                    let compensates = |to: &str| compensates(states, to, 3);
                     assert!(
                         catch.len() == 1 && compensates(catch[0]),
                         "{name}: {state} must compensate on any error (States.Timeout included): {catch:?}"

@@ -395,8 +395,13 @@ fn machines_may_invoke_the_functions_and_start_the_machines_they_name() {
     }
 }
 
-/// Actions AWS authorizes on `"*"` only.
-const NO_RESOURCE_LEVEL: [&str; 2] = ["cloudwatch:PutMetricData", "cloudwatch:GetMetricData"];
+/// Actions AWS documents without resource-level permissions (no resource type in the
+/// Service Authorization Reference), which must name `"*"`.
+const NO_RESOURCE_LEVEL: [&str; 3] = [
+    "cloudwatch:PutMetricData",
+    "cloudwatch:GetMetricData",
+    "autoscaling:DescribeAutoScalingGroups",
+];
 
 #[test]
 fn no_iam_statement_is_a_wildcard() {

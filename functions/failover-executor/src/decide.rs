@@ -80,6 +80,10 @@ pub struct PlannedCall {
     /// whose call there got no answer skips it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_answer_from: Option<String>,
+    /// Made only when the stack is so configured (e.g. SNS Publish when the stack has a
+    /// notification topic): what it needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<String>,
 }
 
 /// One step of the failover and the calls it makes.
@@ -814,7 +818,31 @@ impl Calls<'_> {
             control_plane: cp,
             outside_surviving_region: region != self.to,
             needs_answer_from: None,
+            only_if: None,
         });
+    }
+
+    /// A notification (`lifeboat::notify`), sent from `region` (the function's own):
+    /// PutEvents on its default event bus, and Publish to the stack's topic when it has
+    /// one. Best effort: a failure is logged and never fails the step.
+    pub(crate) fn notify(&mut self, region: &str) {
+        self.add(
+            "events",
+            "PutEvents",
+            region,
+            "default event bus".into(),
+            false,
+        );
+        self.add(
+            "sns",
+            "Publish",
+            region,
+            "the stack's NotificationTopic".into(),
+            false,
+        );
+        if let Some(last) = self.calls.last_mut() {
+            last.only_if = Some("the stack has a notification topic".into());
+        }
     }
 
     /// Reading a routing switch in its Region: its alarm's state (DescribeAlarms), and,
@@ -925,6 +953,8 @@ impl Places<'_> {
             c.table("Query", self.arbiter, "RUN#");
         }
         c.table("UpdateItem", self.arbiter, "LEASE");
+        // Run started.
+        c.notify(self.home);
     }
 
     /// The data tier in `to` (the machine's Parallel: every branch runs, one with nothing
@@ -1143,6 +1173,8 @@ impl Places<'_> {
         c.table("TransactWriteItems", self.arbiter, "RUN# + LEASE");
         c.table("PutItem", self.arbiter, "EVENT#");
         c.table("UpdateItem", self.arbiter, "LEASE");
+        // Run succeeded.
+        c.notify(self.home);
     }
 }
 
