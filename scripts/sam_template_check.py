@@ -27,6 +27,9 @@ from samtranslator.yaml_helper import yaml_parse
 NO_RESOURCE_LEVEL = {
     "cloudwatch:PutMetricData",  # narrowed by the cloudwatch:namespace condition
     "cloudwatch:GetMetricData",
+    # No resource type in the Service Authorization Reference:
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
+    "autoscaling:DescribeAutoScalingGroups",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
