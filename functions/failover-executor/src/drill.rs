@@ -1011,6 +1011,7 @@ mod tests {
             step("failback:acquire")
                 .calls
                 .iter()
+                .filter(|c| c.service == "dynamodb")
                 .all(|c| c.region == "us-east-1")
         );
         assert!(
