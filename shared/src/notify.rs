@@ -410,6 +410,11 @@ pub use sender::Notifier;
 #[cfg(feature = "notify")]
 mod sender {
     use super::{Notification, SOURCE};
+
+    /// The most entries one PutEvents request takes (PutEvents, EventBridge API
+    /// Reference: `Entries`, array members 1 to 10,
+    /// https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html).
+    pub const MAX_ENTRIES: usize = 10;
     use aws_types::SdkConfig;
 
     /// Sends notifications: EventBridge PutEvents on the default bus of the function's
@@ -446,46 +451,57 @@ mod sender {
         /// Publishes `n` to both; logs every failure, returns whether both succeeded.
         /// Never an error: a notification must not fail the run it reports.
         pub async fn send(&self, n: &Notification) -> bool {
-            let (a, b) = tokio::join!(self.put_event(n), self.publish(n));
-            a && b
+            self.send_all(std::slice::from_ref(n)).await
         }
 
-        /// Publishes each of `ns` ([`Notifier::send`]).
+        /// Publishes each of `ns`, all at once: the events in PutEvents requests of up
+        /// to [`MAX_ENTRIES`] entries, the SNS messages side by side. A round that
+        /// tells several changes waits for one best-effort deadline, not one each.
         pub async fn send_all(&self, ns: &[Notification]) -> bool {
-            let mut ok = true;
-            for n in ns {
-                ok &= self.send(n).await;
+            if ns.is_empty() {
+                return true;
             }
-            ok
+            let (events, published) = tokio::join!(
+                futures_util::future::join_all(ns.chunks(MAX_ENTRIES).map(|c| self.put_events(c))),
+                futures_util::future::join_all(ns.iter().map(|n| self.publish(n)))
+            );
+            events.into_iter().chain(published).all(|ok| ok)
         }
 
-        async fn put_event(&self, n: &Notification) -> bool {
+        async fn put_events(&self, ns: &[Notification]) -> bool {
             let Some(events) = &self.events else {
                 return true;
             };
-            let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                .source(SOURCE)
-                .detail_type(n.detail_type.as_str())
-                .detail(n.detail.to_string())
-                .set_resources(Some(n.resources.clone()))
-                .build();
-            match events.put_events().entries(entry).send().await {
+            let entries = ns
+                .iter()
+                .map(|n| {
+                    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                        .source(SOURCE)
+                        .detail_type(n.detail_type.as_str())
+                        .detail(n.detail.to_string())
+                        .set_resources(Some(n.resources.clone()))
+                        .build()
+                })
+                .collect();
+            match events.put_events().set_entries(Some(entries)).send().await {
                 // PutEvents answers 200 with per-entry failures: FailedEntryCount and an
-                // ErrorCode on the failed entry ("Sending events with PutEvents",
+                // ErrorCode on each failed entry, in the request's order ("Sending events
+                // with PutEvents",
                 // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html).
                 Ok(out) if out.failed_entry_count() == 0 => true,
                 Ok(out) => {
-                    let code = out
-                        .entries()
-                        .iter()
-                        .find_map(|e| e.error_code())
-                        .unwrap_or("unknown");
-                    tracing::warn!(detail_type = %n.detail_type, id = %n.id(), error_code = %code, "Notification event not accepted");
+                    for (n, e) in ns.iter().zip(out.entries()) {
+                        if let Some(code) = e.error_code() {
+                            tracing::warn!(detail_type = %n.detail_type, id = %n.id(), error_code = %code, "Notification event not accepted");
+                        }
+                    }
                     false
                 }
                 Err(e) => {
                     let e = crate::Error::from_sdk("events", "PutEvents", e);
-                    tracing::warn!(detail_type = %n.detail_type, id = %n.id(), error = %e.chain(), "Notification event not sent");
+                    for n in ns {
+                        tracing::warn!(detail_type = %n.detail_type, id = %n.id(), error = %e.chain(), "Notification event not sent");
+                    }
                     false
                 }
             }

@@ -160,6 +160,9 @@ pub struct Prober<S> {
     window: Duration,
     notifier: lifeboat::notify::Notifier,
     dashboard: Option<lifeboat::dashboard::Stack>,
+    /// Per workload, the spec version this warm process last saw its dashboard carry
+    /// (read or put): a round with the same version asks CloudWatch nothing.
+    dashboard_kept: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl<S: Store> Prober<S> {
@@ -182,6 +185,7 @@ impl<S: Store> Prober<S> {
             window,
             notifier: lifeboat::notify::Notifier::disabled(),
             dashboard: None,
+            dashboard_kept: std::sync::Mutex::default(),
         }
     }
 
@@ -192,13 +196,22 @@ impl<S: Store> Prober<S> {
         self
     }
 
-    /// Puts the workload's dashboard when it does not carry the spec's version yet
-    /// (one GetDashboard a round, a PutDashboard when the spec changed). Best effort and
+    /// Puts the workload's dashboard when it does not carry the spec's version yet: a
+    /// GetDashboard the first time a warm process sees a version, a PutDashboard when
+    /// the spec changed, nothing while the version stays the same. Best effort and
     /// bounded: never the round's error. Returns whether it put one.
     pub async fn sync_dashboard(&self, spec: &WorkloadSpec) -> bool {
         let Some(stack) = &self.dashboard else {
             return false;
         };
+        let kept = || {
+            self.dashboard_kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if kept().get(&spec.workload) == Some(&spec.version) {
+            return false;
+        }
         let client = self.cloudwatch.get(&self.home_region);
         let name = lifeboat::dashboard::name(&spec.workload, &self.home_region);
         let work = async {
@@ -234,6 +247,7 @@ impl<S: Store> Prober<S> {
         };
         match tokio::time::timeout(SWITCH_WRITE_TIMEOUT, work).await {
             Ok(Ok(put)) => {
+                kept().insert(spec.workload.clone(), spec.version);
                 if put {
                     tracing::info!(workload = %spec.workload, dashboard = %name, version = spec.version, "Dashboard generated");
                 }
@@ -493,12 +507,13 @@ impl<S: Store> Prober<S> {
             self.store.put_health(&spec.workload, &step.record).await
         }))
         .await?;
-        // Told after the records are written, transitions only; best effort.
+        // Told after the records are written, transitions only; best effort, and
+        // beside the metric publication below: the failover alarms read RegionHealthy,
+        // which must never wait on a notification.
         let notes: Vec<_> = steps
             .iter()
             .flat_map(|(prev, step)| notifications(spec, *prev, step))
             .collect();
-        self.notifier.send_all(&notes).await;
         let records: Vec<HealthRecord> = steps.iter().map(|(_, s)| s.record.clone()).collect();
         for (_, step) in &steps {
             if let Some((from, to)) = step.change {
@@ -516,7 +531,12 @@ impl<S: Store> Prober<S> {
             previous.insert(record.region.clone(), record);
         }
         report.rounds += 1;
-        metrics::publish(&self.cloudwatch.get(&self.home_region), datums).await?;
+        let cloudwatch = self.cloudwatch.get(&self.home_region);
+        let (published, _) = tokio::join!(
+            metrics::publish(&cloudwatch, datums),
+            self.notifier.send_all(&notes)
+        );
+        published?;
         Ok(written.iter().any(|w| !w))
     }
 
