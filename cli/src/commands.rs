@@ -355,14 +355,7 @@ async fn spec_apply(
     if let Some(l) = store.get_lease(&spec.workload).await?
         && !l.is_expired(now)
     {
-        return Err(Error::LeaseHeld {
-            workload: l.workload,
-            holder: l.holder,
-            purpose: l.purpose.to_string(),
-            epoch: l.epoch,
-            expires_at: l.expires_at,
-        }
-        .into());
+        return Err(l.held().into());
     }
     let changes = crate::spec::diff(current.as_ref(), &spec);
     writeln!(

@@ -546,13 +546,7 @@ impl Executor {
             && !l.is_expired(now)
             && steps::contest(decision.purpose(), req.force, l.purpose) == steps::Contest::Refuse
         {
-            return Err(Error::LeaseHeld {
-                workload: l.workload,
-                holder: l.holder,
-                purpose: l.purpose.to_string(),
-                epoch: l.epoch,
-                expires_at: l.expires_at,
-            });
+            return Err(l.held());
         }
         let arbiter_spec = arbiter.get_spec(&req.workload).await?;
         steps::check_cooldown(&arbiter_spec, &arbiter.list_runs(&req.workload).await?, now)?;

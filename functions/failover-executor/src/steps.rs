@@ -187,13 +187,7 @@ pub async fn acquire<S: Store>(store: &S, input: &AcquireInput, now: UnixMillis)
             epoch: held.epoch,
             expires_at: held.expires_at,
         }),
-        Contest::Refuse => Err(Error::LeaseHeld {
-            workload: held.workload,
-            holder: held.holder,
-            purpose: held.purpose.to_string(),
-            epoch: held.epoch,
-            expires_at: held.expires_at,
-        }),
+        Contest::Refuse => Err(held.held()),
     }
 }
 

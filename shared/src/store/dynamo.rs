@@ -496,13 +496,7 @@ impl Store for DynamoStore {
                     match self.get_lease(&req.workload).await? {
                         Some(l) if l.holder == req.holder && !l.is_expired(now) => return Ok(l),
                         Some(l) if !l.is_expired(now) => {
-                            return Err(Error::LeaseHeld {
-                                workload: req.workload.clone(),
-                                holder: l.holder,
-                                purpose: l.purpose.to_string(),
-                                epoch: l.epoch,
-                                expires_at: l.expires_at,
-                            });
+                            return Err(l.held());
                         }
                         // Released or expired meanwhile: try again.
                         _ => continue,
@@ -556,13 +550,7 @@ impl Store for DynamoStore {
             }
             Err(e) if conditional_failed_update(&e) => match self.get_lease(&req.workload).await? {
                 Some(l) if l.holder == req.holder => Ok(l),
-                Some(l) => Err(Error::LeaseHeld {
-                    workload: req.workload.clone(),
-                    holder: l.holder,
-                    purpose: l.purpose.to_string(),
-                    epoch: l.epoch,
-                    expires_at: l.expires_at,
-                }),
+                Some(l) => Err(l.held()),
                 // Released meanwhile: take it the ordinary way.
                 None => self.acquire_lease(req, now).await,
             },

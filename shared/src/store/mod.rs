@@ -107,6 +107,18 @@ impl Lease {
         now >= self.expires_at
     }
 
+    /// The refusal of any other would-be holder while it is held:
+    /// [`crate::Error::LeaseHeld`], naming the holder, purpose, epoch and expiry.
+    pub fn held(self) -> crate::Error {
+        crate::Error::LeaseHeld {
+            workload: self.workload,
+            holder: self.holder,
+            purpose: self.purpose.to_string(),
+            epoch: self.epoch,
+            expires_at: self.expires_at,
+        }
+    }
+
     /// The fence its holder presents on writes.
     pub fn fence(&self) -> Fence {
         Fence {
