@@ -13,6 +13,7 @@
 
 use serde_json::{Value, json};
 
+use crate::metrics;
 use crate::model::{Dimension, MetricQuery, WorkloadSpec};
 
 /// Environment variable (health-probe) naming the stack's state machines for the
@@ -161,7 +162,7 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
     let per_region = |name: &str, stat: &str| -> Vec<Value> {
         spec.regions
             .iter()
-            .map(|r| json!(["Lifeboat", name, "Workload", w, "Region", r.region, {"stat": stat, "label": r.region}]))
+            .map(|r| json!([metrics::NAMESPACE, name, "Workload", w, "Region", r.region, {"stat": stat, "label": r.region}]))
             .collect()
     };
     widgets.push(widget(
@@ -170,7 +171,7 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
         12,
         "Region health (1 = healthy)",
         home,
-        per_region("RegionHealthy", "Minimum"),
+        per_region(metrics::REGION_HEALTHY, "Minimum"),
         json!({"yAxis": {"left": {"min": 0, "max": 1}}}),
     ));
     widgets.push(widget(
@@ -179,7 +180,7 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
         12,
         "Replication lag into each Region (s)",
         home,
-        per_region("ReplicationLagSeconds", "Maximum"),
+        per_region(metrics::REPLICATION_LAG_SECONDS, "Maximum"),
         json!({}),
     ));
     y += 6;
@@ -233,8 +234,8 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
         &drill_title,
         home,
         vec![
-            json!(["Lifeboat", "DrillRtoSeconds", "Workload", w, {"label": "RTO"}]),
-            json!(["Lifeboat", "DrillRpoSeconds", "Workload", w, {"label": "RPO"}]),
+            json!([metrics::NAMESPACE, metrics::DRILL_RTO_SECONDS, "Workload", w, {"label": "RTO"}]),
+            json!([metrics::NAMESPACE, metrics::DRILL_RPO_SECONDS, "Workload", w, {"label": "RPO"}]),
         ],
         json!({"view": "singleValue", "stat": "Maximum", "period": 86_400, "start": "-P120D"}),
     ));
@@ -246,7 +247,7 @@ pub fn body(spec: &WorkloadSpec, stack: &Stack) -> Value {
         home,
         spec.regions
             .iter()
-            .map(|r| json!(["Lifeboat", "MonthlyCost", "Workload", w, "Region", r.region, {"label": r.region}]))
+            .map(|r| json!([metrics::NAMESPACE, metrics::MONTHLY_COST, "Workload", w, "Region", r.region, {"label": r.region}]))
             .collect(),
         json!({"view": "singleValue", "stat": "Maximum", "period": 2_678_400, "start": "-P62D"}),
     ));

@@ -19,6 +19,7 @@ pub mod aws;
 pub mod dashboard;
 pub mod error;
 pub mod input;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod regions;

@@ -44,9 +44,9 @@ use crate::s3io::{FetchError, S3Object};
 pub const NAME: &str = "cost-reporter";
 
 /// CloudWatch namespace of the published metric.
-pub const METRIC_NAMESPACE: &str = "Lifeboat";
+pub const METRIC_NAMESPACE: &str = lifeboat::metrics::NAMESPACE;
 /// The metric: one datum per Region, dimensions `Workload` and `Region`.
-pub const METRIC_NAME: &str = "MonthlyCost";
+pub const METRIC_NAME: &str = lifeboat::metrics::MONTHLY_COST;
 /// Default `resource_tags` key that marks a workload's resources.
 pub const DEFAULT_TAG_KEY: &str = "user_lifeboat_workload";
 

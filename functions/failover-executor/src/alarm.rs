@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::request::{AlarmSignal, FailoverRequest, Mode, Trigger};
 
 /// The namespace of health-probe's metrics.
-pub const HEALTH_NAMESPACE: &str = "Lifeboat";
+pub const HEALTH_NAMESPACE: &str = lifeboat::metrics::NAMESPACE;
 /// The metric the failover alarms watch (1 healthy, 0 unhealthy).
-pub const HEALTH_METRIC: &str = "RegionHealthy";
+pub const HEALTH_METRIC: &str = lifeboat::metrics::REGION_HEALTHY;
 
 /// Where an alarm appears in a spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -774,7 +774,10 @@ pub fn emf_line(r: &DrillReport) -> Option<String> {
     let mut metrics = Vec::new();
     let mut line = serde_json::Map::new();
     line.insert("Workload".into(), Value::from(r.workload.clone()));
-    for (name, ms) in [("DrillRtoSeconds", rto), ("DrillRpoSeconds", rpo)] {
+    for (name, ms) in [
+        (lifeboat::metrics::DRILL_RTO_SECONDS, rto),
+        (lifeboat::metrics::DRILL_RPO_SECONDS, rpo),
+    ] {
         if let Some(ms) = ms {
             metrics.push(serde_json::json!({"Name": name, "Unit": "Seconds"}));
             line.insert(name.into(), Value::from(ms as f64 / 1000.0));
@@ -785,7 +788,7 @@ pub fn emf_line(r: &DrillReport) -> Option<String> {
         serde_json::json!({
             "Timestamp": r.finished_at.0,
             "CloudWatchMetrics": [{
-                "Namespace": "Lifeboat",
+                "Namespace": lifeboat::metrics::NAMESPACE,
                 "Dimensions": [["Workload"]],
                 "Metrics": metrics,
             }],

@@ -16,7 +16,7 @@ use lifeboat::Error;
 use lifeboat::store::{HealthRecord, Verdict};
 
 /// The namespace.
-pub const NAMESPACE: &str = "Lifeboat";
+pub use lifeboat::metrics::NAMESPACE;
 
 /// StorageResolution of `RegionHealthy`: 1 s (high resolution).
 pub const HEALTH_RESOLUTION: i32 = 1;
@@ -50,7 +50,11 @@ pub fn datums(workload: &str, records: &[HealthRecord]) -> Vec<MetricDatum> {
         } else {
             1.0
         };
-        let mut health = datum("RegionHealthy", healthy, StandardUnit::Count);
+        let mut health = datum(
+            lifeboat::metrics::REGION_HEALTHY,
+            healthy,
+            StandardUnit::Count,
+        );
         health.storage_resolution = Some(HEALTH_RESOLUTION);
         out.push(health);
         if let Some(ms) = r.probe_latency_ms {
@@ -63,7 +67,11 @@ pub fn datums(workload: &str, records: &[HealthRecord]) -> Vec<MetricDatum> {
             ));
         }
         if let Some(lag) = r.replication_lag_seconds {
-            out.push(datum("ReplicationLagSeconds", lag, StandardUnit::Seconds));
+            out.push(datum(
+                lifeboat::metrics::REPLICATION_LAG_SECONDS,
+                lag,
+                StandardUnit::Seconds,
+            ));
         }
     }
     out
