@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::model::Problem;
-use lifeboat::{Warning, WorkloadSpec};
+use lifeboat::WorkloadSpec;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -83,7 +82,7 @@ pub fn check(text: &str) -> Checked {
             .problems
             .iter()
             .map(|p| Found {
-                path: problem_path(&spec, p),
+                path: p.path(&spec),
                 message: p.to_string(),
             })
             .collect(),
@@ -91,79 +90,11 @@ pub fn check(text: &str) -> Checked {
             .warnings
             .iter()
             .map(|w| Found {
-                path: warning_path(&spec, w),
-                message: warning_text(w),
+                path: w.path(&spec),
+                message: w.to_string(),
             })
             .collect(),
         spec: Some(spec),
-    }
-}
-
-fn region_index(spec: &WorkloadSpec, region: &str, nth: usize) -> Option<usize> {
-    spec.regions
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.region == region)
-        .nth(nth)
-        .map(|(i, _)| i)
-}
-
-fn in_region(spec: &WorkloadSpec, region: &str, nth: usize, field: &str) -> String {
-    match region_index(spec, region, nth) {
-        Some(i) => format!("regions[{i}]{field}"),
-        None => "regions".into(),
-    }
-}
-
-/// The JSON path a validation problem is about.
-pub fn problem_path(spec: &WorkloadSpec, p: &Problem) -> String {
-    match p {
-        Problem::BadWorkloadId { .. } => "workload".into(),
-        Problem::NoRegions | Problem::WeightsDoNotSumTo100 { .. } => "regions".into(),
-        Problem::UnknownRegion { path, .. }
-        | Problem::BadEndpointUrl { path, .. }
-        | Problem::BadExpectedStatus { path, .. }
-        | Problem::DeploySlotsIdentical { path } => path.clone(),
-        Problem::DuplicateRegion { region } => in_region(spec, region, 1, ".region"),
-        Problem::DrainedServing { region } => in_region(spec, region, 0, ".drained"),
-        Problem::StandbyCarriesTraffic { region, .. } => in_region(spec, region, 0, ".weight"),
-        Problem::PrimaryCount { .. } => "regions".into(),
-        Problem::BelowOne { field }
-        | Problem::NotPositive { field }
-        | Problem::NegativeMoney { field }
-        | Problem::Empty { field } => field.clone(),
-        Problem::LagLevelsOutOfOrder { .. } => "policy.replication_lag".into(),
-        Problem::S3LagLevelsOutOfOrder { .. } => "policy.s3_replication_lag".into(),
-        Problem::PlannedLagOverRpo { .. } => "policy.planned_max_lag_seconds".into(),
-        Problem::BadSchedule { .. } => "policy.drill_schedule".into(),
-        // A problem added to the model later: its message says where.
-        #[allow(unreachable_patterns)]
-        _ => "$".into(),
-    }
-}
-
-fn warning_path(spec: &WorkloadSpec, w: &Warning) -> String {
-    match w {
-        Warning::EventualConsistency { .. } => "regions".into(),
-        Warning::SwitchInOwnRegion { region } => {
-            in_region(spec, region, 0, ".routing_switch.region")
-        }
-        #[allow(unreachable_patterns)]
-        _ => "$".into(),
-    }
-}
-
-fn warning_text(w: &Warning) -> String {
-    match w {
-        Warning::EventualConsistency { regions } => format!(
-            "regions [{}] span Region sets: the table replicates eventually (last writer wins) and the lease relies on the arbiter Region",
-            regions.join(", ")
-        ),
-        Warning::SwitchInOwnRegion { region } => format!(
-            "the routing switch of {region} lives in {region}: it cannot be flipped while {region} is down"
-        ),
-        #[allow(unreachable_patterns)]
-        other => format!("{other:?}"),
     }
 }
 
@@ -303,6 +234,24 @@ mod tests {
         assert!(paths.contains(&"regions[0].endpoints[0]"), "{paths:?}");
         assert!(paths.contains(&"policy.failure_threshold"), "{paths:?}");
         assert!(!c.is_valid());
+    }
+
+    /// Compute problems (issue #15) point at their line too, not at `$`.
+    #[test]
+    fn compute_problems_name_their_paths() {
+        let mut v: Value =
+            serde_json::from_str(include_str!("../../events/model/pilot-light-spec.json")).unwrap();
+        assert!(check(&v.to_string()).is_valid());
+        v["policy"]["compute"]["min_success_percent"] = 0.into();
+        v["regions"][1]["compute"][1]["tier"] = "web".into();
+        let c = check(&v.to_string());
+        let paths: Vec<&str> = c.problems.iter().map(|p| p.path.as_str()).collect();
+        assert!(
+            paths.contains(&"policy.compute.min_success_percent"),
+            "{paths:?}"
+        );
+        assert!(paths.contains(&"regions[1].compute"), "{paths:?}");
+        assert!(!paths.contains(&"$"), "{paths:?}");
     }
 
     #[test]

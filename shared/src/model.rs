@@ -1009,6 +1009,84 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The index of the `nth` entry of `regions` for `region` (0: its first).
+fn region_index(spec: &WorkloadSpec, region: &str, nth: usize) -> Option<usize> {
+    spec.regions
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.region == region)
+        .nth(nth)
+        .map(|(i, _)| i)
+}
+
+/// `regions[i]<field>` for the `nth` entry of `region`; `regions` when there is none.
+fn in_region(spec: &WorkloadSpec, region: &str, nth: usize, field: &str) -> String {
+    match region_index(spec, region, nth) {
+        Some(i) => format!("regions[{i}]{field}"),
+        None => "regions".into(),
+    }
+}
+
+impl Problem {
+    /// The JSON path in `spec` the problem is about (e.g. `regions[2].weight`), for a
+    /// tool that points at the line to fix.
+    pub fn path(&self, spec: &WorkloadSpec) -> String {
+        match self {
+            Problem::BadWorkloadId { .. } => "workload".into(),
+            Problem::NoRegions
+            | Problem::WeightsDoNotSumTo100 { .. }
+            | Problem::PrimaryCount { .. } => "regions".into(),
+            Problem::UnknownRegion { path, .. }
+            | Problem::BadEndpointUrl { path, .. }
+            | Problem::BadExpectedStatus { path, .. }
+            | Problem::DeploySlotsIdentical { path }
+            | Problem::ComputeCapacityUnknown { path } => path.clone(),
+            Problem::DuplicateRegion { region } => in_region(spec, region, 1, ".region"),
+            Problem::DrainedServing { region } => in_region(spec, region, 0, ".drained"),
+            Problem::StandbyCarriesTraffic { region, .. } => in_region(spec, region, 0, ".weight"),
+            Problem::DuplicateComputeTier { region, .. }
+            | Problem::ComputeTierMissing { region, .. } => in_region(spec, region, 0, ".compute"),
+            Problem::BelowOne { field }
+            | Problem::NotPositive { field }
+            | Problem::NegativeMoney { field }
+            | Problem::Empty { field }
+            | Problem::PercentOutOfRange { field, .. } => field.clone(),
+            Problem::LagLevelsOutOfOrder { .. } => "policy.replication_lag".into(),
+            Problem::S3LagLevelsOutOfOrder { .. } => "policy.s3_replication_lag".into(),
+            Problem::PlannedLagOverRpo { .. } => "policy.planned_max_lag_seconds".into(),
+            Problem::BadSchedule { .. } => "policy.drill_schedule".into(),
+        }
+    }
+}
+
+impl Warning {
+    /// The JSON path in `spec` the warning is about.
+    pub fn path(&self, spec: &WorkloadSpec) -> String {
+        match self {
+            Warning::EventualConsistency { .. } => "regions".into(),
+            Warning::SwitchInOwnRegion { region } => {
+                in_region(spec, region, 0, ".routing_switch.region")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::EventualConsistency { regions } => write!(
+                f,
+                "regions [{}] span Region sets: the table replicates eventually (last writer wins) and the lease relies on the arbiter Region",
+                regions.join(", ")
+            ),
+            Warning::SwitchInOwnRegion { region } => write!(
+                f,
+                "the routing switch of {region} lives in {region}: it cannot be flipped while {region} is down"
+            ),
+        }
+    }
+}
+
 /// A weaker guarantee worth telling the operator, that does not make the spec invalid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "warning", rename_all = "snake_case")]
