@@ -171,6 +171,44 @@ fn every_task_has_a_deadline_beyond_its_function_and_no_machine_timeout() {
     }
 }
 
+/// Where `state`'s catches of `States.ALL` lead.
+fn catches_all(state: &Value) -> impl Iterator<Item = &str> {
+    state["Catch"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["ErrorEquals"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e == "States.ALL"))
+        })
+        .filter_map(|c| c["Next"].as_str())
+}
+
+/// Whether `to` is Compensate, or an undo step on the way to it (a planned failover's
+/// RenewBeforeUndoDrain and UndoDrain), at most `depth` deep: a Task that catches
+/// everything and whose every exit, success or caught error, leads on the same way.
+fn always_compensates(states: &Value, to: &str, depth: u32) -> bool {
+    if to == "Compensate" {
+        return true;
+    }
+    let u = &states[to];
+    let exits: Vec<&str> = u["Catch"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["Next"].as_str())
+        .chain(u["Next"].as_str())
+        .collect();
+    depth > 0
+        && u["Type"] == "Task"
+        && u["Next"].is_string()
+        && catches_all(u).next().is_some()
+        && exits
+            .iter()
+            .all(|n| always_compensates(states, n, depth - 1))
+}
+
 #[test]
 fn every_failure_after_the_lease_reaches_compensate() {
     for name in ["failover", "failback"] {
@@ -181,19 +219,7 @@ fn every_failure_after_the_lease_reaches_compensate() {
         let after = reachable(states, leased, &["Compensate"]);
         for state in &after {
             let s = &states[state];
-            let catch: Vec<&str> = s["Catch"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|c| {
-                    c["ErrorEquals"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|e| e == "States.ALL")
-                })
-                .map(|c| c["Next"].as_str().unwrap())
-                .collect();
+            let catch: Vec<&str> = catches_all(s).collect();
             match s["Type"].as_str().unwrap() {
                 "Task" | "Parallel" if state == "Compensate" => {}
                 "Task" | "Parallel" if recorded_not_compensated(name, state) => {
@@ -205,39 +231,10 @@ fn every_failure_after_the_lease_reaches_compensate() {
                         "{name}: {state}'s failure must not stop the run"
                     );
                 }
-                "Task" | "Parallel" => {
-                    // Straight to Compensate, or through undo steps (a planned
-                    // failover's RenewBeforeUndoDrain and UndoDrain) each of which goes
-                    // on to Compensate, or to the next such step, whatever it does.
-                    fn compensates(states: &Value, to: &str, depth: u32) -> bool {
-                        if to == "Compensate" {
-                            return true;
-                        }
-                        let u = &states[to];
-                        let catches = u["Catch"].as_array();
-                        depth > 0
-                            && u["Type"] == "Task"
-                            && u["Next"]
-                                .as_str()
-                                .is_some_and(|n| compensates(states, n, depth - 1))
-                            && catches.is_some_and(|cs| {
-                                cs.iter().all(|c| {
-                                    c["Next"]
-                                        .as_str()
-                                        .is_some_and(|n| compensates(states, n, depth - 1))
-                                }) && cs.iter().any(|c| {
-                                    c["ErrorEquals"]
-                                        .as_array()
-                                        .is_some_and(|e| e.iter().any(|e| e == "States.ALL"))
-                                })
-                            })
-                    }
-                    let compensates = |to: &str| compensates(states, to, 3);
-                    assert!(
-                        catch.len() == 1 && compensates(catch[0]),
-                        "{name}: {state} must compensate on any error (States.Timeout included): {catch:?}"
-                    );
-                }
+                "Task" | "Parallel" => assert!(
+                    catch.len() == 1 && always_compensates(states, catch[0], 3),
+                    "{name}: {state} must compensate on any error (States.Timeout included): {catch:?}"
+                ),
                 "Fail" => panic!("{name}: {state} fails after the lease without compensating"),
                 _ => {}
             }

@@ -1106,17 +1106,14 @@ impl<S: Store> Deployer<S> {
             detail: Some(stale.to_string()),
         });
         let by = lease.map(|l| json!({"holder": l.holder, "purpose": l.purpose, "epoch": l.epoch}));
-        if let Value::Object(details) = &mut run.details {
-            details.insert(
-                "superseded".into(),
-                json!({"by": by, "why": stale.to_string()}),
-            );
-            if let Some(e) = error {
-                details.insert("error".into(), e.clone());
-            }
-        } else {
-            run.details =
-                json!({"superseded": {"by": by, "why": stale.to_string()}, "error": error});
+        // The record `start` wrote carries the plan in an object; anything else is
+        // replaced by one.
+        if !run.details.is_object() {
+            run.details = json!({});
+        }
+        run.details["superseded"] = json!({"by": by, "why": stale.to_string()});
+        if let Some(e) = error {
+            run.details["error"] = e.clone();
         }
         self.at(deploy)
             .put_run(&deploy.workload, &run, None)
