@@ -6,7 +6,7 @@ transform: parameters (defaults, `Number`, `CommaDelimitedList`, constraints), p
 parameters, `Rules` (a failed assertion refuses the stack with its AssertDescription),
 `Conditions`, the intrinsic functions, resources in dependency order. Deployed into moto:
 CloudWatch alarms (metric and composite), Route 53 health checks (global, through
-us-east-1, tagged), EventBridge rules with their targets (the ones SAM generates for
+us-east-1, tagged), SNS topics (Ref: the topic ARN), EventBridge rules with their targets (the ones SAM generates for
 `Schedule`/`EventBridgeRule`/`CloudWatchEvent` events included), Lambda permissions (into
 `twin.permissions`). `AWS::Serverless::Function`s register their deployed name -> binary in
 `twin.functions` and their timeout in `twin.function_timeouts`. Everything else (functions,
@@ -622,6 +622,13 @@ def identify(kind: str, logical: str, props: dict, ctx: Context) -> tuple[Any, d
         return props.get("DashboardName") or generated_name(stack, logical, region, 255), {}
     if kind == "AWS::Lambda::Permission":
         return generated_name(stack, logical, region), {}
+    if kind == "AWS::SNS::Topic":
+        # Ref returns the topic's ARN; Fn::GetAtt TopicArn and TopicName ("AWS::SNS::Topic",
+        # CloudFormation User Guide, Return values,
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-sns-topic.html).
+        name = props.get("TopicName") or generated_name(stack, logical, region, 256)
+        arn = f"arn:aws:sns:{region}:{account}:{name}"
+        return arn, {"TopicArn": arn, "TopicName": name, "Arn": arn}
     return generated_name(stack, logical, region), {}
 
 
@@ -631,6 +638,7 @@ DEPLOYED = {
     "AWS::Route53::HealthCheck",
     "AWS::Lambda::Permission",
     "AWS::Events::Rule",
+    "AWS::SNS::Topic",
 }
 
 SKIP_REASONS = {
@@ -970,6 +978,14 @@ class Deployer:
                 self._delete(stack, region, logical, old)
             if changed:
                 self._put_rule(region, entry["physical_id"], props, old)
+        elif kind == "AWS::SNS::Topic":
+            if old and old["physical_id"] != entry["physical_id"]:
+                self._delete(stack, region, logical, old)
+            # CreateTopic is idempotent for the same name and attributes; the display name
+            # and key are kept as attributes (the twin does not encrypt).
+            attributes = {k: str(props[k]) for k in ("DisplayName", "KmsMasterKeyId") if k in props}
+            name = entry["physical_id"].rsplit(":", 1)[-1]
+            self.twin.client("sns", region).create_topic(Name=name, Attributes=attributes)
         elif kind == "AWS::Lambda::Permission":
             statement = {
                 "function": props.get("FunctionName"),
@@ -1054,6 +1070,8 @@ class Deployer:
             if ids:
                 client.remove_targets(Rule=physical, Ids=ids)
             client.delete_rule(Name=physical)
+        elif kind == "AWS::SNS::Topic":
+            self.twin.client("sns", region).delete_topic(TopicArn=physical)
         elif kind == "AWS::Lambda::Permission":
             if old.get("statement") in self.twin.permissions:
                 self.twin.permissions.remove(old["statement"])
@@ -1085,6 +1103,17 @@ class Deployer:
     @staticmethod
     def _row(rows: list, logical: str, prop: str, template: Any, live: Any) -> None:
         rows.append({"resource": logical, "property": prop, "template": template, "live": live})
+
+    def _drift_topic(self, region: str, logical: str, entry: dict, rows: list) -> None:
+        try:
+            live = self.twin.client("sns", region).get_topic_attributes(TopicArn=entry["physical_id"])["Attributes"]
+        except ClientError:
+            self._row(rows, logical, "(resource)", entry["physical_id"], None)
+            return
+        for key in ("DisplayName",):
+            want = entry["properties"].get(key)
+            if want is not None and live.get(key) != str(want):
+                self._row(rows, logical, key, want, live.get(key))
 
     def _drift_alarm(self, region: str, logical: str, entry: dict, rows: list) -> None:
         found = self.twin.client("cloudwatch", region).describe_alarms(AlarmNames=[entry["physical_id"]]).get("MetricAlarms") or []

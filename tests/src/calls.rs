@@ -181,9 +181,6 @@ pub struct Planned {
     /// The calls a run makes only once an earlier call into a Region was answered
     /// (`needs_answer_from` on every occurrence): call → that Region.
     pub after_answer: BTreeMap<Call, String>,
-    /// The calls a run makes only when the stack is so configured (`only_if` on every
-    /// occurrence, e.g. SNS Publish when the stack has a notification topic).
-    pub conditional: BTreeSet<Call>,
     /// Every call with the function its step names (a plan step is one function's).
     pub by_function: BTreeSet<(String, Call)>,
 }
@@ -210,12 +207,7 @@ pub fn planned(plan: &Value) -> anyhow::Result<Planned> {
                 region: field("region")?,
                 control_plane: c["control_plane"].as_bool().unwrap_or(false),
             };
-            let only_if = c["only_if"].is_string();
-            if only_if {
-                out.conditional.insert(call.clone());
-            }
             match c["needs_answer_from"].as_str() {
-                _ if only_if => {}
                 Some(region) => {
                     out.after_answer
                         .entry(call.clone())
@@ -230,7 +222,6 @@ pub fn planned(plan: &Value) -> anyhow::Result<Planned> {
         }
     }
     out.after_answer.retain(|c, _| !unconditional.contains(c));
-    out.conditional.retain(|c| !unconditional.contains(c));
     Ok(out)
 }
 
@@ -353,8 +344,7 @@ pub struct Comparison {
     /// What the run made.
     pub made: BTreeSet<Call>,
     /// Planned calls the run was right not to make: each needs an answer from a Region
-    /// that the run's calls got none from (the plan says so: `needs_answer_from`), or
-    /// is made only when the stack is so configured (`only_if`) and was not.
+    /// that the run's calls got none from (the plan says so: `needs_answer_from`).
     pub skipped: BTreeSet<Call>,
     /// The Regions some call of the run got no answer from.
     pub unanswered: BTreeSet<String>,
@@ -381,13 +371,6 @@ impl Comparison {
             .iter()
             .filter(|(c, region)| !made.contains(*c) && unanswered.contains(*region))
             .map(|(c, _)| c.clone())
-            .chain(
-                planned
-                    .conditional
-                    .iter()
-                    .filter(|c| !made.contains(*c))
-                    .cloned(),
-            )
             .collect();
         let mut unplanned_by: BTreeSet<String> = BTreeSet::new();
         for c in calls {

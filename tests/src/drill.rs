@@ -303,6 +303,9 @@ pub struct World {
     pub twin: Twin,
     /// `cargo lambda watch` with our binaries.
     pub watch: LambdaWatch,
+    /// The environment the survivor stack's functions run with (beside what
+    /// [`LambdaWatch::start_stack`] sets): what [`World::restart_watch`] starts again.
+    watch_env: Vec<(&'static str, String)>,
     /// The workload endpoint of each Region (served by the twin).
     pub endpoints: BTreeMap<String, WorkloadEndpoint>,
     /// The twin's DNS server.
@@ -344,7 +347,39 @@ pub fn health_alarm_name(workload: &str, primary: &str, seen_from: &str) -> Stri
     format!("lifeboat-{workload}-{primary}-unhealthy-seen-from-{seen_from}")
 }
 
+/// The survivor stack's functions that `cargo lambda watch` runs.
+const WATCHED: [&str; 5] = [
+    "health-probe",
+    "failover-executor",
+    "replica-promoter",
+    "traffic-shifter",
+    "deploy-wave",
+];
+
 impl World {
+    /// Starts `cargo lambda watch` again on the same port, with the world's environment
+    /// plus `extra` (a test's named local inputs, e.g. a report bucket).
+    pub fn restart_watch(&mut self, extra: &[(&'static str, String)]) -> anyhow::Result<()> {
+        let endpoint = self.watch.endpoint();
+        let port: u16 = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no port in {endpoint}"))?;
+        let mut env = self.watch_env.clone();
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k, v.clone()));
+        }
+        // The old watch must let go of the port first: a stand-in holds the field meanwhile.
+        let stand_in = LambdaWatch::start(free_port()?, &[], &[])?;
+        drop(std::mem::replace(&mut self.watch, stand_in));
+        self.watch =
+            LambdaWatch::start_stack(port, &self.moto, SURVIVOR, &self.table, &env, &WATCHED)?;
+        self.watch_env = env;
+        Ok(())
+    }
+
     /// Starts the emulators and the functions, and builds the world.
     pub async fn start(opts: &DrillOptions) -> anyhow::Result<World> {
         let watch_port = free_port()?;
@@ -473,38 +508,37 @@ impl World {
         let failover_machine = machines::create(&sfn, "failover", SURVIVOR).await?;
         let failback_machine = machines::create(&sfn, "failback", SURVIVOR).await?;
         let dns = twin.dns_addr().await?;
-        let watch = LambdaWatch::start_stack(
-            watch_port,
-            &moto,
-            SURVIVOR,
-            &table,
-            &[
-                ("FAILOVER_STATE_MACHINE_ARN", failover_machine.clone()),
-                (
-                    "FAILOVER_ALARM_TIMING",
-                    format!("{},{}", opts.poll_seconds, opts.verify_max_polls),
-                ),
-                (
-                    "LIFEBOAT_PROBE_WINDOW_SECONDS",
-                    opts.probe_window_seconds.to_string(),
-                ),
-                // traffic-shifter's `resolve` asks the twin's DNS server, as a client
-                // (on AWS: the Lambda's resolver, from /etc/resolv.conf).
-                ("LIFEBOAT_DNS_RESOLVER", dns.to_string()),
-            ],
-            &[
-                "health-probe",
-                "failover-executor",
-                "replica-promoter",
-                "traffic-shifter",
-                "deploy-wave",
-            ],
-        )?;
+        // The survivor stack's notification topic, as the template hands it to the
+        // functions (`LIFEBOAT_NOTIFICATION_TOPIC_ARN: !Ref NotificationTopic`).
+        let topic = stacks
+            .stacks
+            .get(SURVIVOR)
+            .and_then(|s| s["resources"]["NotificationTopic"]["physical_id"].as_str())
+            .context("the survivor's stack has no NotificationTopic")?
+            .to_owned();
+        let watch_env: Vec<(&'static str, String)> = vec![
+            ("FAILOVER_STATE_MACHINE_ARN", failover_machine.clone()),
+            (
+                "FAILOVER_ALARM_TIMING",
+                format!("{},{}", opts.poll_seconds, opts.verify_max_polls),
+            ),
+            (
+                "LIFEBOAT_PROBE_WINDOW_SECONDS",
+                opts.probe_window_seconds.to_string(),
+            ),
+            // traffic-shifter's `resolve` asks the twin's DNS server, as a client
+            // (on AWS: the Lambda's resolver, from /etc/resolv.conf).
+            ("LIFEBOAT_DNS_RESOLVER", dns.to_string()),
+            (lifeboat::notify::ENV_TOPIC, topic),
+        ];
+        let watch =
+            LambdaWatch::start_stack(watch_port, &moto, SURVIVOR, &table, &watch_env, &WATCHED)?;
         let original = spec.clone();
         Ok(World {
             moto,
             twin,
             watch,
+            watch_env,
             endpoints,
             dns,
             record_name,

@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_sfn::types::ExecutionStatus;
 use harness::calls::{self, Comparison, Execution, Quiet};
 use harness::drill::{Drill, DrillOptions, FAILBACK_INPUT, SURVIVOR, WORKLOAD};
-use harness::lambda::LambdaWatch;
 use lifeboat::{Store, UnixMillis};
 use serde_json::{Value, json};
 
@@ -398,7 +397,9 @@ async fn a_drill_makes_the_calls_its_plan_lists() {
     harness::data::create_bucket(&d.world.config, SURVIVOR, REPORT_BUCKET)
         .await
         .unwrap();
-    restart_watch(&mut d, &[("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into())]);
+    d.world
+        .restart_watch(&[("LIFEBOAT_REPORT_BUCKET", REPORT_BUCKET.into())])
+        .unwrap();
     d.start_replication();
 
     let mut input: Value =
@@ -430,46 +431,4 @@ async fn a_drill_makes_the_calls_its_plan_lists() {
     let cmp = compare(&d, "drill", &plan, &run).await;
     println!("drill: {:.1} s", began.elapsed().as_secs_f64());
     assert_same("drill", &cmp);
-}
-
-/// Restarts the world's `cargo lambda watch` on its port with `extra` environment.
-fn restart_watch(d: &mut Drill, extra: &[(&str, String)]) {
-    let endpoint = d.world.watch.endpoint();
-    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    let functions = [
-        "health-probe",
-        "failover-executor",
-        "replica-promoter",
-        "traffic-shifter",
-        "deploy-wave",
-    ];
-    let o = opts();
-    let mut env: Vec<(&str, String)> = vec![
-        (
-            "FAILOVER_STATE_MACHINE_ARN",
-            d.world.failover_machine.clone(),
-        ),
-        (
-            "FAILOVER_ALARM_TIMING",
-            format!("{},{}", o.poll_seconds, o.verify_max_polls),
-        ),
-        (
-            "LIFEBOAT_PROBE_WINDOW_SECONDS",
-            o.probe_window_seconds.to_string(),
-        ),
-        ("LIFEBOAT_DNS_RESOLVER", d.world.dns.to_string()),
-    ];
-    env.extend(extra.iter().cloned());
-    // The old watch must let go of the port first: a stand-in holds the field meanwhile.
-    let stand_in = LambdaWatch::start(harness::lambda::free_port().unwrap(), &[], &[]).unwrap();
-    drop(std::mem::replace(&mut d.world.watch, stand_in));
-    d.world.watch = LambdaWatch::start_stack(
-        port,
-        &d.world.moto,
-        SURVIVOR,
-        &d.world.table,
-        &env,
-        &functions,
-    )
-    .unwrap();
 }

@@ -80,10 +80,6 @@ pub struct PlannedCall {
     /// whose call there got no answer skips it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_answer_from: Option<String>,
-    /// Made only when the stack is so configured (e.g. SNS Publish when the stack has a
-    /// notification topic): what it needs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub only_if: Option<String>,
 }
 
 /// One step of the failover and the calls it makes.
@@ -818,13 +814,12 @@ impl Calls<'_> {
             control_plane: cp,
             outside_surviving_region: region != self.to,
             needs_answer_from: None,
-            only_if: None,
         });
     }
 
     /// A notification (`lifeboat::notify`), sent from `region` (the function's own):
-    /// PutEvents on its default event bus, and Publish to the stack's topic when it has
-    /// one. Best effort: a failure is logged and never fails the step.
+    /// PutEvents on its default event bus and Publish to the stack's NotificationTopic.
+    /// Best effort: a failure is logged and never fails the step.
     pub(crate) fn notify(&mut self, region: &str) {
         self.add(
             "events",
@@ -840,9 +835,6 @@ impl Calls<'_> {
             "the stack's NotificationTopic".into(),
             false,
         );
-        if let Some(last) = self.calls.last_mut() {
-            last.only_if = Some("the stack has a notification topic".into());
-        }
     }
 
     /// Reading a routing switch in its Region: its alarm's state (DescribeAlarms), and,

@@ -321,6 +321,18 @@ def test_permissions_allow_exactly_the_templates_invokers(server, deployed):
     assert sum(p["principal"] == "lambda.alarms.cloudwatch.amazonaws.com" for p in perms) == 3  # the prober's stack only, one a Region
 
 
+def test_each_stack_has_its_notification_topic_and_ref_is_its_arn(server, deployed):
+    for region in DEPLOY_ORDER:
+        topic = deployed[region]["resources"]["NotificationTopic"]
+        arn = topic["physical_id"]
+        assert arn.startswith(f"arn:aws:sns:{region}:{ACCOUNT}:lifeboat-NotificationTopic-"), arn
+        assert deployed[region]["outputs"]["NotificationTopicArn"] == arn
+        attrs = server.client("sns", region).get_topic_attributes(TopicArn=arn)["Attributes"]
+        assert attrs["DisplayName"] == f"Lifeboat checkout {region}"
+    # NotificationEmail is empty by default: no e-mail subscription.
+    assert "NotificationEmailSubscription" not in deployed["us-east-1"]["resources"]
+
+
 def test_functions_map_to_their_binaries_and_timeouts(deployed, template):
     functions = deployed["eu-west-1"]["functions"]
     assert functions["lifeboat-failover-executor"] == "failover-executor"
