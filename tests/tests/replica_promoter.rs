@@ -1842,14 +1842,16 @@ async fn compute_scales_to_what_the_left_region_ran_and_waits_until_in_service()
     );
 }
 
-#[tokio::test]
-async fn insufficient_capacity_goes_on_at_the_minimum_only_when_unplanned() {
+/// A target group of 5 whose Region has room for `max` instances only (the twin's
+/// insufficient-capacity fault), scaled by an unplanned move: the world, the promoter,
+/// the epoch and the group.
+async fn scaled_under_a_cap(max: u32) -> (World, Promoter<DynamoStore>, u64, String) {
     let (world, _spec, epoch, asg, _cluster) = compute_setup(5, 3).await;
     let twin = harness::twin::Twin::new(MotoServer::shared());
     instant_capacity(&twin).await;
     twin.post(
         "compute/capacity",
-        json!({"region": NEW, "name": asg, "max": 4}),
+        json!({"region": NEW, "name": asg, "max": max}),
     )
     .await
     .unwrap();
@@ -1857,6 +1859,12 @@ async fn insufficient_capacity_goes_on_at_the_minimum_only_when_unplanned() {
     run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
         .await
         .unwrap();
+    (world, p, epoch, asg)
+}
+
+#[tokio::test]
+async fn insufficient_capacity_goes_on_at_the_minimum_only_when_unplanned() {
+    let (world, p, epoch, asg) = scaled_under_a_cap(4).await;
     // 4 of 5 is the 80 % floor: an unplanned failover goes on, recorded.
     let out = status_until_settled(&p, epoch, Mode::Unplanned)
         .await
@@ -1882,19 +1890,7 @@ async fn insufficient_capacity_goes_on_at_the_minimum_only_when_unplanned() {
 
 #[tokio::test]
 async fn capacity_below_the_minimum_is_a_named_error() {
-    let (world, _spec, epoch, asg, _cluster) = compute_setup(5, 3).await;
-    let twin = harness::twin::Twin::new(MotoServer::shared());
-    instant_capacity(&twin).await;
-    twin.post(
-        "compute/capacity",
-        json!({"region": NEW, "name": asg, "max": 2}),
-    )
-    .await
-    .unwrap();
-    let p = on_moto(&world);
-    run(&p, compute_req(Step::ComputeScale, epoch, Mode::Unplanned))
-        .await
-        .unwrap();
+    let (world, p, epoch, asg) = scaled_under_a_cap(2).await;
     let err = status_until_settled(&p, epoch, Mode::Unplanned)
         .await
         .unwrap_err();
