@@ -77,18 +77,14 @@ async fn drain(moto: &MotoServer, url: &str, want: usize) -> Vec<Value> {
     out
 }
 
+/// A settled health record observed a second ago.
 fn health(region: &str, verdict: Verdict, lag: Option<f64>) -> HealthRecord {
-    HealthRecord {
-        region: region.into(),
+    harness::world::settled_health(
+        region,
         verdict,
-        consecutive_failures: 0,
-        consecutive_successes: 3,
-        probe_latency_ms: Some(20),
-        replication_lag_seconds: lag,
-        lag_grade: None,
-        observed_at: UnixMillis(UnixMillis::now().0 - 1_000),
-        detail: None,
-    }
+        lag,
+        UnixMillis(UnixMillis::now().0 - 1_000),
+    )
 }
 
 #[tokio::test]
