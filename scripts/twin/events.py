@@ -4,7 +4,8 @@ moto 5.2.5 stores rules and targets but delivers nothing useful: `Rule.send_to_t
 ignores the rule's State, raises NotImplementedError for Lambda and Step Functions targets,
 and scheduled rules never fire. This module:
 
-- routes events to every ENABLED rule of a bus whose EventPattern matches (moto's own
+- routes events to every ENABLED rule of a bus whose EventPattern matches (a schedule rule,
+  with no pattern, matches no event: moto's matcher would match it to every one; moto's own
   matcher, `moto.events.models.EventPattern`: prefix, anything-but, numeric, ...), both the
   events the twin emits (CloudWatch "CloudWatch Alarm State Change", see cloudwatch.py) and
   client PutEvents (moto's put_events is patched through `Rule.send_to_targets`);
@@ -422,7 +423,14 @@ def patch_moto(twin: core.Twin) -> None:
     original = models.Rule.send_to_targets
 
     def send_to_targets(self, original_event, transform_input: bool = True):
-        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+        # A rule with no pattern is a schedule rule: "Rules with EventPatterns are
+        # triggered when a matching event is observed. Rules with ScheduleExpressions
+        # self-trigger based on the given schedule" (PutRule API reference,
+        # https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html).
+        # moto matches an empty pattern against every event; its scheduled deliveries
+        # come from fire_schedules, not through here.
+        if (self.state != "ENABLED" or not self.event_pattern.get_pattern()
+                or not self.event_pattern.matches_event(original_event)):
             return None
         event = copy.deepcopy(dict(original_event))
         event.pop("ingestion-time", None)

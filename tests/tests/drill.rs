@@ -133,6 +133,25 @@ async fn an_alarm_storm_starts_one_failover_execution() {
         delivered["attempts"].as_u64().unwrap_or(0) >= 9,
         "{delivered}"
     );
+    // The probe's schedule rule delivers its schedule only: Lifeboat's own events on the
+    // same bus (verdict changes, run notices) match no schedule rule, as on AWS. (moto
+    // matched them all to it, and nine copies of each, every one a failed invoke retried
+    // twice, queued the real probes behind them until detection missed its limit.)
+    let refused: Vec<String> = d
+        .world
+        .twin
+        .timeline(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.kind == "lambda.invoke"
+                && r.detail.starts_with("health-probe (")
+                && r.detail.contains("Unhandled")
+        })
+        .map(|r| r.detail)
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
     // Deliveries after the end start nothing new either (the name is taken), however
     // long the alarm stays in ALARM.
     tokio::time::sleep(std::time::Duration::from_secs_f64(

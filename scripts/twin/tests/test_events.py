@@ -170,6 +170,28 @@ def test_scheduled_rate_rule_fires_every_n_twin_minutes(lambda_world):
     eb.disable_rule(Name="every-minute")
 
 
+def test_a_schedule_rule_matches_no_put_events(lambda_world):
+    # PutRule API reference: "Rules with EventPatterns are triggered when a matching event
+    # is observed. Rules with ScheduleExpressions self-trigger based on the given
+    # schedule." moto matches a rule without a pattern against every event.
+    server, fake = lambda_world
+    eb = server.client("events")
+    rule = eb.put_rule(Name="hourly", ScheduleExpression="rate(60 minutes)")["RuleArn"]
+    eb.put_targets(Rule="hourly", Targets=[{"Id": "1", "Arn": fn_arn("ev-hourly")}])
+    allow(server, "ev-hourly", "events.amazonaws.com", rule)
+    both = eb.put_rule(Name="hourly-or-app", ScheduleExpression="rate(60 minutes)",
+                       EventPattern=json.dumps({"source": ["app.both"]}))["RuleArn"]
+    eb.put_targets(Rule="hourly-or-app", Targets=[{"Id": "1", "Arn": fn_arn("ev-both")}])
+    allow(server, "ev-both", "events.amazonaws.com", both)
+    eb.put_events(Entries=[{"Source": "app.both", "DetailType": "Verdict Changed", "Detail": "{}"}])
+    got = fake.wait("ev-both", 1)
+    time.sleep(0.3)
+    assert got[0]["source"] == "app.both"
+    assert fake.of("ev-hourly") == []
+    eb.disable_rule(Name="hourly")
+    eb.disable_rule(Name="hourly-or-app")
+
+
 def test_cron_rule_is_recorded_as_not_emulated(lambda_world):
     server, fake = lambda_world
     server.client("events").put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
