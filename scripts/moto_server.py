@@ -79,8 +79,18 @@ class LambdaRouter:
     - `POST /_twin/lambda/fault {"function": "replica-promoter", "mode": "timeout"|"none",
       "count": N}` makes the function's next N invocations (default: until cleared) run past
       their timeout: held for the timeout, never forwarded, then answered as timed out.
+    - Lambda scales a function out to one execution environment per concurrent
+      invocation; `cargo lambda watch` runs a few instances and queues the rest, and
+      cargo-lambda 1.9.2 deadlocks once 100 invocations of one function are queued
+      (`RequestCache::upsert` awaits the full queue while it holds the lock every
+      instance needs to take its next invocation: nothing runs again). So at most
+      `FORWARD_LIMIT` invocations of a function are forwarded at once; the others wait
+      here, as Lambda's own queue holds asynchronous invocations (a synchronous one
+      waits at most its timeout, then times out).
     Timeline rows: `lambda.invoke` (function, ms, status, invocation_type) and `lambda.timeout`.
     """
+
+    FORWARD_LIMIT = 64
 
     INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
     SETTING = "lambda.timeout_seconds."
@@ -91,6 +101,7 @@ class LambdaRouter:
         self.twin = twin
         self.faults: dict[str, int | None] = {}  # binary -> invocations left (None: until cleared)
         self.faults_lock = threading.Lock()
+        self.forwarding: dict[str, threading.BoundedSemaphore] = {}  # binary -> its FORWARD_LIMIT
         twin.control("lambda/fault")(self.fault_control)
         twin.settings_hooks.append(self.on_settings)
 
@@ -149,14 +160,33 @@ class LambdaRouter:
         return "200 OK", [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")], payload
 
     def run(self, binary: str, body: bytes) -> tuple[str, list, bytes]:
-        """One invocation as Lambda runs it: forwarded, bounded by the function's timeout."""
-        import socket
+        """One invocation as Lambda runs it: forwarded, bounded by the function's timeout
+        (a wait for one of the function's `FORWARD_LIMIT` slots counts in it)."""
         import time
 
         timeout = self.timeout_of(binary)
         if self.take_fault(binary):
             self.twin.stopping.wait(timeout)
             return self.timed_out(binary, timeout)
+        with self.faults_lock:
+            slots = self.forwarding.setdefault(binary, threading.BoundedSemaphore(self.FORWARD_LIMIT))
+        started = time.monotonic()
+        if not slots.acquire(timeout=timeout):
+            return self.timed_out(binary, timeout)
+        try:
+            left = timeout - (time.monotonic() - started)
+            if left <= 0:
+                return self.timed_out(binary, timeout)
+            return self.forward(binary, body, left, timeout)
+        finally:
+            slots.release()
+
+    def forward(self, binary: str, body: bytes, left: float, timeout: float) -> tuple[str, list, bytes]:
+        """Sends one invocation to `cargo lambda watch` and waits for it, at most `left`
+        seconds of the function's `timeout` (a timed-out answer names `timeout`)."""
+        import socket
+        import time
+
         request = urllib.request.Request(
             f"{self.endpoint}/2015-03-31/functions/{urllib.parse.quote(binary)}/invocations",
             data=body,
@@ -168,7 +198,7 @@ class LambdaRouter:
         try:
             # The socket timeout bounds each wait for data; `cargo lambda watch` answers only
             # once the function returns, so it bounds the invocation.
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=left) as response:
                 status, payload = "200 OK", response.read()
         except urllib.error.HTTPError as error:
             payload = error.read()
@@ -181,7 +211,7 @@ class LambdaRouter:
             return self.timed_out(binary, timeout)
         except OSError as error:
             reason = getattr(error, "reason", None)
-            if isinstance(reason, (TimeoutError, socket.timeout)) or time.monotonic() - started >= timeout:
+            if isinstance(reason, (TimeoutError, socket.timeout)) or time.monotonic() - started >= left:
                 return self.timed_out(binary, timeout)
             status = "502 Bad Gateway"
             payload = json.dumps({"errorType": "ServiceException", "errorMessage": str(error)}).encode()

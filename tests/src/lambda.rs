@@ -23,8 +23,12 @@ pub const FUNCTIONS: [&str; 6] = [
 /// Instances `cargo lambda watch` may run of each function at once. Lambda runs each
 /// invocation in its own execution environment, scaling out; with one instance, a storm
 /// of asynchronous alarm deliveries would queue a state machine's own task of the same
-/// function behind it until that task timed out, which AWS would not do.
-pub const CONCURRENCY: u32 = 4;
+/// function behind it until that task timed out, which AWS would not do. Twelve: the
+/// storm drill delivers every scheduled probe nine times, each copy probing for the
+/// whole window, and Lambda would run all nine at once. (Instances start on demand; the
+/// twin's router forwards at most `FORWARD_LIMIT` invocations of a function at once,
+/// below the queue at which cargo-lambda 1.9.2 deadlocks: scripts/moto_server.py.)
+pub const CONCURRENCY: u32 = 12;
 
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {

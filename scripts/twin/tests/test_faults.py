@@ -182,12 +182,17 @@ def test_bad_request_is_400(server):
 # ---------------------------------------------------------------- Lambda: async invoke, timeouts
 class FakeLambdaWatch:
     """Stands in for `cargo lambda watch`: `echo` returns its input, `slow` sleeps 1.5 s,
-    `boom` fails (HTTP 500 as cargo lambda answers a function error)."""
+    `boom` fails (HTTP 500 as cargo lambda answers a function error), `held` waits until
+    `release` is set (`held_now` and `held_most` count its invocations in flight)."""
 
     def __init__(self) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         calls = self.calls = []
+        self.release = threading.Event()
+        self.held_now = self.held_most = 0
+        owner = self
+        counting = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -199,6 +204,13 @@ class FakeLambdaWatch:
                 calls.append((name, body))
                 if name == "slow":
                     time.sleep(1.5)
+                if name == "held":
+                    with counting:
+                        owner.held_now += 1
+                        owner.held_most = max(owner.held_most, owner.held_now)
+                    owner.release.wait(20)
+                    with counting:
+                        owner.held_now -= 1
                 status, payload = (500, b'{"errorType":"Boom","errorMessage":"no"}') if name == "boom" else (200, body)
                 try:
                     self.send_response(status)
@@ -272,6 +284,30 @@ def test_timeout_fault_holds_for_the_timeout_and_never_forwards(lambdas):
     assert "FunctionError" not in out and json.loads(out["Payload"].read()) == {"x": 2}
     rows = [r for r in server.timeline() if r["kind"] == "lambda.invoke" and r["function"] == "echo"]
     assert rows[-1]["status"] == 200 and rows[-1]["ms"] >= 0
+
+
+def test_a_burst_is_forwarded_at_most_forward_limit_at_a_time_and_every_invocation_runs(lambdas):
+    # Lambda scales out per invocation; cargo lambda watch 1.9.2 queues beyond its
+    # instances and deadlocks at 100 queued. 150 asynchronous invocations at once: at most
+    # FORWARD_LIMIT reach it together, the rest wait in the twin, and all of them run.
+    import moto_server
+
+    server, fake = lambdas
+    server.control("settings", {"lambda.timeout_seconds.held": 30})
+    client = server.client("lambda")
+    for i in range(150):
+        assert client.invoke(FunctionName="held", InvocationType="Event", Payload=json.dumps({"i": i}).encode())["StatusCode"] == 202
+    deadline = time.monotonic() + 10
+    while fake.held_now < moto_server.LambdaRouter.FORWARD_LIMIT and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert fake.held_most == moto_server.LambdaRouter.FORWARD_LIMIT
+    fake.release.set()
+    deadline = time.monotonic() + 15
+    while sum(1 for n, _ in fake.calls if n == "held") < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(json.loads(b)["i"] for n, b in fake.calls if n == "held") == list(range(150))
+    assert fake.held_most == moto_server.LambdaRouter.FORWARD_LIMIT
 
 
 def test_region_fault_applies_to_invoke(lambdas):
