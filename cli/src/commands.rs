@@ -112,7 +112,10 @@ pub(crate) async fn dispatch(cli: &Cli, env: &Env, io: &mut Io<'_>) -> Res<Exit>
             ctx.print_json(io.out, &spec)?;
             Ok(Exit::Ok)
         }
-        Command::Status { workload } => status(&ctx, workload.as_deref(), io).await,
+        Command::Status {
+            workload,
+            dns_queries,
+        } => status(&ctx, workload.as_deref(), *dns_queries, io).await,
         Command::Plan(p) => plan(&ctx, p, io).await,
         Command::Failover(FailoverCommand::Start {
             args,
@@ -416,7 +419,30 @@ async fn spec_apply(
     Ok(Exit::Ok)
 }
 
-async fn status(ctx: &Ctx<'_>, workload: Option<&str>, io: &mut Io<'_>) -> Res<Exit> {
+/// What DNS answers for the workload's record, asked as a client asks it, or why it was
+/// not asked. Bounded: each query 1 s, all at once.
+async fn ask_dns(
+    env: &Env,
+    spec: &WorkloadSpec,
+    queries: u32,
+) -> std::result::Result<traffic_shifter::resolve::Resolved, String> {
+    use traffic_shifter::resolve;
+    if queries == 0 {
+        return Err("--dns-queries 0".into());
+    }
+    let server = env.resolver.clone()?;
+    let name = resolve::record_name(spec).map_err(|e| e.to_string())?;
+    let regions = resolve::region_addresses(server, &resolve::endpoint_hosts(spec)).await;
+    let answers = resolve::ask(server, &name, queries).await;
+    Ok(resolve::tally(&name, server, &answers, &regions))
+}
+
+async fn status(
+    ctx: &Ctx<'_>,
+    workload: Option<&str>,
+    dns_queries: u32,
+    io: &mut Io<'_>,
+) -> Res<Exit> {
     let home = ctx.home()?;
     let store = ctx.store(&home);
     let ids = match workload {
@@ -466,6 +492,7 @@ async fn status(ctx: &Ctx<'_>, workload: Option<&str>, io: &mut Io<'_>) -> Res<E
         if lease_region != home {
             runs.extend(store.list_runs(id).await?);
         }
+        let dns = ask_dns(ctx.env, &spec, dns_queries).await;
         let mut s = crate::status::build(
             crate::status::Read {
                 spec: &spec,
@@ -475,6 +502,7 @@ async fn status(ctx: &Ctx<'_>, workload: Option<&str>, io: &mut Io<'_>) -> Res<E
                 runs,
                 read_in: &home,
                 lease_region: &lease_region,
+                dns,
             },
             UnixMillis::now(),
         );

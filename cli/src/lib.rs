@@ -93,9 +93,19 @@ pub enum Command {
     #[command(subcommand)]
     Spec(SpecCommand),
     /// Each Region's role, weight, health, lag, switch and DNS; the lease; the last runs.
+    ///
+    /// DNS is asked as a client asks it: the workload's record name, `--dns-queries`
+    /// times at once (a weighted record answers one record per query), of the resolver
+    /// in LIFEBOAT_DNS_RESOLVER (ip:port), else the first nameserver of
+    /// /etc/resolv.conf; each query is bounded to 1 s. The DNS column counts the answers
+    /// naming each Region. What Route 53 should answer, from the weights and switches,
+    /// is printed beside it; a cache answers what it cached for up to the record's TTL.
     Status {
         /// The workload (default: every workload in the table).
         workload: Option<String>,
+        /// How many DNS queries per workload (0: do not ask DNS).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=200))]
+        dns_queries: u32,
     },
     /// Print what a failover, failback or drill would do, changing nothing.
     #[command(subcommand)]
@@ -387,6 +397,9 @@ pub struct Env {
     pub table: String,
     /// `USER`, for the audit trail.
     pub user: Option<String>,
+    /// The DNS resolver `status` asks (`LIFEBOAT_DNS_RESOLVER`, else the first
+    /// nameserver of `/etc/resolv.conf`), or why there is none.
+    pub resolver: std::result::Result<std::net::SocketAddr, String>,
 }
 
 /// The program's streams.

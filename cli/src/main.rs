@@ -8,6 +8,13 @@ async fn main() -> ExitCode {
         config: lifeboat::aws::load().await,
         table: std::env::var("LIFEBOAT_TABLE").unwrap_or_else(|_| "lifeboat".to_owned()),
         user: std::env::var("USER").ok(),
+        resolver: traffic_shifter::resolve::resolver(
+            std::env::var(traffic_shifter::resolve::ENV_RESOLVER)
+                .ok()
+                .as_deref(),
+            std::fs::read_to_string("/etc/resolv.conf").ok().as_deref(),
+        )
+        .map_err(|e| e.to_string()),
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -7,6 +7,8 @@ use lifeboat::store::{HealthRecord, LagGrade, Lease, RunRecord, SwitchPosition, 
 use lifeboat::{UnixMillis, WorkloadSpec};
 use serde::Serialize;
 
+use traffic_shifter::resolve::Resolved;
+
 use crate::text::{cut, duration, table};
 
 /// One Region's line.
@@ -36,9 +38,13 @@ pub struct RegionStatus {
     /// position means on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switch_on: Option<bool>,
-    /// Whether DNS answers this Region, derived from the weights and switches as Route
-    /// 53 chooses records ([`dns_regions`]).
+    /// Whether Route 53 should answer this Region now, from the weights and switches
+    /// ([`dns_regions`]).
     pub in_dns: bool,
+    /// How many of the DNS answers named this Region, when DNS was asked
+    /// ([`Status::dns`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_answers: Option<u32>,
     /// Whether the writer could move here now (healthy, fresh, caught up), for every
     /// Region but the primary: failover-executor's own readiness check.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +110,12 @@ pub struct Status {
     pub lease_unread: Option<String>,
     /// The last runs, newest first.
     pub runs: Vec<RunLine>,
+    /// What DNS answered, when it was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Resolved>,
+    /// Why DNS was not asked, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_unasked: Option<String>,
     /// When this was read.
     pub at: UnixMillis,
 }
@@ -158,6 +170,8 @@ pub struct Read<'a> {
     pub read_in: &'a str,
     /// Where the lease was read.
     pub lease_region: &'a str,
+    /// What DNS answered, or why it was not asked.
+    pub dns: std::result::Result<Resolved, String>,
 }
 
 /// How many runs a status shows.
@@ -167,6 +181,7 @@ pub const LAST_RUNS: usize = 5;
 pub fn build(read: Read<'_>, now: UnixMillis) -> Status {
     let spec = read.spec;
     let dns = dns_regions(spec, read.switches);
+    let answered = read.dns.as_ref().ok();
     let regions = spec
         .regions
         .iter()
@@ -189,6 +204,7 @@ pub fn build(read: Read<'_>, now: UnixMillis) -> Status {
                 lag_grade: h.and_then(|h| h.lag_grade),
                 switch_on,
                 in_dns: dns.contains(&r.region),
+                dns_answers: answered.map(|d| d.by_region.get(&r.region).copied().unwrap_or(0)),
                 readiness: (r.role != Role::Primary).then(|| {
                     let mut x = readiness(spec, h, now);
                     x.region.clone_from(&r.region);
@@ -210,6 +226,8 @@ pub fn build(read: Read<'_>, now: UnixMillis) -> Status {
         lease_unread: None,
         lease: read.lease,
         runs: runs.iter().take(LAST_RUNS).map(RunLine::of).collect(),
+        dns_unasked: read.dns.as_ref().err().cloned(),
+        dns: read.dns.ok(),
         at: now,
     }
 }
@@ -232,6 +250,49 @@ fn snake<T: Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// What the DNS column means, and where DNS and Route 53's choice disagree: a Region
+/// answered that Route 53 should no longer choose is a cache (up to the record's TTL)
+/// or a record that did not change.
+pub fn dns_lines(s: &Status) -> Vec<String> {
+    let expected: Vec<&str> = s
+        .regions
+        .iter()
+        .filter(|r| r.in_dns)
+        .map(|r| r.region.as_str())
+        .collect();
+    let should = format!("Route 53 should answer {}", expected.join(", "));
+    let Some(d) = &s.dns else {
+        let why = s.dns_unasked.as_deref().unwrap_or("not asked");
+        return vec![format!("DNS not asked ({why}); {should}")];
+    };
+    let mut lines = vec![format!(
+        "DNS: {} asked {} times of {}, {} answered; {should}",
+        d.record_name, d.queries, d.resolver, d.answered
+    )];
+    if d.answered == 0 {
+        lines.push(format!("DNS gave no answer for {}", d.record_name));
+    }
+    for r in s
+        .regions
+        .iter()
+        .filter(|r| !r.in_dns && r.dns_answers.unwrap_or(0) > 0)
+    {
+        lines.push(format!(
+            "DNS still answers {} ({} of {}): cached for up to the record's TTL, or its record did not change",
+            r.region,
+            r.dns_answers.unwrap_or(0),
+            d.answered
+        ));
+    }
+    if !d.unknown.is_empty() {
+        lines.push(format!(
+            "DNS answers addresses of no Region's endpoint: {}",
+            d.unknown.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Renders the status for a terminal (at most 100 columns).
@@ -263,7 +324,10 @@ pub fn render(s: &Status) -> String {
                     Some(false) => "off".into(),
                     None => "-".into(),
                 },
-                if r.in_dns { "yes" } else { "no" }.into(),
+                match (r.dns_answers, &s.dns) {
+                    (Some(n), Some(d)) => format!("{n}/{}", d.answered),
+                    _ => "-".into(),
+                },
                 match &r.readiness {
                     None => "-".into(),
                     Some(x) if x.ready => "ready".into(),
@@ -280,6 +344,10 @@ pub fn render(s: &Status) -> String {
     ));
     if s.regions.iter().any(|r| r.drained) {
         out.push_str("* drained: out of traffic until restored\n");
+    }
+    for line in dns_lines(s) {
+        out.push_str(&cut(&line, 100));
+        out.push('\n');
     }
     for r in &s.regions {
         if let Some(x) = r.readiness.as_ref().filter(|x| !x.ready) {
@@ -435,6 +503,10 @@ mod tests {
                 ],
                 read_in: "eu-west-1",
                 lease_region: "eu-west-1",
+                dns: Ok(resolved(&[
+                    (&spec.regions[0].region, 6),
+                    (&spec.regions[1].region, 4),
+                ])),
             },
             now,
         );
@@ -463,5 +535,85 @@ mod tests {
             line.contains("primary") && line.contains("healthy"),
             "{line}"
         );
+        let first = text
+            .lines()
+            .find(|l| l.starts_with(&spec.regions[0].region))
+            .unwrap();
+        assert!(first.contains(" 6/10 "), "{first}");
+        assert!(
+            text.contains("DNS: api.example.com asked 10 times of 127.0.0.1:53, 10 answered"),
+            "{text}"
+        );
+        assert!(!text.contains("still answers"), "{text}");
+    }
+
+    fn resolved(by_region: &[(&str, u32)]) -> Resolved {
+        Resolved {
+            record_name: "api.example.com".into(),
+            resolver: "127.0.0.1:53".into(),
+            queries: 10,
+            answered: by_region.iter().map(|(_, n)| n).sum(),
+            by_region: by_region
+                .iter()
+                .map(|(r, n)| ((*r).to_owned(), *n))
+                .collect(),
+            unknown: vec![],
+            reason: None,
+        }
+    }
+
+    fn read<'a>(
+        spec: &'a WorkloadSpec,
+        switches: &'a [SwitchPosition],
+        dns: std::result::Result<Resolved, String>,
+    ) -> Read<'a> {
+        Read {
+            spec,
+            health: &[],
+            switches,
+            lease: None,
+            runs: vec![],
+            read_in: "eu-west-1",
+            lease_region: "eu-west-1",
+            dns,
+        }
+    }
+
+    #[test]
+    fn dns_answers_are_counted_and_set_against_what_route_53_should_answer() {
+        let spec: WorkloadSpec = serde_json::from_str(EXAMPLE).unwrap();
+        let primary = spec.primary().unwrap().region.clone();
+        let now = UnixMillis(1_800_000_000_000);
+        // The primary switched off, yet a cache still answers it.
+        let off = [switch(&primary, false)];
+        let s = build(read(&spec, &off, Ok(resolved(&[(&primary, 3)]))), now);
+        let p = s.regions.iter().find(|r| r.region == primary).unwrap();
+        assert_eq!((p.in_dns, p.dns_answers), (false, Some(3)));
+        let text = render(&s);
+        assert!(
+            text.contains(&format!("DNS still answers {primary} (3 of 3)")),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["dns"]["answered"], 3, "{json}");
+        assert_eq!(json["regions"][0]["dns_answers"], 3, "{json}");
+        // No answer at all is said as such.
+        let text = render(&build(read(&spec, &[], Ok(resolved(&[]))), now));
+        assert!(
+            text.contains("DNS gave no answer for api.example.com"),
+            "{text}"
+        );
+        // Not asked: why, and what Route 53 should answer, from the table.
+        let s = build(read(&spec, &[], Err("--dns-queries 0".into())), now);
+        assert!(s.regions.iter().all(|r| r.dns_answers.is_none()));
+        let text = render(&s);
+        let expected = dns_regions(&spec, &[]).join(", ");
+        assert!(
+            text.contains(&format!(
+                "DNS not asked (--dns-queries 0); Route 53 should answer {expected}"
+            )),
+            "{text}"
+        );
+        assert!(serde_json::to_value(&s).unwrap().get("dns").is_none());
     }
 }

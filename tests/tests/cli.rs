@@ -27,10 +27,23 @@ struct Ran {
 }
 
 async fn cli(config: &aws_types::SdkConfig, table: &str, args: &[&str], answer: &str) -> Ran {
+    let no_dns = Err("no DNS server in this test's world".to_owned());
+    cli_in(config, table, no_dns, args, answer).await
+}
+
+/// [`cli`] with `resolver` as the DNS resolver the environment names.
+async fn cli_in(
+    config: &aws_types::SdkConfig,
+    table: &str,
+    resolver: Result<std::net::SocketAddr, String>,
+    args: &[&str],
+    answer: &str,
+) -> Ran {
     let env = Env {
         config: config.clone(),
         table: table.to_owned(),
         user: Some("alice@example.com".into()),
+        resolver,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -658,6 +671,40 @@ async fn a_failover_started_by_the_cli_is_followed_to_its_end() {
     )
     .await;
     assert_eq!(r.exit, Exit::NotFound, "{}", r.err);
+
+    // `status` asks DNS as a client does (the twin's resolver): the run ended verified,
+    // so the answers name the survivor and never the failed Region, as Route 53 should.
+    let r = cli_in(
+        &w.config,
+        &w.table,
+        Ok(w.dns),
+        &[
+            "--region",
+            SURVIVOR,
+            "--json",
+            "status",
+            WORKLOAD,
+            "--dns-queries",
+            "20",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.exit, Exit::Ok, "{}{}", r.out, r.err);
+    let s: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(s["dns"]["queries"], 20, "{s:#}");
+    assert_eq!(s["dns"]["answered"], 20, "{s:#}");
+    let answers = |region: &str| {
+        s["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["region"] == region)
+            .map(|r| (r["dns_answers"].as_u64(), r["in_dns"].as_bool()))
+            .unwrap()
+    };
+    assert_eq!(answers(FAILED), (Some(0), Some(false)), "{s:#}");
+    assert!(answers(SURVIVOR).0.unwrap() > 0, "{s:#}");
 
     // The lease Region is now the old primary (the first Region that is not the
     // primary). With it hanging, status still answers from the survivor, bounded by

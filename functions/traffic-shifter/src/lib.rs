@@ -312,12 +312,9 @@ impl<S: Store> Shifter<S> {
         })?;
         let name = resolve::record_name(spec)?;
         let regions = resolve::region_addresses(server, &resolve::endpoint_hosts(spec)).await;
-        let mut answers = Vec::with_capacity(queries as usize);
-        for _ in 0..queries {
-            // A query that times out or fails counts as unanswered: the check then
-            // says "no answer", and the machine polls again.
-            answers.push(resolve::query_a(server, &name).await.unwrap_or_default());
-        }
+        // A query that times out or fails counts as unanswered: the check then says
+        // "no answer", and the machine polls again.
+        let answers = resolve::ask(server, &name, queries).await;
         let (ok, resolved) = resolve::judge(
             &name,
             server,

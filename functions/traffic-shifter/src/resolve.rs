@@ -118,16 +118,14 @@ pub fn endpoint_hosts(spec: &WorkloadSpec) -> Vec<(String, String)> {
     out
 }
 
-/// Tallies the answers (one list of addresses per query) by the Region whose endpoint
-/// has each address, and judges: the target answered, the failed Region (if any) not.
-pub fn judge(
+/// The answers (one list of addresses per query) tallied by the Region whose endpoint
+/// has each address: `record` asked `answers.len()` times of `resolver`, no judgement.
+pub fn tally(
     record: &str,
     resolver: SocketAddr,
     answers: &[Vec<IpAddr>],
     regions: &BTreeMap<IpAddr, String>,
-    target: &str,
-    failed: Option<&str>,
-) -> (bool, Resolved) {
+) -> Resolved {
     let mut by_region: BTreeMap<String, u32> = BTreeMap::new();
     let mut unknown: Vec<String> = Vec::new();
     let mut answered = 0u32;
@@ -147,6 +145,29 @@ pub fn judge(
             }
         }
     }
+    Resolved {
+        record_name: record.to_owned(),
+        resolver: resolver.to_string(),
+        queries: u32::try_from(answers.len()).unwrap_or(u32::MAX),
+        answered,
+        by_region,
+        unknown,
+        reason: None,
+    }
+}
+
+/// Tallies the answers ([`tally`]) and judges: the target answered, the failed Region
+/// (if any) not.
+pub fn judge(
+    record: &str,
+    resolver: SocketAddr,
+    answers: &[Vec<IpAddr>],
+    regions: &BTreeMap<IpAddr, String>,
+    target: &str,
+    failed: Option<&str>,
+) -> (bool, Resolved) {
+    let mut resolved = tally(record, resolver, answers, regions);
+    let (answered, by_region) = (resolved.answered, &resolved.by_region);
     let reason = if answered == 0 {
         Some(format!("no answer for {record} from {resolver}"))
     } else if let Some(f) = failed.filter(|f| by_region.contains_key(*f)) {
@@ -160,16 +181,18 @@ pub fn judge(
     } else {
         None
     };
-    let resolved = Resolved {
-        record_name: record.to_owned(),
-        resolver: resolver.to_string(),
-        queries: u32::try_from(answers.len()).unwrap_or(u32::MAX),
-        answered,
-        by_region,
-        unknown,
-        reason: reason.clone(),
-    };
+    resolved.reason.clone_from(&reason);
     (reason.is_none(), resolved)
+}
+
+/// Asks `server` for `name` `queries` times at once, each query bounded by
+/// [`QUERY_TIMEOUT`] (so the whole ask is too); a query that fails or times out
+/// answers nothing.
+pub async fn ask(server: SocketAddr, name: &str, queries: u32) -> Vec<Vec<IpAddr>> {
+    futures_util::future::join_all(
+        (0..queries).map(|_| async move { query_a(server, name).await.unwrap_or_default() }),
+    )
+    .await
 }
 
 /// One A query to `server` over UDP, bounded by [`QUERY_TIMEOUT`]: the addresses.
