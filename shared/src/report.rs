@@ -264,6 +264,74 @@ fn moved_rows(details: &Value) -> String {
     rows
 }
 
+/// What the run prepared in its target before traffic moved (`details.prepared`: one
+/// `{pattern, steps}` for a failover or failback, a list of them with their `phase` and
+/// `region` for a drill): a row per step with its status, how long it took and its
+/// resources.
+fn prepared_rows(details: &Value) -> String {
+    let one = |p: &Value| -> Vec<(String, Value)> {
+        let phase = p.get("phase").and_then(Value::as_str).map_or_else(
+            || {
+                details
+                    .get("to_region")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            },
+            |ph| {
+                format!(
+                    "{ph} {}",
+                    p.get("region").and_then(Value::as_str).unwrap_or("")
+                )
+            },
+        );
+        let pattern = p.get("pattern").and_then(Value::as_str).unwrap_or("");
+        p.get("steps")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|st| (format!("{phase} ({pattern})"), st.clone()))
+            .collect()
+    };
+    let steps: Vec<(String, Value)> = match details.get("prepared") {
+        Some(Value::Array(list)) => list.iter().flat_map(one).collect(),
+        Some(p @ Value::Object(_)) => one(p),
+        _ => Vec::new(),
+    };
+    let mut rows = String::new();
+    for (where_, st) in steps {
+        let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let took = st
+            .get("took_ms")
+            .and_then(Value::as_u64)
+            .map_or_else(|| "—".to_owned(), secs);
+        let resources: Vec<String> = st
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let detail = f(r, "detail");
+                let base = format!("{} {}: {}", f(r, "kind"), f(r, "id"), f(r, "status"));
+                if detail.is_empty() {
+                    base
+                } else {
+                    format!("{base} ({detail})")
+                }
+            })
+            .collect();
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{took}</td><td>{}</td></tr>",
+            esc(&where_),
+            esc(&f(&st, "step")),
+            esc(&f(&st, "status")),
+            esc(&resources.join("; "))
+        );
+    }
+    rows
+}
+
 /// The report page. Pure; every text from the record is escaped.
 pub fn html(workload: &str, run: &RunRecord, ctx: &Context) -> String {
     let d = &run.details;
@@ -368,6 +436,12 @@ pub fn html(workload: &str, run: &RunRecord, ctx: &Context) -> String {
         s.push_str("<p class=\"muted\">Nothing recorded as moved.</p>");
     } else {
         let _ = write!(s, "<table>{moved}</table>");
+    }
+    // What was prepared in the target (compute scaled, data tier promoted).
+    let prepared = prepared_rows(d);
+    if !prepared.is_empty() {
+        s.push_str("<h2>Prepared before traffic moved</h2><table><tr><th>target</th><th>step</th><th>status</th><th>took</th><th>resources</th></tr>");
+        let _ = write!(s, "{prepared}</table>");
     }
     // Plan against what ran.
     s.push_str("<h2>Plan against what ran</h2>");
@@ -506,6 +580,36 @@ mod tests {
         ));
         assert!(page.contains("<td>promote_data</td><td>promote the replica</td><td><span class=\"ok\">ran</span> at +1.0 s"));
         assert!(page.contains("StaleEpoch"));
+    }
+
+    #[test]
+    fn what_was_prepared_is_shown_for_a_run_and_for_each_phase_of_a_drill() {
+        let step = json!({"step": "compute_status", "status": "scaled", "took_ms": 95_250, "resources": [
+            {"kind": "auto_scaling_group", "id": "<web>", "status": "in_service", "detail": "4/4 in service"}]});
+        let mut r = run();
+        let page = html("checkout", &r, &Context::default());
+        assert!(!page.contains("Prepared before traffic moved"));
+        r.details["prepared"] = json!({"pattern": "pilot_light", "steps": [step.clone()]});
+        let page = html("checkout", &r, &Context::default());
+        assert!(
+            page.contains("<h2>Prepared before traffic moved</h2>"),
+            "{page}"
+        );
+        assert!(page.contains("<td>eu-west-1 (pilot_light)</td><td>compute_status</td><td>scaled</td><td>95.2 s</td><td>auto_scaling_group &lt;web&gt;: in_service (4/4 in service)</td>"), "{page}");
+        // A drill's record lists both nested runs' preparations.
+        r.details["prepared"] = json!([
+            {"phase": "failover", "region": "eu-west-1", "pattern": "warm_standby", "steps": [step.clone()]},
+            {"phase": "failback", "region": "us-east-1", "pattern": "warm_standby", "steps": [step]},
+        ]);
+        let page = html("checkout", &r, &Context::default());
+        assert!(
+            page.contains("<td>failover eu-west-1 (warm_standby)</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>failback us-east-1 (warm_standby)</td>"),
+            "{page}"
+        );
     }
 
     #[test]

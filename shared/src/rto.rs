@@ -112,6 +112,11 @@ pub struct Assumptions {
     pub s3_flip: Span,
     /// replica-promoter's DynamoDB global-table check (nothing to promote).
     pub dynamodb_verify: Span,
+    /// The target's compute from the scale request until the wanted capacity is in
+    /// service (EC2 instances launched and `InService`, ECS tasks running): pilot light
+    /// and warm standby. The worst case is never beyond `policy.compute.max_wait_seconds`
+    /// (then the run goes on below target, unplanned, or stops).
+    pub compute_scale_out: Span,
 }
 
 impl Default for Assumptions {
@@ -126,6 +131,7 @@ impl Default for Assumptions {
             aurora_global: Span::new(60.0, 300.0),
             s3_flip: Span::new(2.0, 10.0),
             dynamodb_verify: Span::new(1.0, 5.0),
+            compute_scale_out: Span::new(120.0, 300.0),
         }
     }
 }
@@ -499,6 +505,10 @@ const RDS_PROMOTE: &str =
 const AURORA_DR: &str = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html";
 const S3_PUT_REPLICATION: &str =
     "https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketReplication.html";
+const ASG_LIFECYCLE: &str =
+    "https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-lifecycle.html";
+const ECS_SERVICE: &str =
+    "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_services.html";
 const DYNAMODB_GLOBAL: &str =
     "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GlobalTables.html";
 const R53_HOW_HEALTH: &str = "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html";
@@ -802,7 +812,7 @@ fn data_tier(spec: &WorkloadSpec, deployed: &Deployed, scenario: &Scenario) -> V
             ),
             sources: vec![
                 AURORA_DR.into(),
-                poll_source,
+                poll_source.clone(),
                 format!(
                     "assumption: {} (at most {}) for AWS's \"RTO can be in the order of minutes\"",
                     secs(a.aurora_global.expected_seconds),
@@ -833,6 +843,48 @@ fn data_tier(spec: &WorkloadSpec, deployed: &Deployed, scenario: &Scenario) -> V
                     "assumption: {} (at most {}) for a few S3 control-plane calls",
                     secs(a.s3_flip.expected_seconds),
                     secs(a.s3_flip.worst_seconds)
+                ),
+            ],
+            assumed: true,
+        });
+    }
+    if !target.compute.is_empty() {
+        // Bounded by the policy: compute_status stops waiting at max_wait_seconds.
+        #[allow(clippy::cast_precision_loss)]
+        let wait = spec.policy.compute.max_wait_seconds as f64;
+        let scale = Span::new(
+            a.compute_scale_out.expected_seconds.min(wait),
+            a.compute_scale_out.worst_seconds.min(wait),
+        );
+        let ids: Vec<String> = target
+            .compute
+            .iter()
+            .map(|c| format!("{} {}", c.resource.kind(), c.resource.id()))
+            .collect();
+        terms.push(Term {
+            phase: Phase::DataTier,
+            name: "compute scale-out".into(),
+            seconds: polled(scale),
+            formula: format!(
+                "compute_scale of {} to what the Region being left ran (policy.compute.failover_to), beside the data tier, then compute_status until in service: {} (never past policy.compute.max_wait_seconds = {}) + status poll (mean {}, ≤ {})",
+                ids.join(", "),
+                span_text(scale),
+                secs(wait),
+                secs(poll / 2.0),
+                secs(poll)
+            ),
+            sources: vec![
+                ASG_LIFECYCLE.into(),
+                ECS_SERVICE.into(),
+                format!(
+                    "Lifeboat setting `policy.compute.max_wait_seconds` ({})",
+                    spec.policy.compute.max_wait_seconds
+                ),
+                poll_source.clone(),
+                format!(
+                    "assumption: {} (at most {}) for instances to launch and pass into InService or tasks to start; AWS documents no figure, measure it in a drill (the report's \"Prepared before traffic moved\")",
+                    secs(a.compute_scale_out.expected_seconds),
+                    secs(a.compute_scale_out.worst_seconds)
                 ),
             ],
             assumed: true,
@@ -1595,6 +1647,43 @@ mod tests {
             })
             .collect();
         assert!(starts.iter().all(|s| *s == starts[0]), "{starts:?}\n{text}");
+    }
+
+    /// Issue #15 item 5: a target with compute to scale adds its scale-out to the data
+    /// tier (in parallel with the promotion, before traffic), never past the policy's
+    /// wait.
+    #[test]
+    fn compute_scale_out_is_a_data_tier_term_bounded_by_the_policy_wait() {
+        use crate::model::{ComputeRef, ComputeResource};
+        let mut spec = example();
+        let to = Scenario::automatic(&spec).to_region;
+        assert!(!names(&budget(&spec, &Deployed::default())).contains(&"compute scale-out"));
+        let target = spec.regions.iter_mut().find(|r| r.region == to).unwrap();
+        target.compute = vec![ComputeRef {
+            tier: "web".into(),
+            resource: ComputeResource::AutoScalingGroup { name: "web".into() },
+            full_capacity: None,
+        }];
+        let deployed = Deployed::default();
+        let b = budget(&spec, &deployed);
+        let t = term(&b, "compute scale-out");
+        assert_eq!(t.phase, Phase::DataTier);
+        assert!(
+            t.assumed && t.formula.contains("auto_scaling_group web"),
+            "{}",
+            t.formula
+        );
+        let poll = f64::from(deployed.poll_seconds);
+        assert_eq!(t.seconds, Span::new(120.0 + poll / 2.0, 300.0 + poll));
+        // A shorter policy wait caps it: the run goes on (or stops) at max_wait_seconds.
+        spec.policy.compute.max_wait_seconds = 60;
+        let b = budget(&spec, &deployed);
+        assert_eq!(
+            term(&b, "compute scale-out").seconds,
+            Span::new(60.0 + poll / 2.0, 60.0 + poll)
+        );
+        // It is the longest data-tier term here only if it outlasts the RDS promotion.
+        assert!(b.full.worst_seconds >= term(&b, "compute scale-out").seconds.worst_seconds);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! Route 53 routing and loopback endpoints. moto does not replicate S3 either: the
 //! simulated drill's harness copies the canary itself and the report says
 //! `rpo_simulated: true`; the other drill copies nothing and the canary is reported
-//! missing.
+//! missing. The workload is a pilot light for its web tier: an Auto Scaling group in the
+//! primary running two instances and one in us-west-2 at zero, which the drill's
+//! failover scales before traffic moves (the twin's instances take 2 s to launch).
 
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -93,6 +95,43 @@ async fn world(tag: &str) -> World {
         r.endpoints[0].timeout_ms = 500;
         r.endpoints[0].body_contains = Some("ok".into());
         addresses.insert(r.region.clone(), endpoint.address);
+    }
+    // Compute: the web tier's Auto Scaling group, two instances in the primary and none
+    // in us-west-2 (pilot light), which the failover scales to what the primary ran.
+    spec.pattern = lifeboat::model::DrPattern::PilotLight;
+    let asg = format!("web-{tag}");
+    for (region, desired) in [("us-east-1", 2), ("us-west-2", 0)] {
+        let r = spec
+            .regions
+            .iter_mut()
+            .find(|r| r.region == region)
+            .unwrap();
+        r.compute = vec![lifeboat::model::ComputeRef {
+            tier: "web".into(),
+            resource: lifeboat::model::ComputeResource::AutoScalingGroup { name: asg.clone() },
+            full_capacity: Some(2),
+        }];
+        let autoscaling =
+            aws_sdk_autoscaling::Client::new(&lifeboat::aws::for_region(&config, region));
+        autoscaling
+            .create_launch_configuration()
+            .launch_configuration_name(format!("{asg}-lc"))
+            .image_id("ami-12c6146b")
+            .instance_type("t3.micro")
+            .send()
+            .await
+            .unwrap();
+        autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&asg)
+            .launch_configuration_name(format!("{asg}-lc"))
+            .min_size(0)
+            .max_size(2)
+            .desired_capacity(desired)
+            .availability_zones(format!("{region}a"))
+            .send()
+            .await
+            .unwrap();
     }
     // Buckets, the primary's replicating to the others (what s3_flip mirrors).
     for r in &spec.regions {
@@ -287,6 +326,30 @@ async fn why(w: &World, id: &str) -> String {
         .join("\n")
 }
 
+/// `(desired, in service)` of the web tier's Auto Scaling group in `region`.
+async fn web_group(w: &World, region: &str) -> (i32, usize) {
+    let lifeboat::model::ComputeResource::AutoScalingGroup { name } =
+        &w.spec.region(region).unwrap().compute[0].resource
+    else {
+        panic!("the web tier is an Auto Scaling group");
+    };
+    let out = aws_sdk_autoscaling::Client::new(&lifeboat::aws::for_region(&w.config, region))
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    let in_service = g
+        .instances()
+        .iter()
+        .filter(|i| {
+            i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+        })
+        .count();
+    (g.desired_capacity().unwrap(), in_service)
+}
+
 fn roles(spec: &WorkloadSpec) -> Vec<(String, Role, u32)> {
     spec.regions
         .iter()
@@ -379,6 +442,37 @@ async fn a_simulated_drill_fails_over_fails_back_and_reports_rto_and_simulated_r
     assert!(!html.contains("<script"), "{html}");
     assert!(md.contains("## Timeline"), "{md}");
     assert!(md.contains("RPO (**simulated**)"), "{md}");
+    // What the failover prepared in us-west-2 before traffic moved (issue #15 item 5):
+    // the pilot light's web tier scaled from 0 to the primary's 2, in service, and how
+    // long that took (the twin launches instances in 2 s); the same in the HTML page.
+    let prepared = &report["prepared"];
+    assert_eq!(prepared[0]["phase"], "failover", "{prepared:#}");
+    assert_eq!(prepared[0]["region"], "us-west-2", "{prepared:#}");
+    assert_eq!(prepared[0]["pattern"], "pilot_light", "{prepared:#}");
+    let compute = prepared[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "compute_status" || s["step"] == "compute_scale")
+        .unwrap_or_else(|| panic!("no compute step in {prepared:#}"));
+    assert_eq!(compute["status"], "scaled", "{compute:#}");
+    assert_eq!(
+        compute["resources"][0]["detail"], "2/2 in service",
+        "{compute:#}"
+    );
+    let took = compute["took_ms"].as_u64().unwrap();
+    assert!((1_500..60_000).contains(&took), "{took}");
+    let (desired, in_service) = web_group(&w, "us-west-2").await;
+    assert_eq!((desired, in_service), (2, 2));
+    assert!(md.contains("## Prepared before traffic moved"), "{md}");
+    assert!(
+        md.contains("| failover | us-west-2 | pilot_light | compute_status | scaled |"),
+        "{md}"
+    );
+    assert!(
+        html.contains("<h2>Prepared before traffic moved</h2>"),
+        "{html}"
+    );
     for step in [
         "| start |",
         "| failover |",

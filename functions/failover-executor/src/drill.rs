@@ -491,6 +491,51 @@ pub struct PhaseReport {
     pub to_region: Option<String>,
 }
 
+/// One step of what a nested run prepared in its target before traffic moved (the run
+/// record's `details.prepared.steps[]`, [`crate::steps::prepared`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedStep {
+    /// replica-promoter's step (`rds_status`, `s3_flip`, `compute_status`, ...).
+    pub step: String,
+    /// Its final status (`available`, `flipped`, `scaled`, `below_target`, ...).
+    pub status: String,
+    /// How long it took, when the step measures it (compute: scale request → in service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
+    /// Each resource's `{kind, id, action, status, detail}`.
+    #[serde(default)]
+    pub resources: Vec<Value>,
+}
+
+/// What a nested run (the drill's failover or failback) prepared in its target, under
+/// the workload's DR pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedReport {
+    /// `failover` or `failback`.
+    pub phase: String,
+    /// The Region prepared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The DR pattern (what there was to prepare).
+    pub pattern: lifeboat::model::DrPattern,
+    /// Its steps.
+    pub steps: Vec<PreparedStep>,
+}
+
+impl PreparedReport {
+    /// From a nested run record's `details.prepared`, when it has one.
+    fn of(phase: &str, run: Option<&RunRecord>) -> Option<PreparedReport> {
+        let run = run?;
+        let p = run.details.get("prepared")?;
+        Some(PreparedReport {
+            phase: phase.to_owned(),
+            region: str_of(Some(&run.details), "to_region").map(str::to_owned),
+            pattern: serde_json::from_value(p.get("pattern")?.clone()).ok()?,
+            steps: serde_json::from_value(p.get("steps")?.clone()).ok()?,
+        })
+    }
+}
+
 /// Where the report went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportLocation {
@@ -539,6 +584,11 @@ pub struct DrillReport {
     pub failover: PhaseReport,
     /// The nested failback.
     pub failback: PhaseReport,
+    /// What the failover and then the failback prepared in their targets before traffic
+    /// moved: compute scaled (and how long it took to come into service), the data tier
+    /// promoted or flipped, per the workload's DR pattern.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prepared: Vec<PreparedReport>,
     /// The drill's marks and both nested runs' timelines (prefixed `failover:` and
     /// `failback:`), by time.
     pub timeline: Vec<TimelineEntry>,
@@ -721,6 +771,13 @@ pub fn build_report(state: &DrillState, now: UnixMillis) -> DrillReport {
     );
     let failover = phase(&p.failover.name, state.failover.as_ref(), fo_run.as_ref());
     let failback = phase(&p.failback.name, state.failback.as_ref(), fb_run.as_ref());
+    let prepared: Vec<PreparedReport> = [
+        PreparedReport::of("failover", fo_run.as_ref()),
+        PreparedReport::of("failback", fb_run.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let succeeded =
         state.error.is_none() && failover.outcome == "succeeded" && failback.outcome == "succeeded";
     let mut timeline: Vec<TimelineEntry> = state.t.clone();
@@ -754,6 +811,7 @@ pub fn build_report(state: &DrillState, now: UnixMillis) -> DrillReport {
         rpo,
         failover,
         failback,
+        prepared,
         timeline,
         error: state.error.clone(),
         location: None,
@@ -892,6 +950,45 @@ pub fn render_markdown(r: &DrillReport) -> String {
         c.written_to.as_deref().unwrap_or("-"),
         c.read_from.as_deref().unwrap_or("-")
     );
+    if !r.prepared.is_empty() {
+        let _ = writeln!(md, "## Prepared before traffic moved\n");
+        let _ = writeln!(
+            md,
+            "| run | Region | pattern | step | status | took | resources |\n|---|---|---|---|---|---|---|"
+        );
+        for p in &r.prepared {
+            let pattern = serde_json::to_value(p.pattern)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            for step in &p.steps {
+                let resources: Vec<String> = step
+                    .resources
+                    .iter()
+                    .map(|x| {
+                        let f = |k: &str| x.get(k).and_then(Value::as_str).unwrap_or("");
+                        let detail = f("detail");
+                        if detail.is_empty() {
+                            format!("{} {}: {}", f("kind"), f("id"), f("status"))
+                        } else {
+                            format!("{} {}: {} ({detail})", f("kind"), f("id"), f("status"))
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {pattern} | {} | {} | {} | {} |",
+                    p.phase,
+                    p.region.as_deref().unwrap_or("?"),
+                    step.step,
+                    step.status,
+                    ms(step.took_ms),
+                    cell(&resources.join("; "))
+                );
+            }
+        }
+        let _ = writeln!(md);
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(md, "## Error\n\n```json\n{e:#}\n```\n");
     }
@@ -1147,6 +1244,50 @@ mod tests {
         );
         assert!(md.contains("## Timeline"), "{md}");
         assert!(md.contains("failover:shift_traffic"), "{md}");
+    }
+
+    /// Issue #15 item 5: the report says, per pattern, what each nested run prepared in
+    /// its target and how long compute took to come into service.
+    #[test]
+    fn the_report_says_what_was_prepared_and_how_long_compute_took() {
+        let mut s = state();
+        let prepared = json!({"pattern": "pilot_light", "steps": [
+            {"step": "compute_status", "status": "scaled", "took_ms": 95_250, "resources": [
+                {"kind": "auto_scaling_group", "id": "web", "action": "checked", "status": "in_service", "detail": "4/4 in service"}]},
+            {"step": "rds_status", "status": "available", "resources": [
+                {"kind": "rds_instance", "id": "db-euw1", "action": "checked", "status": "available", "detail": null}]}
+        ]});
+        s.failover = Some(finalize_output(
+            &[("shift_traffic", T0 + 4_000), ("finalize", T0 + 30_000)],
+            json!({"operation": "failover", "from_region": "us-east-1", "to_region": "eu-west-1", "prepared": prepared}),
+        ));
+        let r = build_report(&s, UnixMillis(T0 + 999_999));
+        assert_eq!(r.prepared.len(), 1, "the failback prepared nothing");
+        let p = &r.prepared[0];
+        assert_eq!(
+            (p.phase.as_str(), p.region.as_deref(), p.pattern),
+            (
+                "failover",
+                Some("eu-west-1"),
+                lifeboat::model::DrPattern::PilotLight
+            )
+        );
+        assert_eq!(p.steps[0].took_ms, Some(95_250));
+        let md = render_markdown(&r);
+        assert!(md.contains("## Prepared before traffic moved"), "{md}");
+        assert!(
+            md.contains("| failover | eu-west-1 | pilot_light | compute_status | scaled | 95.250 s | auto_scaling_group web: in_service (4/4 in service) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| rds_status | available | not measured | rds_instance db-euw1: available |"
+            ),
+            "{md}"
+        );
+        // Nothing prepared: no section.
+        let md = render_markdown(&build_report(&state(), UnixMillis(T0 + 999_999)));
+        assert!(!md.contains("Prepared before traffic moved"), "{md}");
     }
 
     #[test]

@@ -759,6 +759,7 @@ impl Executor {
                 "rpo": report.rpo,
                 "failover": report.failover,
                 "failback": report.failback,
+                "prepared": report.prepared,
                 "primary_region": report.primary_region,
                 "target_region": report.target_region,
                 "replication": report.replication,

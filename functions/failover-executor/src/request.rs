@@ -267,6 +267,11 @@ pub struct FinalizeInput {
     /// see [`flatten_timeline`].
     #[serde(default, deserialize_with = "flatten_timeline")]
     pub timeline: Vec<TimelineEntry>,
+    /// The data-tier Parallel's branch outputs (`$.data`: replica-promoter's outcomes for
+    /// RDS, Aurora, S3, DynamoDB and compute), recorded as what the run prepared in the
+    /// target ([`crate::steps::prepared`]).
+    #[serde(default)]
+    pub data: Vec<serde_json::Value>,
 }
 
 /// Input of the `release` step: the compensating path after a failed step.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use lifeboat::model::DrPattern;
 use lifeboat::store::{
     AuditEvent, Lease, LeasePurpose, LeaseRequest, RunKind, RunOutcome, RunRecord, TimelineEntry,
 };
@@ -291,6 +292,46 @@ fn served_at(timeline: &[TimelineEntry], now: UnixMillis) -> UnixMillis {
         .unwrap_or(now)
 }
 
+/// What a run prepared in the target before traffic moved, from the data-tier
+/// Parallel's branch outputs (replica-promoter outcomes): per step that had something to
+/// do, its final status, how long it took when the step says (compute: from the scale
+/// request until in service) and each resource's action, status and detail; with the
+/// workload's DR pattern, which says what there was to prepare (pilot light and warm
+/// standby scale compute; every pattern promotes its data tier). `None` when no branch
+/// had anything to do. Pure.
+pub fn prepared(pattern: DrPattern, data: &[serde_json::Value]) -> Option<serde_json::Value> {
+    let steps: Vec<serde_json::Value> = data
+        .iter()
+        .filter(|o| o.get("status").and_then(serde_json::Value::as_str) != Some("nothing_to_do"))
+        .filter_map(|o| {
+            let resources: Vec<serde_json::Value> = o
+                .get("resources")?
+                .as_array()?
+                .iter()
+                .map(|r| {
+                    json!({
+                        "kind": r.get("kind"),
+                        "id": r.get("id"),
+                        "action": r.get("action"),
+                        "status": r.get("status"),
+                        "detail": r.get("detail"),
+                    })
+                })
+                .collect();
+            let mut step = json!({
+                "step": o.get("step")?,
+                "status": o.get("status")?,
+                "resources": resources,
+            });
+            if let (Some(ms), Some(obj)) = (o.get("took_ms"), step.as_object_mut()) {
+                obj.insert("took_ms".into(), ms.clone());
+            }
+            Some(step)
+        })
+        .collect();
+    (!steps.is_empty()).then(|| json!({"pattern": pattern, "steps": steps}))
+}
+
 fn details(d: &Decision, lease: &Lease, extra: serde_json::Value) -> serde_json::Value {
     json!({
         "operation": d.operation.as_str(),
@@ -385,9 +426,12 @@ pub async fn finalize<S: Store>(
                 measured_rto_ms: rto,
                 measured_rpo_ms: None,
                 rpo_simulated: false,
-                details: with_continued(
-                    details(d, lease, json!({"spec_version": version})),
-                    continued(&runs, d, lease, &id).as_ref(),
+                details: with_prepared(
+                    with_continued(
+                        details(d, lease, json!({"spec_version": version})),
+                        continued(&runs, d, lease, &id).as_ref(),
+                    ),
+                    prepared(spec.pattern, &input.data),
                 ),
             };
             store
@@ -443,6 +487,16 @@ fn continued(runs: &[RunRecord], d: &Decision, lease: &Lease, id: &str) -> Optio
         .cloned()
         .collect();
     moved::continues(&earlier, d.run_kind(), &d.from_region, Some(&d.to_region))
+}
+
+fn with_prepared(
+    mut details: serde_json::Value,
+    p: Option<serde_json::Value>,
+) -> serde_json::Value {
+    if let (Some(p), Some(obj)) = (p, details.as_object_mut()) {
+        obj.insert("prepared".into(), p);
+    }
+    details
 }
 
 fn with_continued(mut details: serde_json::Value, c: Option<&Continued>) -> serde_json::Value {
@@ -677,6 +731,42 @@ mod tests {
             lease_ttl(Some(0), None).unwrap_err().name(),
             ErrorName::InvalidInput
         );
+    }
+
+    /// Issue #15 item 5: finalize records what the data-tier Parallel prepared, leaving
+    /// out the branches that had nothing to do.
+    #[test]
+    fn prepared_keeps_the_branches_that_did_something_with_their_timing() {
+        let nothing = |step: &str| json!({"workload": "w", "step": step, "target_region": "eu-west-1", "epoch": 3, "done": true, "status": "nothing_to_do", "already_done": true, "resources": []});
+        let compute = json!({"workload": "w", "step": "compute_status", "target_region": "eu-west-1", "epoch": 3, "done": true, "status": "below_target", "already_done": false, "took_ms": 901_000, "resources": [
+            {"kind": "ecs_service", "id": "orders/workers", "region": "eu-west-1", "action": "checked", "status": "scaling", "detail": "3/4 in service"}]});
+        let data = [
+            nothing("rds_status"),
+            nothing("aurora_status"),
+            nothing("s3_flip"),
+            nothing("dynamodb_verify"),
+            compute,
+        ];
+        let p = prepared(DrPattern::WarmStandby, &data).unwrap();
+        assert_eq!(p["pattern"], "warm_standby");
+        assert_eq!(p["steps"].as_array().unwrap().len(), 1, "{p:#}");
+        let step = &p["steps"][0];
+        assert_eq!(
+            (&step["step"], &step["status"], &step["took_ms"]),
+            (
+                &json!("compute_status"),
+                &json!("below_target"),
+                &json!(901_000)
+            )
+        );
+        assert_eq!(step["resources"][0]["detail"], "3/4 in service");
+        assert!(
+            step["resources"][0].get("region").is_none(),
+            "the step's target says where"
+        );
+        // Nothing done anywhere (or no data at all): nothing recorded.
+        assert_eq!(prepared(DrPattern::ActiveActive, &data[..4]), None);
+        assert_eq!(prepared(DrPattern::ActiveActive, &[]), None);
     }
 
     #[test]

@@ -359,6 +359,7 @@ pub(crate) fn outcome(
         data_loss_allowed: None,
         old_rules_suspended: None,
         spec_version: None,
+        took_ms: None,
     }
 }
 

@@ -208,4 +208,9 @@ pub struct Outcome {
     /// RDS reprotect only: the spec version after recording the new replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_version: Option<u64>,
+    /// Compute steps only: milliseconds since the scale request (`compute_status`; 0
+    /// when `compute_scale` found the capacity already in service). Once `done`, how
+    /// long the target's compute took to come into service, to within a status poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
 }

@@ -240,7 +240,10 @@ impl<S: Store> Promoter<S> {
             ));
         }
         let status = if done { "scaled" } else { "scaling" };
-        Ok(outcome(ctx.req, done, status, !acted, resources))
+        Ok(Outcome {
+            took_ms: done.then_some(0),
+            ..outcome(ctx.req, done, status, !acted, resources)
+        })
     }
 
     pub(crate) async fn compute_status(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
@@ -289,11 +292,15 @@ impl<S: Store> Promoter<S> {
             ));
             items.push((rid, now.in_service, want));
         }
-        let elapsed = UnixMillis::now().since(scale.at) / 1000;
+        let waited_ms = UnixMillis::now().since(scale.at);
+        let took = |o: Outcome| Outcome {
+            took_ms: Some(waited_ms),
+            ..o
+        };
         let mode = ctx.req.mode.unwrap_or(Mode::Planned);
-        match compute::progress(&items, elapsed, &ctx.spec.policy.compute, mode) {
-            Progress::Scaled => Ok(outcome(ctx.req, true, "scaled", true, resources)),
-            Progress::Waiting => Ok(outcome(ctx.req, false, "scaling", true, resources)),
+        match compute::progress(&items, waited_ms / 1000, &ctx.spec.policy.compute, mode) {
+            Progress::Scaled => Ok(took(outcome(ctx.req, true, "scaled", true, resources))),
+            Progress::Waiting => Ok(took(outcome(ctx.req, false, "scaling", true, resources))),
             Progress::BelowTarget { short } => {
                 let list: Vec<String> = short
                     .iter()
@@ -315,7 +322,13 @@ impl<S: Store> Promoter<S> {
                     Some(json!({"short": short.iter().map(|(id, have, want)| json!({"id": id, "in_service": have, "wanted": want})).collect::<Vec<_>>()})),
                 )
                 .await?;
-                Ok(outcome(ctx.req, true, "below_target", false, resources))
+                Ok(took(outcome(
+                    ctx.req,
+                    true,
+                    "below_target",
+                    false,
+                    resources,
+                )))
             }
             Progress::Insufficient { reason } => {
                 Err(Error::VerificationFailed(format!("{region}: {reason}")))
