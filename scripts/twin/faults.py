@@ -1,8 +1,8 @@
 """A Region that fails like a Region: its AWS APIs hang, fail, throttle or slow down.
 
-DESIGN §5b: "A Region in trouble usually does not refuse connections: it hangs, times out or
-returns 5xx and throttling, sometimes only for some services." This WSGI layer (inside the call
-log, so faulted calls are logged with their fault) answers requests signed for a faulted Region.
+A Region in trouble usually does not refuse connections: it hangs, times out or returns 5xx
+and throttling, sometimes only for some services. This WSGI layer (inside the call log, so
+faulted calls are logged with their fault) answers requests signed for a faulted Region.
 
 Control `/_twin/faults`:
 - `POST {"region": "us-east-1", "mode": "hang"|"error"|"throttle"|"slow"|"down"|"none",

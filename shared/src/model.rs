@@ -1,5 +1,5 @@
 //! The deployment model: one workload's Regions, what runs in each, and the policy that
-//! governs failover. Stored as the `SPEC` item (DESIGN.md §3), read by every function.
+//! governs failover. Stored as the `SPEC` item (README, "The table"), read by every function.
 //!
 //! [`WorkloadSpec::validate`] returns every problem at once, so an operator fixes a spec
 //! in one pass; [`WorkloadSpec::check`] turns problems into [`Error::InvalidModel`].
@@ -82,7 +82,7 @@ pub struct RegionSpec {
     /// Route 53 records that send traffic here.
     #[serde(default)]
     pub dns: Vec<DnsRecord>,
-    /// The CloudWatch metric and alarm a Route 53 health check watches (DESIGN.md §2).
+    /// The CloudWatch metric and alarm a Route 53 health check watches (README, "traffic-shifter — traffic").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_switch: Option<RoutingSwitch>,
     /// Databases of the workload in this Region.

@@ -1,5 +1,5 @@
 //! AWS Region codes Lifeboat accepts, and the Region sets inside which a DynamoDB global
-//! table can have multi-Region strong consistency (DESIGN.md §3b).
+//! table can have multi-Region strong consistency (README, "The table").
 
 /// Every public AWS Region code, GovCloud and China included.
 pub const KNOWN_REGIONS: &[&str] = &[

@@ -19,6 +19,9 @@
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/asg.rs"]
+mod asg;
+
 use std::time::Duration;
 
 use aws_sdk_s3 as s3;
@@ -113,25 +116,7 @@ async fn world(tag: &str) -> World {
         }];
         let autoscaling =
             aws_sdk_autoscaling::Client::new(&lifeboat::aws::for_region(&config, region));
-        autoscaling
-            .create_launch_configuration()
-            .launch_configuration_name(format!("{asg}-lc"))
-            .image_id("ami-12c6146b")
-            .instance_type("t3.micro")
-            .send()
-            .await
-            .unwrap();
-        autoscaling
-            .create_auto_scaling_group()
-            .auto_scaling_group_name(&asg)
-            .launch_configuration_name(format!("{asg}-lc"))
-            .min_size(0)
-            .max_size(2)
-            .desired_capacity(desired)
-            .availability_zones(format!("{region}a"))
-            .send()
-            .await
-            .unwrap();
+        asg::create(&autoscaling, region, &asg, 0, 2, desired).await;
     }
     // Buckets, the primary's replicating to the others (what s3_flip mirrors).
     for r in &spec.regions {

@@ -1,4 +1,4 @@
-//! Facts about the emulator our design relies on (DESIGN.md §5), checked so a moto
+//! Facts about the emulator our design relies on (README, "Running without AWS"; docs/twin.md), checked so a moto
 //! upgrade that changes them fails here first, with a clear name.
 
 // Test code: a panic here is a failed test, which is what it should be.

@@ -5,7 +5,7 @@
 //!
 //! The world has no RDS instances and no buckets (replica-promoter answers
 //! `nothing_to_do` for those branches: moto's PromoteReadReplica never completes, see
-//! DESIGN.md §5); routing is real (Route 53 weighted records, health checks and switch
+//! README, "Running without AWS"); routing is real (Route 53 weighted records, health checks and switch
 //! alarms from `harness::route53::seed`), and the endpoints are loopback servers probed
 //! by the real health-probe.
 

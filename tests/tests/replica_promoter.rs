@@ -1,6 +1,6 @@
 //! replica-promoter against real emulation.
 //!
-//! moto (DESIGN.md §5) answers what it emulates: RDS instances and cross-Region read
+//! moto (README, "Running without AWS") answers what it emulates: RDS instances and cross-Region read
 //! replicas from a source ARN, S3 buckets and their replication *configuration*,
 //! DynamoDB tables, and our own table (spec, lease, audit log). What moto does not do is
 //! checked at the SDK level with `aws-smithy-mocks`, and each such test says so:
@@ -10,6 +10,9 @@
 
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/asg.rs"]
+mod asg;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -1672,25 +1675,7 @@ async fn compute_setup(web: u32, max_wait: u64) -> (World, WorkloadSpec, u64, St
     let (asg, cluster) = names.into_inner().unwrap();
     let config = for_region(&world.config, NEW);
     let autoscaling = aws_sdk_autoscaling::Client::new(&config);
-    autoscaling
-        .create_launch_configuration()
-        .launch_configuration_name(format!("{asg}-lc"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    autoscaling
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(&asg)
-        .launch_configuration_name(format!("{asg}-lc"))
-        .min_size(0)
-        .max_size(1)
-        .desired_capacity(0)
-        .availability_zones(format!("{NEW}a"))
-        .send()
-        .await
-        .unwrap();
+    asg::create(&autoscaling, NEW, &asg, 0, 1, 0).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     ecs.create_cluster()
         .cluster_name(&cluster)

@@ -1,6 +1,6 @@
 //! moto's Step Functions executing real ASL whose Lambda tasks run our real binaries
 //! under `cargo lambda watch`, through the router in `scripts/moto_server.py`
-//! (DESIGN.md §5). This is the path every state machine test and the drill rely on.
+//! (README, "Running without AWS"). This is the path every state machine test and the drill rely on.
 
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

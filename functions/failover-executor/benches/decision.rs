@@ -119,7 +119,7 @@ fn main() {
         println!("decision bench: smoke run ok (run with --bench for figures)");
         return;
     }
-    println!("target: <= 1000 us p50 (DESIGN.md section 6)");
+    println!("target: <= 1000 us p50 (README, \"Benchmarks\")");
     run(1);
     run(100);
 }

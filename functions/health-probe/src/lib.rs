@@ -1,6 +1,6 @@
 //! # health-probe
 //!
-//! The Lifeboat Lambda that watches every Region of every workload (DESIGN.md §2):
+//! The Lifeboat Lambda that watches every Region of every workload (README, "health-probe — detection"):
 //!
 //! 1. probes every endpoint of every Region concurrently over HTTP(S) ([`http`]), and
 //!    reads Route 53 health-check status, the Region's CloudWatch alarms and the

@@ -1,4 +1,4 @@
-//! The store port: what functions read and write in the single table (DESIGN.md §3),
+//! The store port: what functions read and write in the single table (README, "The table"),
 //! and the items themselves. [`DynamoStore`] is the DynamoDB adapter.
 //!
 //! | PK | SK | item |
