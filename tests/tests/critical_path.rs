@@ -122,7 +122,7 @@ fn function_timeout(resource: &str) -> u64 {
 
 /// Lambda tasks that are best effort by design: bounded below their function's
 /// timeout, their failure caught and recorded.
-const BEST_EFFORT: [&str; 1] = ["SuspendOldRules"];
+const BEST_EFFORT: [&str; 2] = ["SuspendOldRules", "ComputeStandby"];
 
 /// Tasks whose failure is caught, recorded and the run goes on, because traffic has
 /// already moved: the best-effort ones, and the failover's re-protection after

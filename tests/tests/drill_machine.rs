@@ -14,7 +14,8 @@
 //! `rpo_simulated: true`; the other drill copies nothing and the canary is reported
 //! missing. The workload is a pilot light for its web tier: an Auto Scaling group in the
 //! primary running two instances and one in us-west-2 at zero, which the drill's
-//! failover scales before traffic moves (the twin's instances take 2 s to launch).
+//! failover scales before traffic moves (the twin's instances take 2 s to launch) and
+//! its failback returns to zero once the traffic is home.
 
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -99,9 +100,14 @@ async fn world(tag: &str) -> World {
         r.endpoints[0].body_contains = Some("ok".into());
         addresses.insert(r.region.clone(), endpoint.address);
     }
-    // Compute: the web tier's Auto Scaling group, two instances in the primary and none
-    // in us-west-2 (pilot light), which the failover scales to what the primary ran.
+    // A pilot light: the primary serves every request, the others none (weight 0,
+    // answered by DNS only once the primary's switch is off). Compute: the web tier's
+    // Auto Scaling group, two instances in the primary and none in us-west-2, which the
+    // failover scales to what the primary ran and the failback returns to standby.
     spec.pattern = lifeboat::model::DrPattern::PilotLight;
+    for r in &mut spec.regions {
+        r.weight = if r.region == "us-east-1" { 100 } else { 0 };
+    }
     let asg = format!("web-{tag}");
     for (region, desired) in [("us-east-1", 2), ("us-west-2", 0)] {
         let r = spec
@@ -447,8 +453,12 @@ async fn a_simulated_drill_fails_over_fails_back_and_reports_rto_and_simulated_r
     );
     let took = compute["took_ms"].as_u64().unwrap();
     assert!((1_500..60_000).contains(&took), "{took}");
-    let (desired, in_service) = web_group(&w, "us-west-2").await;
-    assert_eq!((desired, in_service), (2, 2));
+    // Once the failback's traffic had left us-west-2, its web tier went back to its
+    // standby size (pilot light: MinSize 0), best effort, in the failback's timeline.
+    let (desired, _) = web_group(&w, "us-west-2").await;
+    assert_eq!(desired, 0);
+    assert!(md.contains("failback:compute_standby"), "{md}");
+    assert!(md.contains("best effort: standby"), "{md}");
     assert!(md.contains("## Prepared before traffic moved"), "{md}");
     assert!(
         md.contains("| failover | us-west-2 | pilot_light | compute_status | scaled |"),

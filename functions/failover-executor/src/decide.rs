@@ -775,7 +775,7 @@ pub(crate) struct Places<'a> {
 /// A compute resource described (`scale: false`) or scaled in `region` (Auto Scaling:
 /// DescribeAutoScalingGroups / UpdateAutoScalingGroup; ECS: DescribeServices /
 /// UpdateService), as replica-promoter's compute steps call them.
-fn compute_call(c: &mut Calls<'_>, r: &ComputeResource, region: &str, scale: bool) {
+pub(crate) fn compute_call(c: &mut Calls<'_>, r: &ComputeResource, region: &str, scale: bool) {
     let (service, op) = match (r, scale) {
         (ComputeResource::AutoScalingGroup { .. }, false) => {
             ("autoscaling", "DescribeAutoScalingGroups")

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::{
     Calls, Candidate, Decision, LagVerdict, Operation, Places, Plan, ROUTE53_REGION, RoleChange,
-    apply_changes, arbiter, catch_up_budget_seconds, finish, is_applied, lag_gate, probe_round,
-    stale_after_ms,
+    apply_changes, arbiter, catch_up_budget_seconds, compute_call, finish, is_applied, lag_gate,
+    probe_round, stale_after_ms,
 };
 use crate::request::{FailoverRequest, Mode};
 
@@ -144,6 +144,25 @@ pub struct FailbackInfo {
     pub from_weights: BTreeMap<String, u32>,
     /// Weights restored (traffic-shifter `weights`).
     pub weights: BTreeMap<String, u32>,
+    /// The Region whose compute returns to its standby size once the last stage has
+    /// moved its traffic home (replica-promoter `compute_standby`, best effort):
+    /// [`standby_region`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_region: Option<String>,
+}
+
+/// The Region a failback leaves for good, when its compute goes back to standby: the
+/// interim primary, when the pattern is active/passive, the Region names compute, and
+/// the restored spec (`after`) gives it neither the writer nor any traffic. Active/active
+/// Regions, and a Region that keeps serving, keep what they run.
+pub fn standby_region(spec: &WorkloadSpec, after: &WorkloadSpec, interim: &str) -> Option<String> {
+    let now = spec.region(interim)?;
+    let then = after.region(interim)?;
+    (spec.pattern.is_active_passive()
+        && !now.compute.is_empty()
+        && then.role != Role::Primary
+        && then.weight == 0)
+        .then(|| interim.to_owned())
 }
 
 /// The failover run a failback undoes: successful, a failover (or a drill's failover),
@@ -281,12 +300,14 @@ pub fn decide_failback(
     };
 
     let (arbiter_region, lease_consistency) = arbiter(spec, &primary.region, executor_region);
+    let standby = standby_region(spec, &after, &primary.region);
     let plan = plan(
         spec,
         &primary.region,
         &home,
         &arbiter_region,
         executor_region,
+        standby.as_deref(),
     );
     let weights = |s: &WorkloadSpec| -> BTreeMap<String, u32> {
         s.regions
@@ -333,19 +354,22 @@ pub fn decide_failback(
             schedule: req.schedule(),
             from_weights: weights(spec),
             weights: weights(&after),
+            standby_region: standby,
         }),
     })
 }
 
 /// Every step of the `failback` machine and every AWS call each makes (what a dry run
 /// returns): the writer and the traffic move from `primary` back to `home`, the lease
-/// and every fenced write in `arbiter`, the functions in `executor_region`.
+/// and every fenced write in `arbiter`, the functions in `executor_region`; `standby`,
+/// the Region whose compute then returns to its standby size ([`standby_region`]).
 pub fn plan(
     spec: &WorkloadSpec,
     primary: &str,
     home: &str,
     arbiter: &str,
     executor_region: &str,
+    standby: Option<&str>,
 ) -> Plan {
     let p = Places {
         spec,
@@ -361,7 +385,7 @@ pub fn plan(
         .and_then(|r| r.routing_switch.as_ref())
         .into_iter()
         .collect();
-    let steps = vec![
+    let mut steps = vec![
         p.step(
             "decide",
             crate::NAME,
@@ -457,15 +481,35 @@ pub fn plan(
             ),
             |c| p.suspend_old_rules(c),
         ),
-        p.step(
-            "finalize",
-            crate::NAME,
-            format!(
-                "restore the roles and weights fenced by the lease epoch in {arbiter}, record the run, release the lease"
-            ),
-            |c| p.finalize(c),
-        ),
     ];
+    if let Some(region) = standby.and_then(|s| spec.region(s)) {
+        steps.push(p.step(
+            "compute_standby",
+            "replica-promoter",
+            format!(
+                "best effort, once no traffic is left in {}: its compute back to its standby size (policy.compute.standby: {:?}); a failure is recorded and never fails the run",
+                region.region, spec.policy.compute.standby
+            ),
+            |c| {
+                p.promoter_checks(c);
+                for r in &region.compute {
+                    compute_call(c, &r.resource, &region.region, false);
+                }
+                p.promoter_records(c);
+                for r in &region.compute {
+                    compute_call(c, &r.resource, &region.region, true);
+                }
+            },
+        ));
+    }
+    steps.push(p.step(
+        "finalize",
+        crate::NAME,
+        format!(
+            "restore the roles and weights fenced by the lease epoch in {arbiter}, record the run, release the lease"
+        ),
+        |c| p.finalize(c),
+    ));
     finish(steps, primary)
 }
 
@@ -778,6 +822,95 @@ mod tests {
             request_id: None,
             timing: None,
         }
+    }
+
+    /// Issue #15 item 2: after a failback the Region it leaves for good returns to its
+    /// standby size; one that keeps serving, or an active/active one, keeps its compute.
+    #[test]
+    fn the_region_left_for_good_goes_back_to_standby_and_the_plan_says_so() {
+        use lifeboat::model::{ComputeRef, ComputeResource, DrPattern};
+        let (mut now, _) = after_failover();
+        let web = ComputeRef {
+            tier: "web".into(),
+            resource: ComputeResource::AutoScalingGroup { name: "web".into() },
+            full_capacity: Some(4),
+        };
+        now.pattern = DrPattern::PilotLight;
+        let interim = now
+            .regions
+            .iter_mut()
+            .find(|r| r.region == "eu-west-1")
+            .unwrap();
+        interim.compute = vec![web];
+        let after = |weight: u32| {
+            let mut a = now.clone();
+            for r in &mut a.regions {
+                if r.region == "eu-west-1" {
+                    r.role = Role::Secondary;
+                    r.weight = weight;
+                }
+            }
+            a
+        };
+        assert_eq!(
+            standby_region(&now, &after(0), "eu-west-1").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            standby_region(&now, &after(30), "eu-west-1"),
+            None,
+            "it keeps serving"
+        );
+        let mut aa = now.clone();
+        aa.pattern = DrPattern::ActiveActive;
+        assert_eq!(standby_region(&aa, &after(0), "eu-west-1"), None);
+        assert_eq!(
+            standby_region(&now, &after(0), "ap-southeast-1"),
+            None,
+            "no compute"
+        );
+        // The plan: described, recorded, scaled down, all in the Region left, after the
+        // old rules are suspended and before finalize; absent without a standby.
+        let names = |p: &Plan| p.steps.iter().map(|s| s.step.clone()).collect::<Vec<_>>();
+        let with = plan(
+            &now,
+            "eu-west-1",
+            "us-east-1",
+            "us-east-1",
+            "us-east-1",
+            Some("eu-west-1"),
+        );
+        let n = names(&with);
+        let at = n.iter().position(|s| s == "compute_standby").unwrap();
+        assert_eq!(
+            (n[at - 1].as_str(), n[at + 1].as_str()),
+            ("suspend_old_rules", "finalize")
+        );
+        let calls: Vec<(String, String)> = with.steps[at]
+            .calls
+            .iter()
+            .filter(|c| c.service == "autoscaling")
+            .map(|c| (c.operation.clone(), c.region.clone()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (
+                    "DescribeAutoScalingGroups".to_owned(),
+                    "eu-west-1".to_owned()
+                ),
+                ("UpdateAutoScalingGroup".to_owned(), "eu-west-1".to_owned())
+            ]
+        );
+        let without = plan(
+            &now,
+            "eu-west-1",
+            "us-east-1",
+            "us-east-1",
+            "us-east-1",
+            None,
+        );
+        assert!(!names(&without).contains(&"compute_standby".to_owned()));
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! declared value when that Region does not answer).
 
 use lifeboat::Error;
-use lifeboat::model::{ComputePolicy, ComputeRef, RegionSpec, ScaleTarget, WorkloadSpec};
+use lifeboat::model::{
+    ComputePolicy, ComputeRef, RegionSpec, ScaleTarget, StandbySize, WorkloadSpec,
+};
 
 use crate::request::Mode;
 
@@ -98,6 +100,22 @@ pub struct Observed {
     pub in_service: u32,
     /// ASG `MaxSize` (ECS has none).
     pub max: Option<u32>,
+    /// ASG `MinSize` (ECS has none: 0 tasks).
+    pub min: Option<u32>,
+}
+
+/// The size a standby resource returns to once traffic has left its Region
+/// (`policy.compute.standby`): its minimum (pilot light), or `ceil(percent ×
+/// full_capacity)` (warm standby; what it wants now when no `full_capacity` is
+/// declared), never below the group's `MinSize` (Auto Scaling refuses a desired capacity
+/// under it). `None` when it already wants no more: a standby is never scaled up.
+pub fn standby_target(standby: StandbySize, c: &ComputeRef, now: Observed) -> Option<u32> {
+    let floor = now.min.unwrap_or(0);
+    let size = match standby {
+        StandbySize::Minimum => floor,
+        StandbySize::Percent(p) => percent_of(p, c.full_capacity.unwrap_or(now.desired)).max(floor),
+    };
+    (now.desired > size).then_some(size)
 }
 
 /// What to ask for.
@@ -196,7 +214,7 @@ pub fn progress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeboat::model::{ComputeResource, StandbySize};
+    use lifeboat::model::ComputeResource;
 
     fn spec() -> WorkloadSpec {
         serde_json::from_str(include_str!("../../../events/model/pilot-light-spec.json")).unwrap()
@@ -268,12 +286,61 @@ mod tests {
         assert_eq!(plan[0].basis, "100 % of us-east-1 full_capacity 6");
     }
 
+    /// Issue #15 item 2: after a failback the former standby returns to its standby
+    /// size, never below the group's minimum and never up.
+    #[test]
+    fn a_standby_returns_to_its_minimum_or_its_share_and_is_never_scaled_up() {
+        let c = |full| ComputeRef {
+            tier: "web".into(),
+            resource: ComputeResource::AutoScalingGroup { name: "web".into() },
+            full_capacity: full,
+        };
+        let obs = |desired, min| Observed {
+            desired,
+            in_service: desired,
+            max: Some(10),
+            min,
+        };
+        // Pilot light: back to MinSize (0 tasks for ECS, which has none).
+        assert_eq!(
+            standby_target(StandbySize::Minimum, &c(Some(6)), obs(6, Some(1))),
+            Some(1)
+        );
+        assert_eq!(
+            standby_target(StandbySize::Minimum, &c(Some(6)), obs(6, None)),
+            Some(0)
+        );
+        // Warm standby: ceil(25 % of 6) = 2; of what it runs when nothing is declared.
+        assert_eq!(
+            standby_target(StandbySize::Percent(25), &c(Some(6)), obs(6, Some(0))),
+            Some(2)
+        );
+        assert_eq!(
+            standby_target(StandbySize::Percent(50), &c(None), obs(8, Some(0))),
+            Some(4)
+        );
+        // Never under MinSize, never up, nothing when already there.
+        assert_eq!(
+            standby_target(StandbySize::Percent(10), &c(Some(6)), obs(6, Some(3))),
+            Some(3)
+        );
+        assert_eq!(
+            standby_target(StandbySize::Percent(50), &c(Some(6)), obs(2, Some(0))),
+            None
+        );
+        assert_eq!(
+            standby_target(StandbySize::Minimum, &c(Some(6)), obs(0, Some(0))),
+            None
+        );
+    }
+
     #[test]
     fn never_scales_down_and_raises_the_maximum_when_needed() {
         let obs = |desired, max| Observed {
             desired,
             in_service: desired,
             max,
+            min: None,
         };
         assert_eq!(scale_action(6, obs(6, Some(6))), ScaleAction::AlreadyScaled);
         assert_eq!(

@@ -87,7 +87,9 @@ pub fn applies(target: &RegionSpec, step: Step) -> bool {
         | Step::AuroraReprotect => aurora,
         Step::S3Flip | Step::S3SuspendOld => !target.buckets.is_empty(),
         Step::DynamodbVerify => !target.dynamodb_tables.is_empty(),
-        Step::ComputeScale | Step::ComputeStatus => !target.compute.is_empty(),
+        Step::ComputeScale | Step::ComputeStatus | Step::ComputeStandby => {
+            !target.compute.is_empty()
+        }
     }
 }
 

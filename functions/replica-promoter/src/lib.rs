@@ -273,6 +273,7 @@ impl<S: Store> Promoter<S> {
             Step::S3SuspendOld => self.s3_suspend_old(&ctx).await?,
             Step::ComputeScale => self.compute_scale(&ctx).await?,
             Step::ComputeStatus => self.compute_status(&ctx).await?,
+            Step::ComputeStandby => self.compute_standby(&ctx).await?,
         };
         tracing::info!(
             workload = %req.workload,

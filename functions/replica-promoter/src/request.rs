@@ -51,11 +51,17 @@ pub enum Step {
     /// `unplanned` move goes on (`below_target`, audit event `compute_below_target`)
     /// when every resource has `min_success_percent` of its target. Absent `mode`: planned.
     ComputeStatus,
+    /// After a failback's traffic has left it: the target Region (the former standby the
+    /// failover scaled up) back to its standby size, `policy.compute.standby` (pilot
+    /// light: each resource's minimum, Auto Scaling `MinSize` or 0 tasks; warm standby:
+    /// that percent of `full_capacity`, never below `MinSize`). Never scales up. Records
+    /// audit event `compute_standby_requested`; done at once (capacity drains by itself).
+    ComputeStandby,
 }
 
 impl Step {
     /// Every step, in the order a failover runs them.
-    pub const ALL: [Step; 12] = [
+    pub const ALL: [Step; 13] = [
         Step::RdsPromote,
         Step::RdsStatus,
         Step::RdsReprotect,
@@ -68,6 +74,7 @@ impl Step {
         Step::S3SuspendOld,
         Step::ComputeScale,
         Step::ComputeStatus,
+        Step::ComputeStandby,
     ];
 
     /// The step's name as it appears in `step`.
@@ -85,6 +92,7 @@ impl Step {
             Step::S3SuspendOld => "s3_suspend_old",
             Step::ComputeScale => "compute_scale",
             Step::ComputeStatus => "compute_status",
+            Step::ComputeStandby => "compute_standby",
         }
     }
 

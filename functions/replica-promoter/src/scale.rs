@@ -87,6 +87,7 @@ impl<S: Store> Promoter<S> {
                     desired: to_u32(g.desired_capacity()),
                     in_service: u32::try_from(in_service).unwrap_or(u32::MAX),
                     max: Some(to_u32(g.max_size())),
+                    min: Some(to_u32(g.min_size())),
                 })
             }
             ComputeResource::EcsService { cluster, service } => {
@@ -121,6 +122,7 @@ impl<S: Store> Promoter<S> {
                     desired: to_u32(Some(s.desired_count())),
                     in_service: to_u32(Some(s.running_count())),
                     max: None,
+                    min: None,
                 })
             }
         }
@@ -244,6 +246,50 @@ impl<S: Store> Promoter<S> {
             took_ms: done.then_some(0),
             ..outcome(ctx.req, done, status, !acted, resources)
         })
+    }
+
+    /// `compute_standby`: every compute resource of the target (the Region a failback's
+    /// traffic has left) back to its standby size ([`compute::standby_target`]). Every
+    /// resource is described before anything changes; the request is recorded first
+    /// (audit event `compute_standby_requested`, with what each wanted), so a retry
+    /// finds it and only sets what is still above its standby size.
+    pub(crate) async fn compute_standby(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
+        let region = ctx.target.region.as_str();
+        let standby = ctx.spec.policy.compute.standby;
+        let mut observed = Vec::new();
+        for c in &ctx.target.compute {
+            observed.push(self.observe(region, &c.resource, false).await?);
+        }
+        let targets: Vec<Option<u32>> = ctx
+            .target
+            .compute
+            .iter()
+            .zip(&observed)
+            .map(|(c, o)| compute::standby_target(standby, c, *o))
+            .collect();
+        self.record(
+            ctx,
+            marker_of(ctx.req, Step::ComputeStandby, SCALE_MARKER),
+            "compute_standby_requested",
+            format!("compute in {region} back to its standby size ({standby:?}) once traffic has left it"),
+            Some(json!({"observed": ctx.target.compute.iter().zip(&observed).map(|(c, o)| json!({"id": c.resource.id(), "desired": o.desired, "in_service": o.in_service})).collect::<Vec<_>>()})),
+            Some(json!({"targets": ctx.target.compute.iter().zip(&targets).map(|(c, t)| json!({"id": c.resource.id(), "standby": t})).collect::<Vec<_>>()})),
+        )
+        .await?;
+        let mut resources = Vec::new();
+        let mut acted = false;
+        for ((c, now), target) in ctx.target.compute.iter().zip(observed).zip(targets) {
+            let (action, detail) = match target {
+                Some(size) => {
+                    self.set_desired(region, &c.resource, size, None).await?;
+                    acted = true;
+                    ("scaled_down", format!("desired {} -> {size}", now.desired))
+                }
+                None => ("already_at_standby", format!("desired {}", now.desired)),
+            };
+            resources.push(resource_outcome(c, region, action, "standby", detail));
+        }
+        Ok(outcome(ctx.req, true, "standby", !acted, resources))
     }
 
     pub(crate) async fn compute_status(&self, ctx: &Ctx<'_, S>) -> Result<Outcome, Error> {
