@@ -181,6 +181,12 @@ pub struct Planned {
     /// The calls a run makes only once an earlier call into a Region was answered
     /// (`needs_answer_from` on every occurrence): call → that Region.
     pub after_answer: BTreeMap<Call, String>,
+    /// The calls a run makes only when something happens (`only_when` on every
+    /// occurrence: a probe round's notification of a verdict change): call → what.
+    pub only_when: BTreeMap<Call, String>,
+    /// `(function, call)` pairs that function makes only when something happens (every
+    /// occurrence under it has `only_when`), whatever other functions make the call.
+    pub only_when_by_function: BTreeSet<(String, Call)>,
     /// Every call with the function its step names (a plan step is one function's).
     pub by_function: BTreeSet<(String, Call)>,
 }
@@ -192,6 +198,7 @@ pub fn planned(plan: &Value) -> anyhow::Result<Planned> {
         .with_context(|| format!("not a plan (no steps): {plan}"))?;
     let mut out = Planned::default();
     let mut unconditional = BTreeSet::new();
+    let mut unconditional_by_function = BTreeSet::new();
     for step in steps {
         let function = step["function"].as_str().unwrap_or_default().to_owned();
         for c in step["calls"].as_array().into_iter().flatten() {
@@ -207,14 +214,22 @@ pub fn planned(plan: &Value) -> anyhow::Result<Planned> {
                 region: field("region")?,
                 control_plane: c["control_plane"].as_bool().unwrap_or(false),
             };
-            match c["needs_answer_from"].as_str() {
-                Some(region) => {
+            match (c["needs_answer_from"].as_str(), c["only_when"].as_str()) {
+                (Some(region), _) => {
                     out.after_answer
                         .entry(call.clone())
                         .or_insert_with(|| region.to_owned());
                 }
-                None => {
+                (None, Some(when)) => {
+                    out.only_when
+                        .entry(call.clone())
+                        .or_insert_with(|| when.to_owned());
+                    out.only_when_by_function
+                        .insert((function.clone(), call.clone()));
+                }
+                (None, None) => {
                     unconditional.insert(call.clone());
+                    unconditional_by_function.insert((function.clone(), call.clone()));
                 }
             }
             out.by_function.insert((function.clone(), call.clone()));
@@ -222,6 +237,9 @@ pub fn planned(plan: &Value) -> anyhow::Result<Planned> {
         }
     }
     out.after_answer.retain(|c, _| !unconditional.contains(c));
+    out.only_when.retain(|c, _| !unconditional.contains(c));
+    out.only_when_by_function
+        .retain(|fc| !unconditional_by_function.contains(fc));
     Ok(out)
 }
 
@@ -371,6 +389,13 @@ impl Comparison {
             .iter()
             .filter(|(c, region)| !made.contains(*c) && unanswered.contains(*region))
             .map(|(c, _)| c.clone())
+            .chain(
+                planned
+                    .only_when
+                    .keys()
+                    .filter(|c| !made.contains(*c))
+                    .cloned(),
+            )
             .collect();
         let mut unplanned_by: BTreeSet<String> = BTreeSet::new();
         for c in calls {
@@ -387,7 +412,7 @@ impl Comparison {
         let misattributed_planned = planned
             .by_function
             .difference(&made_by)
-            .filter(|(_, c)| !skipped.contains(c))
+            .filter(|fc| !skipped.contains(&fc.1) && !planned.only_when_by_function.contains(*fc))
             .cloned()
             .collect();
         let misattributed_made = made_by.difference(&planned.by_function).cloned().collect();
@@ -440,7 +465,7 @@ impl fmt::Display for Comparison {
         }
         writeln!(
             f,
-            "planned, skipped: no answer from {:?} (best effort, needs_answer_from):",
+            "planned, skipped: no answer from {:?} (best effort, needs_answer_from), or made only when something happens (only_when):",
             self.unanswered
         )?;
         for c in &self.skipped {
@@ -701,5 +726,43 @@ mod tests {
         let cmp = Comparison::new(planned, &[read]);
         assert!(cmp.equal(), "{cmp}");
         assert_eq!(cmp.skipped.len(), 1);
+    }
+
+    /// A probe round notifies only on a verdict change: planned `only_when`, its absence
+    /// is no mismatch, its presence neither; an unconditional call under the same
+    /// function still has to be made.
+    #[test]
+    fn a_call_made_only_when_something_happens_may_be_absent() {
+        let call = |only_when: Option<&str>| {
+            json!({"service": "events", "operation": "PutEvents", "region": "eu-west-1",
+                   "resource": "bus", "control_plane": false, "outside_surviving_region": false,
+                   "only_when": only_when})
+        };
+        let plan = |probe: Option<&str>| {
+            json!({"steps": [
+                {"step": "decide", "function": "failover-executor", "calls": [call(None)]},
+                {"step": "verify", "function": "health-probe", "calls": [call(probe)]},
+            ]})
+        };
+        let by = |caller: &str| {
+            let mut c = logged("events", "PutEvents", "eu-west-1", Some("data"));
+            c.caller = Some(caller.into());
+            c
+        };
+        let conditional = planned(&plan(Some("a verdict changes"))).unwrap();
+        assert_eq!(
+            conditional.only_when_by_function.len(),
+            1,
+            "{conditional:?}"
+        );
+        // Nothing changed: only failover-executor notified.
+        let cmp = Comparison::new(conditional.clone(), &[by("failover-executor")]);
+        assert!(cmp.equal() && cmp.attributed(), "{cmp}");
+        // A verdict changed: health-probe notified too.
+        let cmp = Comparison::new(conditional, &[by("failover-executor"), by("health-probe")]);
+        assert!(cmp.equal() && cmp.attributed(), "{cmp}");
+        // Listed unconditionally, the probe's notification must be made.
+        let cmp = Comparison::new(planned(&plan(None)).unwrap(), &[by("failover-executor")]);
+        assert!(!cmp.attributed(), "{cmp}");
     }
 }

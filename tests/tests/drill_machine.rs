@@ -324,21 +324,9 @@ async fn web_group(w: &World, region: &str) -> (i32, usize) {
     else {
         panic!("the web tier is an Auto Scaling group");
     };
-    let out = aws_sdk_autoscaling::Client::new(&lifeboat::aws::for_region(&w.config, region))
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(name)
-        .send()
-        .await
-        .unwrap();
-    let g = &out.auto_scaling_groups()[0];
-    let in_service = g
-        .instances()
-        .iter()
-        .filter(|i| {
-            i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
-        })
-        .count();
-    (g.desired_capacity().unwrap(), in_service)
+    let client = aws_sdk_autoscaling::Client::new(&lifeboat::aws::for_region(&w.config, region));
+    let (desired, _, in_service) = asg::describe(&client, name).await;
+    (desired, in_service)
 }
 
 fn roles(spec: &WorkloadSpec) -> Vec<(String, Role, u32)> {

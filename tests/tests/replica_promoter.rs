@@ -1714,25 +1714,8 @@ fn compute_req(step: Step, epoch: u64, mode: Mode) -> Request {
 
 /// `(desired, max, in service)` of the group in NEW.
 async fn group_of(world: &World, asg: &str) -> (i32, i32, usize) {
-    let out = aws_sdk_autoscaling::Client::new(&for_region(&world.config, NEW))
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(asg)
-        .send()
-        .await
-        .unwrap();
-    let g = &out.auto_scaling_groups()[0];
-    let in_service = g
-        .instances()
-        .iter()
-        .filter(|i| {
-            i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
-        })
-        .count();
-    (
-        g.desired_capacity().unwrap(),
-        g.max_size().unwrap(),
-        in_service,
-    )
+    let client = aws_sdk_autoscaling::Client::new(&for_region(&world.config, NEW));
+    asg::describe(&client, asg).await
 }
 
 /// Polls `compute_status` (a bounded number of times, 200 ms apart) until it is done or

@@ -80,6 +80,10 @@ pub struct PlannedCall {
     /// whose call there got no answer skips it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_answer_from: Option<String>,
+    /// Made only when this happens during the step (e.g. "a verdict changes"): a run in
+    /// which it did not happen lacks the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_when: Option<String>,
 }
 
 /// One step of the failover and the calls it makes.
@@ -814,6 +818,7 @@ impl Calls<'_> {
             control_plane: cp,
             outside_surviving_region: region != self.to,
             needs_answer_from: None,
+            only_when: None,
         });
     }
 
@@ -835,6 +840,16 @@ impl Calls<'_> {
             "the stack's NotificationTopic".into(),
             false,
         );
+    }
+
+    /// [`Calls::notify`], sent only `when` something happens during the step (a probe
+    /// round tells a verdict change or lag turning critical, nothing else).
+    pub(crate) fn notify_when(&mut self, region: &str, when: &str) {
+        let from = self.calls.len();
+        self.notify(region);
+        for c in &mut self.calls[from..] {
+            c.only_when = Some(when.to_owned());
+        }
     }
 
     /// Reading a routing switch in its Region: its alarm's state (DescribeAlarms), and,
@@ -1246,6 +1261,8 @@ pub(crate) fn probe_round(p: &Places<'_>, c: &mut Calls<'_>, switched_off: &[&st
         "Lifeboat/RegionHealthy, ProbeLatencyMs, ReplicationLagSeconds".into(),
         false,
     );
+    // health-probe tells transitions only (lifeboat::notify, beside the metric).
+    c.notify_when(home, "a verdict changes or replication lag turns critical");
 }
 
 /// The plan of `steps`, with its summary flags.

@@ -211,6 +211,20 @@ pub fn source_run<'a>(
     }
 }
 
+/// One record per run id, read from two replicas: the one that has ended (its
+/// `finished_at` set) over one a replica still holds as running; otherwise the first.
+pub fn one_per_id(runs: Vec<RunRecord>) -> Vec<RunRecord> {
+    let mut out: Vec<RunRecord> = Vec::new();
+    for r in runs {
+        match out.iter_mut().find(|x| x.id == r.id) {
+            Some(x) if x.finished_at.is_none() && r.finished_at.is_some() => *x = r,
+            Some(_) => {}
+            None => out.push(r),
+        }
+    }
+    out
+}
+
 /// The changes that undo `done`: every Region back to its role and weight before.
 pub fn reverse(done: &[RoleChange]) -> Vec<RoleChange> {
     done.iter()
@@ -395,6 +409,10 @@ pub fn plan(
             |c| {
                 c.spec_and_health(here);
                 c.table("Query", arbiter, "RUN#");
+                // And this Region's replica: the failover's run may still be replicating.
+                if here != arbiter {
+                    c.table("Query", here, "RUN#");
+                }
             },
         ),
         p.step(
@@ -911,6 +929,21 @@ mod tests {
             None,
         );
         assert!(!names(&without).contains(&"compute_standby".to_owned()));
+    }
+
+    /// Two replicas' runs: the ended copy wins, each id once.
+    #[test]
+    fn runs_from_two_replicas_are_one_per_id_the_ended_copy_first() {
+        let (_, run) = after_failover();
+        let mut running = run.clone();
+        running.finished_at = None;
+        running.outcome = RunOutcome::Running;
+        let other = RunRecord {
+            id: "other".into(),
+            ..run.clone()
+        };
+        let runs = one_per_id(vec![running.clone(), other.clone(), run.clone(), running]);
+        assert_eq!(runs, vec![run, other]);
     }
 
     #[test]

@@ -645,10 +645,18 @@ impl Executor {
                 let home = self.home();
                 let spec = home.get_spec(&input.request.workload).await?;
                 let health = home.get_health(&input.request.workload).await?;
-                // Runs are read where the failovers recorded them: the arbiter of a
-                // failover of the current primary, the same table the failback leases in.
+                // Runs are read in the table the failback leases in (its arbiter) and in
+                // this Region's replica: the failover being undone recorded its run in
+                // *its* arbiter, which is another Region once the primary has moved, so
+                // the arbiter's copy may still be replicating (a drill starts its
+                // failback seconds after its failover). One record per id, the ended one
+                // first.
                 let arbiter = lifeboat::store::lease_region(&spec, &self.home_region);
-                let runs = self.store(&arbiter).list_runs(&spec.workload).await?;
+                let mut runs = self.store(&arbiter).list_runs(&spec.workload).await?;
+                if arbiter != self.home_region {
+                    runs.extend(home.list_runs(&spec.workload).await?);
+                }
+                let runs = failback::one_per_id(runs);
                 let d = failback::decide_failback(
                     &spec,
                     &runs,

@@ -27,3 +27,27 @@ pub async fn create(client: &Client, region: &str, name: &str, min: i32, max: i3
         .await
         .unwrap();
 }
+
+/// `(desired, max, in service)` of `name`: instances `InService` count, `Pending` ones
+/// are still launching.
+pub async fn describe(client: &Client, name: &str) -> (i32, i32, usize) {
+    let out = client
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    let in_service = g
+        .instances()
+        .iter()
+        .filter(|i| {
+            i.lifecycle_state() == Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+        })
+        .count();
+    (
+        g.desired_capacity().unwrap(),
+        g.max_size().unwrap(),
+        in_service,
+    )
+}
