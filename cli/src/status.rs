@@ -232,17 +232,10 @@ pub fn build(read: Read<'_>, now: UnixMillis) -> Status {
     }
 }
 
-/// One record per run id: the finished one when a replica still holds it running.
+/// One record per run id: the finished one when a replica still holds it running
+/// (failover-executor's own rule for runs read from two replicas).
 pub fn dedupe(runs: Vec<RunRecord>) -> Vec<RunRecord> {
-    let mut out: Vec<RunRecord> = Vec::new();
-    for r in runs {
-        match out.iter_mut().find(|x| x.id == r.id) {
-            Some(x) if x.finished_at.is_none() && r.finished_at.is_some() => *x = r,
-            Some(_) => {}
-            None => out.push(r),
-        }
-    }
-    out
+    failover_executor::failback::one_per_id(runs)
 }
 
 fn snake<T: Serialize>(v: &T) -> String {
