@@ -3,6 +3,7 @@
 //! router in `scripts/moto_server.py` (see [`crate::moto::MotoOptions::lambda_endpoint`]).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,22 +38,49 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Builds function binaries (dev profile, like the tests), so the first invoke of each
-/// does not compile it inside a state machine's task timeout. One `cargo build` per
-/// function: `cargo lambda watch` runs `cargo run --bin <function>`, which resolves
-/// features for that package alone, and a build of several packages together would
-/// unify features across them and leave `cargo run` a different build to do.
-pub fn build_functions(functions: &[&str]) -> anyhow::Result<()> {
+/// does not compile it inside a state machine's task timeout, and returns the directory
+/// cargo put them in (read from its artifact messages). One `cargo build` per function:
+/// `cargo lambda watch` would run `cargo run --bin <function>`, which resolves features
+/// for that package alone, and a build of several packages together would unify
+/// features across them and build a different binary.
+pub fn build_functions(functions: &[&str]) -> anyhow::Result<Option<PathBuf>> {
+    let mut dir = None;
     for f in functions {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let output = Command::new(cargo())
             .current_dir(repo_root())
-            .args(["build", "--quiet", "--locked", "--bin", f])
-            .status()
+            .args([
+                "build",
+                "--quiet",
+                "--locked",
+                "--message-format=json-render-diagnostics",
+                "--bin",
+                f,
+            ])
+            .stderr(Stdio::inherit())
+            .output()
             .context("running cargo build")?;
-        if !status.success() {
-            bail!("building {f} failed ({status})");
+        if !output.status.success() {
+            bail!("building {f} failed ({})", output.status);
         }
+        let built = executable(&String::from_utf8_lossy(&output.stdout), f)
+            .with_context(|| format!("cargo build --bin {f} named no executable"))?;
+        dir = built.parent().map(Path::to_path_buf);
     }
-    Ok(())
+    Ok(dir)
+}
+
+/// The cargo that runs this process (`CARGO`, set by `cargo test`), else `cargo`.
+fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The executable of binary `name` in cargo's JSON messages (`compiler-artifact`).
+fn executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 /// A running `cargo lambda watch`; stopped with all its functions when dropped, or when
@@ -74,7 +102,7 @@ impl LambdaWatch {
         functions: &[&str],
     ) -> anyhow::Result<LambdaWatch> {
         crate::moto::bootstrap()?;
-        build_functions(functions)?;
+        let built = build_functions(functions)?;
         let root = repo_root();
         let log_dir = root.join("target").join("lambda-logs");
         std::fs::create_dir_all(&log_dir)?;
@@ -95,6 +123,14 @@ impl LambdaWatch {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
+        // Instances of the functions just built start as those binaries, not through a
+        // `cargo run` each (scripts/lambda-instance says why); the rest through cargo.
+        cmd.env("CARGO", root.join("scripts/lambda-instance"))
+            .env("LIFEBOAT_CARGO", cargo())
+            .env("LIFEBOAT_PREBUILT", functions.join(","));
+        if let Some(dir) = built {
+            cmd.env("LIFEBOAT_PREBUILT_DIR", dir);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -162,5 +198,28 @@ impl Drop for LambdaWatch {
     fn drop(&mut self) {
         drop(self.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_executable_is_read_from_the_named_binary_artifact() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"lifeboat"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"health-probe"},"executable":"/t/debug/health-probe"}"#,
+            "\n",
+            "not json\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            executable(messages, "health-probe"),
+            Some(PathBuf::from("/t/debug/health-probe"))
+        );
+        assert_eq!(executable(messages, "lifeboat"), None);
+        assert_eq!(executable(messages, "traffic-shifter"), None);
     }
 }
