@@ -552,6 +552,7 @@ pub fn decide_continuing(
             )
         })
         .collect();
+    refuse_unweighted(spec, &from.region, &mut candidates);
     candidates.sort_by(|(ia, a), (ib, b)| {
         (a.refused.is_some(), role_rank(a.role))
             .cmp(&(b.refused.is_some(), role_rank(b.role)))
@@ -640,6 +641,36 @@ pub fn decide_continuing(
         operation: Operation::Failover,
         failback: None,
     })
+}
+
+/// Active/active: refuses every candidate of weight 0 while another surviving Region
+/// keeps a weight above 0. [`transition`] spreads the failed Region's weight over the
+/// serving Regions in proportion to their weights, so such a target would become the
+/// writer with weight 0, and Route 53 weighted routing sends a record of weight 0 no
+/// traffic while any record in the group has a weight above 0 (Route 53 Developer Guide,
+/// "Weighted routing"): verification would never see DNS answer it. In active/passive
+/// the target takes the whole moved weight, so a standby of weight 0 is a fine target.
+fn refuse_unweighted(spec: &WorkloadSpec, from: &str, candidates: &mut [(usize, Candidate)]) {
+    if spec.pattern.is_active_passive() {
+        return;
+    }
+    let weighted: Vec<&str> = spec
+        .regions
+        .iter()
+        .filter(|r| r.region != from && r.weight > 0)
+        .map(|r| r.region.as_str())
+        .collect();
+    if weighted.is_empty() {
+        return;
+    }
+    for (_, c) in candidates.iter_mut() {
+        if c.weight == 0 && c.refused.is_none() {
+            c.refused = Some(format!(
+                "weight 0: Route 53 weighted routing sends it no traffic while {} keep a weight above 0",
+                weighted.join(", ")
+            ));
+        }
+    }
 }
 
 /// Roles and weights after failing `from` over to `to`. The target becomes primary;
@@ -1595,6 +1626,53 @@ mod tests {
                 ("us-east-1".into(), Role::Standby, 0),
                 ("eu-west-1".into(), Role::Primary, 100),
                 ("ap-southeast-1".into(), Role::Standby, 0),
+            ]
+        );
+    }
+
+    /// Active/active 50/50/0 (ap-southeast-1 drained, say): ap-southeast-1 has the
+    /// lower lag but weight 0, so it would be a writer DNS never answers; the failover
+    /// goes to eu-west-1, and naming ap-southeast-1 is refused, saying why. A standby of
+    /// weight 0 in active/passive takes the whole moved weight and stays a target.
+    #[test]
+    fn an_unweighted_region_is_no_active_active_target_while_a_weighted_one_serves() {
+        let mut s = spec();
+        s.regions[0].weight = 50;
+        s.regions[1].weight = 50;
+        s.regions[2].weight = 0;
+        let d = decide(&s, &all_healthy(), &req(Mode::Unplanned), "us-east-1", NOW).unwrap();
+        assert_eq!(d.to_region, "eu-west-1", "{:?}", d.candidates);
+        assert_eq!(
+            weights(&d),
+            [
+                ("us-east-1".into(), Role::Secondary, 0),
+                ("eu-west-1".into(), Role::Primary, 100),
+                ("ap-southeast-1".into(), Role::Secondary, 0),
+            ]
+        );
+        let mut r = req(Mode::Unplanned);
+        r.target_region = Some("ap-southeast-1".into());
+        let err = decide(&s, &all_healthy(), &r, "us-east-1", NOW).unwrap_err();
+        assert_eq!(err.name(), lifeboat::ErrorName::TargetUnhealthy, "{err}");
+        assert!(
+            err.to_string().contains("ap-southeast-1: weight 0"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("eu-west-1 keep"), "{err}");
+
+        s.pattern = lifeboat::model::DrPattern::WarmStandby;
+        s.regions[0].weight = 100;
+        s.regions[1].weight = 0;
+        s.regions[1].role = Role::Standby;
+        s.regions[2].role = Role::Standby;
+        let d = decide(&s, &all_healthy(), &req(Mode::Unplanned), "us-east-1", NOW).unwrap();
+        assert_eq!(d.to_region, "ap-southeast-1", "{:?}", d.candidates);
+        assert_eq!(
+            weights(&d),
+            [
+                ("us-east-1".into(), Role::Standby, 0),
+                ("eu-west-1".into(), Role::Standby, 0),
+                ("ap-southeast-1".into(), Role::Primary, 100),
             ]
         );
     }
