@@ -686,6 +686,83 @@ async fn s3_replication_latency_is_read_in_the_destination_region_and_graded_by_
 
 /// The failover's verification probes the target only (`regions`): the Region it failed
 /// away from is neither probed nor recorded, and the others' records stay as they were.
+/// The failover's verification (`regions` + `avoid_regions`) makes no call at all to an
+/// avoided Region, not even for the probed Region's routing-switch alarm hosted there
+/// (the recorded switch position stands, and the record says so); the same probe
+/// without `avoid_regions` reads that alarm. CloudWatch in ap-southeast-1 is a loopback
+/// server here, counting every request that reaches it.
+#[tokio::test]
+async fn a_probe_makes_no_call_to_an_avoided_region_not_even_for_a_switch_it_hosts() {
+    let f = fixture(3, 3).await;
+    let mut spec = f.store.get_spec(&f.spec.workload).await.unwrap();
+    let eu = spec
+        .regions
+        .iter_mut()
+        .find(|r| r.region == "eu-west-1")
+        .unwrap();
+    eu.routing_switch.as_mut().unwrap().region = "ap-southeast-1".into();
+    f.store.put_spec(&spec, None).await.unwrap();
+    let avoided = LoopbackServer::start().await.unwrap();
+    let url = avoided.url("/");
+    let cloudwatch = RegionalClients::new(&f.config, move |c: &SdkConfig| {
+        if c.region().is_some_and(|r| r.as_ref() == "ap-southeast-1") {
+            let conf = aws_sdk_cloudwatch::config::Builder::from(c)
+                .endpoint_url(url.clone())
+                .build();
+            aws_sdk_cloudwatch::Client::from_conf(conf)
+        } else {
+            aws_sdk_cloudwatch::Client::new(c)
+        }
+    });
+    let prober = Prober::new(
+        f.store.clone(),
+        HttpProber::new().unwrap(),
+        aws_sdk_route53::Client::new(&f.config),
+        cloudwatch,
+        HOME,
+        Duration::ZERO,
+    );
+    let out = prober
+        .handle(event(json!({
+            "workload": f.spec.workload, "regions": ["eu-west-1"],
+            "avoid_regions": ["ap-southeast-1"],
+        })))
+        .await
+        .unwrap();
+    assert_eq!(avoided.hits(), 0, "a call reached the avoided Region");
+    let eu = &out.workloads[0].regions[0];
+    assert_eq!(eu.region, "eu-west-1");
+    let detail = eu.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("routing-switch alarm in ap-southeast-1 not read"),
+        "{detail}"
+    );
+
+    prober
+        .handle(event(
+            json!({ "workload": f.spec.workload, "regions": ["eu-west-1"] }),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        avoided.hits() > 0,
+        "without avoid_regions the alarm is read there"
+    );
+
+    let err = prober
+        .handle(event(json!({
+            "workload": f.spec.workload, "regions": ["eu-west-1"],
+            "avoid_regions": ["us-west-2"],
+        })))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("avoid_regions[0]: `us-west-2`"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_probe_of_named_regions_observes_and_records_only_those() {
     let f = fixture(3, 3).await;

@@ -432,7 +432,7 @@ pub fn plan(
             "health-probe",
             format!("probe until {home} is healthy and its replication lag is within the RPO"),
             // Still switched off by the failover it undoes.
-            |c| probe_round(&p, c, &[home], &[]),
+            |c| probe_round(&p, c, &[home], &[], &[]),
         ),
         p.step(
             "check_lag",
@@ -463,7 +463,7 @@ pub fn plan(
             "health-probe",
             format!("after each stage, probe until {home} is seen serving"),
             // Its switch is on again after the first stage.
-            |c| probe_round(&p, c, &[], &[]),
+            |c| probe_round(&p, c, &[], &[], &[]),
         ),
         p.step(
             "soak",

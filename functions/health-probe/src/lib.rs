@@ -289,8 +289,21 @@ impl<S: Store> Prober<S> {
         deadline: Option<UnixMillis>,
     ) -> Result<Output, Error> {
         match request {
-            Request::One { workload, regions } => {
+            Request::One {
+                workload,
+                regions,
+                avoid_regions,
+            } => {
                 let mut spec = self.store.get_spec(workload).await?;
+                if let Some((i, r)) = avoid_regions
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| spec.region(r).is_none())
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "avoid_regions[{i}]: `{r}` is not a Region of workload `{workload}`"
+                    )));
+                }
                 if !regions.is_empty() {
                     if let Some((i, r)) = regions
                         .iter()
@@ -307,7 +320,7 @@ impl<S: Store> Prober<S> {
                 }
                 // A state machine's probe step: one round, the machine does the waiting.
                 let report = self
-                    .probe_workload(&spec, Duration::ZERO, deadline, false)
+                    .probe_workload(&spec, Duration::ZERO, deadline, false, avoid_regions)
                     .await?;
                 Ok(Output {
                     workloads: vec![report],
@@ -319,7 +332,7 @@ impl<S: Store> Prober<S> {
                     let result = match self.store.get_spec(id).await {
                         Ok(spec) => {
                             let (report, _) = tokio::join!(
-                                self.probe_workload(&spec, self.window, deadline, true),
+                                self.probe_workload(&spec, self.window, deadline, true, &[]),
                                 self.sync_dashboard(&spec)
                             );
                             report
@@ -352,6 +365,7 @@ impl<S: Store> Prober<S> {
         window: Duration,
         deadline: Option<UnixMillis>,
         hold_switches: bool,
+        avoid: &[String],
     ) -> Result<WorkloadReport, Error> {
         let interval = Duration::from_secs(u64::from(spec.policy.probe_interval_seconds.max(1)));
         let longest_probe = spec
@@ -373,7 +387,7 @@ impl<S: Store> Prober<S> {
             let round_started = Instant::now();
             let positions = self.switch_positions(&spec.workload).await;
             let (stale, ()) = tokio::join!(
-                self.round(spec, &positions, &mut previous, &mut report),
+                self.round(spec, &positions, &mut previous, &mut report, avoid),
                 async {
                     if hold_switches {
                         self.hold_switches(spec, &positions).await;
@@ -471,11 +485,12 @@ impl<S: Store> Prober<S> {
         positions: &[SwitchPosition],
         previous: &mut HashMap<String, HealthRecord>,
         report: &mut WorkloadReport,
+        avoid: &[String],
     ) -> Result<bool, Error> {
         let now = UnixMillis::now();
         let observations = join_all(spec.regions.iter().map(|r| {
             let switched_off = positions.iter().any(|p| p.region == r.region && !p.on);
-            self.observe(spec, r, switched_off, now)
+            self.observe(spec, r, switched_off, avoid, now)
         }))
         .await;
         let steps: Vec<(Option<&HealthRecord>, hysteresis::Step)> = spec
@@ -542,11 +557,16 @@ impl<S: Store> Prober<S> {
 
     /// Everything one round sees in one Region, read concurrently.
     /// Whether the Region's routing-switch alarm is in ALARM (its switch off), read in
-    /// the switch's Region; `false` when there is none or it cannot be read.
-    async fn switch_alarm_off(&self, region: &RegionSpec) -> bool {
+    /// the switch's Region; `false` when there is none, it cannot be read, or the switch
+    /// lives in a Region the probe must not call (`avoid`: a failover's verification
+    /// never waits on the Region it failed away from; the recorded position stands).
+    async fn switch_alarm_off(&self, region: &RegionSpec, avoid: &[String]) -> bool {
         let Some(switch) = &region.routing_switch else {
             return false;
         };
+        if avoid.contains(&switch.region) {
+            return false;
+        }
         let client = self.cloudwatch.get(&switch.region);
         match client
             .describe_alarms()
@@ -571,6 +591,7 @@ impl<S: Store> Prober<S> {
         spec: &WorkloadSpec,
         region: &RegionSpec,
         switched_off: bool,
+        avoid: &[String],
         now: UnixMillis,
     ) -> Observation {
         let endpoints = join_all(region.endpoints.iter().map(|e| self.http.probe(e)));
@@ -578,7 +599,7 @@ impl<S: Store> Prober<S> {
         // Region off by hand): either way an unhealthy check on the switch is a
         // decision, not the Region's health.
         let route53 = async {
-            let off = switched_off || self.switch_alarm_off(region).await;
+            let off = switched_off || self.switch_alarm_off(region, avoid).await;
             signals::route53(&self.route53, region, off).await
         };
         let cloudwatch = self.cloudwatch.get(&region.region);
@@ -630,6 +651,14 @@ impl<S: Store> Prober<S> {
         for seen in [route53, alarms] {
             obs.failures.extend(seen.failures);
             obs.notes.extend(seen.notes);
+        }
+        if let Some(switch) = &region.routing_switch
+            && avoid.contains(&switch.region)
+        {
+            obs.notes.push(format!(
+                "routing-switch alarm in {} not read (a Region this probe avoids); its recorded position stands",
+                switch.region
+            ));
         }
         obs.lag_seconds = lag.db.seconds;
         obs.s3_lag_seconds = lag.s3.seconds;

@@ -1,7 +1,8 @@
 //! The two inputs: the EventBridge scheduled event (probe every workload in the table)
 //! and `{ "workload": "<id>" }` (probe one; `"regions": [..]` probes only those of its
 //! Regions, as the failover machine's verification does: the target only, never the
-//! Region it failed away from).
+//! Region it failed away from; `"avoid_regions": [..]` names Regions the probe makes no
+//! call to at all, such as the failed Region hosting the target's routing-switch alarm).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lifeboat::Error;
@@ -19,16 +20,35 @@ pub enum Request {
         workload: String,
         /// Only these of its Regions (empty: every Region).
         regions: Vec<String>,
+        /// Regions it makes no call to (the failed Region of a failover's verification):
+        /// a routing-switch alarm hosted there is not read, and the switch's recorded
+        /// position stands. Never one of `regions`.
+        avoid_regions: Vec<String>,
     },
 }
 
-/// `{ "workload": "<id>", "regions": ["<region>", ..] }` (`regions` optional).
+/// `{ "workload": "<id>", "regions": ["<region>", ..], "avoid_regions": ["<region>", ..] }`
+/// (both lists optional).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OneWorkload {
     workload: String,
     #[serde(default)]
     regions: Option<Vec<String>>,
+    #[serde(default)]
+    avoid_regions: Vec<String>,
+}
+
+/// `field[i]` of the first name given twice in `list`.
+fn named_twice(field: &str, list: &[String]) -> Result<(), Error> {
+    for (i, r) in list.iter().enumerate() {
+        if list[..i].contains(r) {
+            return Err(Error::InvalidInput(format!(
+                "{field}[{i}]: `{r}` is named twice"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Request {
@@ -53,19 +73,25 @@ impl Request {
                     ));
                 }
                 Some(list) => {
-                    for (i, r) in list.iter().enumerate() {
-                        if list[..i].contains(r) {
-                            return Err(Error::InvalidInput(format!(
-                                "regions[{i}]: `{r}` is named twice"
-                            )));
-                        }
-                    }
+                    named_twice("regions", &list)?;
                     list
                 }
             };
+            named_twice("avoid_regions", &one.avoid_regions)?;
+            if let Some((i, r)) = one
+                .avoid_regions
+                .iter()
+                .enumerate()
+                .find(|(_, r)| regions.contains(r))
+            {
+                return Err(Error::InvalidInput(format!(
+                    "avoid_regions[{i}]: `{r}` is also in regions: a probed Region is called"
+                )));
+            }
             return Ok(Request::One {
                 workload: one.workload,
                 regions,
+                avoid_regions: one.avoid_regions,
             });
         }
         if obj.contains_key("detail-type") {
@@ -122,6 +148,7 @@ mod tests {
             Request::One {
                 workload: "checkout".into(),
                 regions: vec![],
+                avoid_regions: vec![],
             }
         );
         assert_eq!(
@@ -129,6 +156,17 @@ mod tests {
             Request::One {
                 workload: "checkout".into(),
                 regions: vec!["eu-west-1".into()],
+                avoid_regions: vec![],
+            }
+        );
+        assert_eq!(
+            Request::parse(json!({"workload": "checkout", "regions": ["eu-west-1"],
+                                  "avoid_regions": ["us-east-1"]}))
+            .unwrap(),
+            Request::One {
+                workload: "checkout".into(),
+                regions: vec!["eu-west-1".into()],
+                avoid_regions: vec!["us-east-1".into()],
             }
         );
     }
@@ -148,6 +186,14 @@ mod tests {
             (
                 json!({"workload": "w", "regions": ["eu-west-1", "eu-west-1"]}),
                 "regions[1]: `eu-west-1` is named twice",
+            ),
+            (
+                json!({"workload": "w", "avoid_regions": ["us-east-1", "us-east-1"]}),
+                "avoid_regions[1]: `us-east-1` is named twice",
+            ),
+            (
+                json!({"workload": "w", "regions": ["eu-west-1"], "avoid_regions": ["eu-west-1"]}),
+                "avoid_regions[0]: `eu-west-1` is also in regions",
             ),
             (
                 json!({"workload": "w", "regions": "eu-west-1"}),
