@@ -626,9 +626,66 @@ fn trim_bom(field: &[u8]) -> &[u8] {
     field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
 }
 
+/// A fast hash for the aggregation's small keys (interned ids, short names): a
+/// multiply-rotate in the manner of rustc's FxHash. Not flood-resistant, which is fine
+/// here: the keys come from the account's own bill and each interner is bounded
+/// ([`MAX_DISTINCT`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // The length keeps `ab` + `` apart from `a` + `b` in composite keys.
+        self.mix(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply leaves its entropy in the high bits; the table indexes by the low.
+        self.0.rotate_left(26)
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 #[derive(Debug, Default)]
 struct Interner {
-    map: HashMap<Box<[u8]>, u32>,
+    map: FastMap<Box<[u8]>, u32>,
     names: Vec<String>,
     overflow: Option<u32>,
 }
@@ -666,6 +723,66 @@ impl Interner {
 struct Class {
     category: Category,
     transfer: Option<(u32, u32)>,
+}
+
+/// Interned id of an empty transfer Region (`product_from_region_code` or
+/// `product_to_region_code` not given).
+pub(crate) const NO_REGION: u32 = u32::MAX;
+
+/// What rows in scope are summed under: interned ids of their Region (empty: `global`),
+/// service, usage type, line item type and transfer Regions ([`NO_REGION`] when empty).
+/// The category and transfer pair follow from the key alone, so they are worked out
+/// once per key when a file is done ([`Aggregator::file_done`]), not once per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub(crate) region: u32,
+    pub(crate) service: u32,
+    pub(crate) usage: u32,
+    pub(crate) item: u32,
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+}
+
+/// The interned names of one aggregator, for sources that map their own values (Parquet
+/// dictionaries) to ids once.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    regions: Interner,
+    services: Interner,
+    usage_types: Interner,
+    item_types: Interner,
+}
+
+impl Names {
+    /// A row's Region: empty is `global`.
+    pub(crate) fn region(&mut self, b: &[u8]) -> u32 {
+        if b.is_empty() {
+            self.regions.id(GLOBAL.as_bytes())
+        } else {
+            self.regions.id(b)
+        }
+    }
+
+    /// A transfer's source or destination Region: empty is [`NO_REGION`].
+    pub(crate) fn end_region(&mut self, b: &[u8]) -> u32 {
+        if b.is_empty() {
+            NO_REGION
+        } else {
+            self.regions.id(b)
+        }
+    }
+
+    pub(crate) fn service(&mut self, b: &[u8]) -> u32 {
+        self.services.id(b)
+    }
+
+    pub(crate) fn usage(&mut self, b: &[u8]) -> u32 {
+        self.usage_types.id(b)
+    }
+
+    pub(crate) fn item(&mut self, b: &[u8]) -> u32 {
+        self.item_types.id(b)
+    }
 }
 
 /// One line of the aggregate: a Region × service × category cell.
@@ -865,12 +982,11 @@ pub struct Aggregator {
     scope: Option<Scope>,
     drills: Vec<DrillWindow>,
     skip_bad_rows: bool,
-    regions: Interner,
-    services: Interner,
-    usage_types: Interner,
-    item_types: Interner,
-    classes: HashMap<(u32, u32), Class>,
-    tag_cache: HashMap<Box<[u8]>, bool>,
+    names: Names,
+    classes: FastMap<(u32, u32), Class>,
+    /// The current file's sums per key, folded into the cells at its end.
+    groups: FastMap<Key, Money>,
+    tag_cache: FastMap<Box<[u8]>, bool>,
     files: Vec<FileStats>,
     rows: u64,
     matched_rows: u64,
@@ -878,9 +994,9 @@ pub struct Aggregator {
     bad_samples: Vec<BadRow>,
     total: Money,
     out_of_scope: Decimal,
-    cells: HashMap<(u32, u32, Category), Money>,
-    transfers: HashMap<(u32, u32), Decimal>,
-    by_item_type: HashMap<u32, Decimal>,
+    cells: FastMap<(u32, u32, Category), Money>,
+    transfers: FastMap<(u32, u32), Decimal>,
+    by_item_type: FastMap<u32, Decimal>,
     drill_costs: Vec<Decimal>,
 }
 
@@ -893,12 +1009,10 @@ impl Aggregator {
             scope,
             drills,
             skip_bad_rows,
-            regions: Interner::default(),
-            services: Interner::default(),
-            usage_types: Interner::default(),
-            item_types: Interner::default(),
-            classes: HashMap::new(),
-            tag_cache: HashMap::new(),
+            names: Names::default(),
+            classes: FastMap::default(),
+            groups: FastMap::default(),
+            tag_cache: FastMap::default(),
             files: Vec::new(),
             rows: 0,
             matched_rows: 0,
@@ -906,9 +1020,9 @@ impl Aggregator {
             bad_samples: Vec::new(),
             total: Money::default(),
             out_of_scope: Decimal::ZERO,
-            cells: HashMap::new(),
-            transfers: HashMap::new(),
-            by_item_type: HashMap::new(),
+            cells: FastMap::default(),
+            transfers: FastMap::default(),
+            by_item_type: FastMap::default(),
             drill_costs,
         }
     }
@@ -1014,7 +1128,14 @@ impl Aggregator {
                 }
             }
         }
-        self.file_done(file, rows, cols.net.is_some(), cols.table, format)
+        self.file_done(
+            file,
+            rows,
+            cols.net.is_some(),
+            cols.table,
+            format,
+            RowAt::Line { line },
+        )
     }
 
     /// A bad row: refused (the error names the file and line or row), or counted and
@@ -1043,7 +1164,8 @@ impl Aggregator {
         Ok(())
     }
 
-    /// A file read to its end.
+    /// A file read to its end (`last`: where its last row is, named if its sums
+    /// overflow).
     pub(crate) fn file_done(
         &mut self,
         file: &str,
@@ -1051,7 +1173,12 @@ impl Aggregator {
         net_column: bool,
         table: Table,
         format: &'static str,
+        last: RowAt,
     ) -> Result<&FileStats, ParseError> {
+        self.fold_groups().map_err(|_| ParseError::Overflow {
+            file: file.to_owned(),
+            at: last,
+        })?;
         self.rows += rows;
         self.files.push(FileStats {
             file: file.to_owned(),
@@ -1132,8 +1259,7 @@ impl Aggregator {
     pub(crate) fn add(&mut self, f: &Fields<'_>) -> Result<(), RowError> {
         let (cost, unblended, in_scope) = (f.cost, f.unblended, f.in_scope);
         if !in_scope {
-            self.out_of_scope = add(self.out_of_scope, cost)?;
-            return Ok(());
+            return self.add_out_of_scope(cost);
         }
         // Timestamps are parsed only when drills are costed.
         let hour = if self.drills.is_empty() {
@@ -1141,55 +1267,16 @@ impl Aggregator {
         } else {
             f.start.hour_ms()?
         };
-        self.matched_rows += 1;
-        let region_text = f.region;
-        let region = if region_text.is_empty() {
-            self.regions.id(GLOBAL.as_bytes())
-        } else {
-            self.regions.id(region_text)
+        let names = &mut self.names;
+        let key = Key {
+            region: names.region(f.region),
+            service: names.service(f.product),
+            usage: names.usage(f.usage_type),
+            item: names.item(f.item_type),
+            from: names.end_region(f.from_region),
+            to: names.end_region(f.to_region),
         };
-        let service = self.services.id(f.product);
-        let usage = self.usage_types.id(f.usage_type);
-        let class = match self.classes.get(&(service, usage)) {
-            Some(c) => *c,
-            None => {
-                let product = self.services.name(service).to_owned();
-                let usage_name = self.usage_types.name(usage).to_owned();
-                let transfer = transfer_pair(&usage_name)
-                    .map(|(a, b)| (self.regions.id(a.as_bytes()), self.regions.id(b.as_bytes())));
-                let c = Class {
-                    category: if transfer.is_some() {
-                        Category::Network
-                    } else {
-                        classify(&product, &usage_name)
-                    },
-                    transfer,
-                };
-                self.classes.insert((service, usage), c);
-                c
-            }
-        };
-        let (from, to) = (f.from_region, f.to_region);
-        let (category, pair) = if !from.is_empty() && !to.is_empty() && from != to {
-            (
-                Category::Network,
-                Some((self.regions.id(from), self.regions.id(to))),
-            )
-        } else {
-            (class.category, class.transfer)
-        };
-        self.total.cost = add(self.total.cost, cost)?;
-        self.total.unblended = add(self.total.unblended, unblended)?;
-        let cell = self.cells.entry((region, service, category)).or_default();
-        cell.cost = add(cell.cost, cost)?;
-        cell.unblended = add(cell.unblended, unblended)?;
-        if let Some(pair) = pair {
-            let t = self.transfers.entry(pair).or_default();
-            *t = add(*t, cost)?;
-        }
-        let item_type = self.item_types.id(f.item_type);
-        let by_type = self.by_item_type.entry(item_type).or_default();
-        *by_type = add(*by_type, cost)?;
+        self.add_keyed(key, cost, unblended)?;
         if !self.drills.is_empty() {
             let resource = f.resource;
             for (drill, sum) in self.drills.iter().zip(self.drill_costs.iter_mut()) {
@@ -1201,14 +1288,101 @@ impl Aggregator {
         Ok(())
     }
 
+    /// The cost of a row outside the scope.
+    #[inline]
+    pub(crate) fn add_out_of_scope(&mut self, cost: Decimal) -> Result<(), RowError> {
+        self.out_of_scope = add(self.out_of_scope, cost)?;
+        Ok(())
+    }
+
+    /// Adds one row in scope by its key (drills aside: [`Aggregator::add`] costs them).
+    #[inline]
+    pub(crate) fn add_keyed(
+        &mut self,
+        key: Key,
+        cost: Decimal,
+        unblended: Decimal,
+    ) -> Result<(), RowError> {
+        self.matched_rows += 1;
+        let sums = self.groups.entry(key).or_default();
+        sums.cost = add(sums.cost, cost)?;
+        sums.unblended = add(sums.unblended, unblended)?;
+        Ok(())
+    }
+
+    /// The interned names, for a source that maps its values to ids itself.
+    pub(crate) fn names(&mut self) -> &mut Names {
+        &mut self.names
+    }
+
+    /// Folds the current file's sums per key into the cells, transfers, line item types
+    /// and totals: the category and transfer pair are worked out once per key.
+    fn fold_groups(&mut self) -> Result<(), RowError> {
+        let mut groups: Vec<(Key, Money)> = self.groups.drain().collect();
+        // Sums are exact, so the order does not change them; sorted all the same, so
+        // that nothing downstream can depend on the hash order.
+        groups.sort_by_key(|(k, _)| (k.region, k.service, k.usage, k.item, k.from, k.to));
+        for (key, sums) in groups {
+            let class = self.class(key.service, key.usage);
+            let (category, pair) =
+                if key.from != NO_REGION && key.to != NO_REGION && key.from != key.to {
+                    (Category::Network, Some((key.from, key.to)))
+                } else {
+                    (class.category, class.transfer)
+                };
+            self.total.cost = add(self.total.cost, sums.cost)?;
+            self.total.unblended = add(self.total.unblended, sums.unblended)?;
+            let cell = self
+                .cells
+                .entry((key.region, key.service, category))
+                .or_default();
+            cell.cost = add(cell.cost, sums.cost)?;
+            cell.unblended = add(cell.unblended, sums.unblended)?;
+            if let Some(pair) = pair {
+                let t = self.transfers.entry(pair).or_default();
+                *t = add(*t, sums.cost)?;
+            }
+            let by_type = self.by_item_type.entry(key.item).or_default();
+            *by_type = add(*by_type, sums.cost)?;
+        }
+        Ok(())
+    }
+
+    /// The category (and the pair its usage type names, if any) of a service and usage
+    /// type.
+    fn class(&mut self, service: u32, usage: u32) -> Class {
+        if let Some(c) = self.classes.get(&(service, usage)) {
+            return *c;
+        }
+        let names = &mut self.names;
+        let product = names.services.name(service).to_owned();
+        let usage_name = names.usage_types.name(usage).to_owned();
+        let transfer = transfer_pair(&usage_name).map(|(a, b)| {
+            (
+                names.regions.id(a.as_bytes()),
+                names.regions.id(b.as_bytes()),
+            )
+        });
+        let c = Class {
+            category: if transfer.is_some() {
+                Category::Network
+            } else {
+                classify(&product, &usage_name)
+            },
+            transfer,
+        };
+        self.classes.insert((service, usage), c);
+        c
+    }
+
     /// The aggregates, names resolved and sorted (deterministic output).
     pub fn finish(self) -> Aggregates {
         let mut cells: Vec<Cell> = self
             .cells
             .iter()
             .map(|(&(r, s, category), m)| Cell {
-                region: self.regions.name(r).to_owned(),
-                service: self.services.name(s).to_owned(),
+                region: self.names.regions.name(r).to_owned(),
+                service: self.names.services.name(s).to_owned(),
                 category,
                 cost: m.cost,
                 unblended_cost: m.unblended,
@@ -1221,8 +1395,8 @@ impl Aggregator {
             .transfers
             .iter()
             .map(|(&(a, b), &cost)| Transfer {
-                from_region: self.regions.name(a).to_owned(),
-                to_region: self.regions.name(b).to_owned(),
+                from_region: self.names.regions.name(a).to_owned(),
+                to_region: self.names.regions.name(b).to_owned(),
                 cost,
             })
             .collect();
@@ -1231,7 +1405,7 @@ impl Aggregator {
         let mut line_item_types: Vec<(String, Decimal)> = self
             .by_item_type
             .iter()
-            .map(|(&t, &c)| (self.item_types.name(t).to_owned(), c))
+            .map(|(&t, &c)| (self.names.item_types.name(t).to_owned(), c))
             .collect();
         line_item_types.sort();
         let drills = self

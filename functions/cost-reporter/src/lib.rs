@@ -13,6 +13,7 @@
 
 pub mod cur;
 pub mod manifest;
+mod pages;
 pub mod parallel;
 pub mod pq;
 pub mod render;
