@@ -632,6 +632,61 @@ pub async fn settle(twin: &Twin, quiet: Duration, limit: Duration) -> anyhow::Re
     }
 }
 
+/// Why an execution did not succeed, for a test's failure message: each task failure in
+/// its history (`state: error: cause`, a Lambda task's own error or a timeout) and each
+/// Lambda invocation the twin did not answer with success during the run (its timeline's
+/// `lambda.*` rows: timeouts, faults, a watch that did not answer).
+pub async fn why_it_failed(sfn: &aws_sdk_sfn::Client, twin: &Twin, e: &Execution) -> String {
+    let mut out = Vec::new();
+    match crate::drill::history(sfn, &e.arn).await {
+        Ok(events) => {
+            let mut state = String::new();
+            for ev in &events {
+                if let Some(d) = ev.state_entered_event_details() {
+                    d.name().clone_into(&mut state);
+                }
+                let failed = ev
+                    .lambda_function_failed_event_details()
+                    .map(|d| (d.error(), d.cause()))
+                    .or_else(|| {
+                        ev.lambda_function_timed_out_event_details()
+                            .map(|d| (d.error(), d.cause()))
+                    })
+                    .or_else(|| {
+                        ev.task_failed_event_details()
+                            .map(|d| (d.error(), d.cause()))
+                    })
+                    .or_else(|| {
+                        ev.lambda_function_schedule_failed_event_details()
+                            .map(|d| (d.error(), d.cause()))
+                    });
+                if let Some((error, cause)) = failed {
+                    out.push(format!(
+                        "{state}: {}: {}",
+                        error.unwrap_or("?"),
+                        cause.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Err(err) => out.push(format!("no history: {err:#}")),
+    }
+    match twin.timeline(0).await {
+        Ok(rows) => out.extend(
+            rows.into_iter()
+                .filter(|r| e.window.contains(r.at) && r.kind.starts_with("lambda."))
+                .filter(|r| !(r.kind == "lambda.invoke" && r.detail.contains(": 200 OK in")))
+                .map(|r| format!("twin {}: {}", r.kind, r.detail)),
+        ),
+        Err(err) => out.push(format!("no timeline: {err:#}")),
+    }
+    if out.is_empty() {
+        "no task failed and every invocation succeeded".into()
+    } else {
+        out.join("\n")
+    }
+}
+
 /// What the twin did on its own during `window` that could have invoked one of our
 /// functions: scheduled rules firing, alarm actions, EventBridge deliveries (its
 /// timeline's `events.schedule`, `cloudwatch.action` and `events.delivery` rows).

@@ -371,9 +371,10 @@ impl World {
             env.retain(|(key, _)| key != k);
             env.push((k, v.clone()));
         }
-        // The old watch must let go of the port first: a stand-in holds the field meanwhile.
+        // The old watch must let go of the port first (stopped, its port free again): a
+        // stand-in holds the field meanwhile.
         let stand_in = LambdaWatch::start(free_port()?, &[], &[])?;
-        drop(std::mem::replace(&mut self.watch, stand_in));
+        std::mem::replace(&mut self.watch, stand_in).stop()?;
         self.watch =
             LambdaWatch::start_stack(port, &self.moto, SURVIVOR, &self.table, &env, &WATCHED)?;
         self.watch_env = env;
@@ -1701,7 +1702,8 @@ pub fn states(history: &[HistoryEvent]) -> Vec<(String, UnixMillis, Option<UnixM
     out
 }
 
-async fn history(
+/// Every event of an execution's history, in order.
+pub async fn history(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,
 ) -> anyhow::Result<Vec<HistoryEvent>> {

@@ -31,6 +31,9 @@ pub const FUNCTIONS: [&str; 6] = [
 /// below the queue at which cargo-lambda 1.9.2 deadlocks: scripts/moto_server.py.)
 pub const CONCURRENCY: u32 = 12;
 
+/// Watches this process has started: each gets its own log.
+static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
@@ -101,13 +104,21 @@ impl LambdaWatch {
         env: &[(&str, String)],
         functions: &[&str],
     ) -> anyhow::Result<LambdaWatch> {
+        // cargo-lambda 1.9.2 on a taken port exits at once with status 0, and whatever
+        // holds the port answers the readiness check below for it.
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} is taken: cargo lambda watch cannot listen there");
+        }
         crate::moto::bootstrap()?;
         let built = build_functions(functions)?;
         let root = repo_root();
         let log_dir = root.join("target").join("lambda-logs");
         std::fs::create_dir_all(&log_dir)?;
+        // One log per watch started: a watch restarted on its port must not truncate the
+        // log its predecessor is still writing while it shuts down.
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::fs::File::create(
-            log_dir.join(format!("watch-{}-{port}.log", std::process::id())),
+            log_dir.join(format!("watch-{}-{port}-{n}.log", std::process::id())),
         )?;
         let watch = root.join(".venv/bin/cargo-lambda");
         // bash leads a process group; when our end of its stdin closes (drop, or this
@@ -153,6 +164,10 @@ impl LambdaWatch {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // What answered must be this watch, not one still shutting down on the port.
+        if let Some(status) = child.try_wait()? {
+            bail!("cargo lambda watch exited ({status}); see target/lambda-logs/");
+        }
         Ok(LambdaWatch { child, stdin, port })
     }
 
@@ -188,6 +203,23 @@ impl LambdaWatch {
         LambdaWatch::start(port, &env, functions)
     }
 
+    /// Stops the watch and waits (bounded) until nothing listens on its port any more.
+    /// Dropping it ends the process group, but cargo-lambda shuts down gracefully and
+    /// keeps answering on the port meanwhile: a watch started on the same port at once
+    /// would find it taken and exit, while the old one, still answering, looked like it.
+    pub fn stop(self) -> anyhow::Result<()> {
+        let port = self.port;
+        drop(self);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("port {port} is still taken 30 s after its cargo lambda watch stopped");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
     /// Base URL of the Invoke API.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -204,6 +236,14 @@ impl Drop for LambdaWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_is_not_started_on_a_port_something_else_answers_on() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = LambdaWatch::start(port, &[], &[]).err().unwrap();
+        assert!(err.to_string().contains("is taken"), "{err:#}");
+    }
 
     #[test]
     fn the_executable_is_read_from_the_named_binary_artifact() {

@@ -106,12 +106,13 @@ async fn dry_run(d: &Drill, machine: &str, name: &str, input: &Value) -> Value {
     let e = calls::run(&sfn(d), machine, name, &input, LIMIT)
         .await
         .unwrap();
-    assert_eq!(
-        e.status,
-        ExecutionStatus::Succeeded,
-        "{name}: {:?}",
-        e.error
-    );
+    if e.status != ExecutionStatus::Succeeded {
+        let why = calls::why_it_failed(&sfn(d), &d.world.twin, &e).await;
+        panic!(
+            "{name} (dry run) ended {:?}: {:?}\n{why}",
+            e.status, e.error
+        );
+    }
     let after = d.world.store.get_spec(WORKLOAD).await.unwrap();
     assert_eq!(
         after.version, before.version,
@@ -126,13 +127,13 @@ async fn real_run(d: &Drill, machine: &str, name: &str, input: &Value) -> Execut
     let e = calls::run(&sfn(d), machine, name, input, LIMIT)
         .await
         .unwrap();
-    assert_eq!(
-        e.status,
-        ExecutionStatus::Succeeded,
-        "{name}: {:?}\n{:#}",
-        e.error,
-        e.output
-    );
+    if e.status != ExecutionStatus::Succeeded {
+        let why = calls::why_it_failed(&sfn(d), &d.world.twin, &e).await;
+        panic!(
+            "{name} ended {:?}: {:?}\n{why}\n{:#}",
+            e.status, e.error, e.output
+        );
+    }
     e
 }
 
