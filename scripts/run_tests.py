@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Builds the workspace's test binaries once and runs them two at a time, slowest first.
+"""Builds the workspace's test binaries once and runs them three at a time, slowest first.
 
 `cargo test` runs its test binaries one after another, and ours mostly wait: a drill in
 the twin spends its time on the twin's clock (about half a core, README "CI time"), so
 one binary at a time leaves CI's two cores idle for most of the run. This runs the same
 binaries, built by the same `cargo test --no-run`, `LIFEBOAT_TEST_JOBS` at a time
-(default 2), each exactly as cargo would (its package's directory as the working
-directory, `CARGO` set), with its output printed whole when it ends, so two never
-interleave. Each binary still runs its own tests in parallel (libtest's threads), and
-a binary's tests that must not overlap say so themselves (drill.rs runs one drill at a
-time). Arguments after `--` go to every binary (a name filter, `--nocapture`).
+(default 3: the two drill binaries and the rest side by side), each exactly as cargo
+would (its package's directory as the working directory, `CARGO` set), with its output
+printed whole when it ends, so two never interleave. Each binary still runs its own
+tests in parallel (libtest's threads), and a binary's tests that must not overlap say so
+themselves (drill.rs and drill_alarms.rs each run one drill at a time). Arguments after
+`--` go to every binary (a name filter, `--nocapture`).
 
 Exit status: 0 when every binary passed, 1 otherwise (the failed ones are listed).
 """
@@ -31,7 +32,8 @@ from pathlib import Path
 # at a time). Starting them first keeps the lanes even: the long ones run beside each
 # other and the short ones fill in. A binary not named here starts after these.
 SLOW_FIRST = {
-    "drill": 540,
+    "drill": 300,
+    "drill_alarms": 290,
     "critical_path": 200,
     "plan_is_the_execution": 175,
     "deploy_wave": 55,
@@ -103,7 +105,7 @@ def main() -> int:
         args, passthrough = args[:i], args[i + 1 :]
     cargo = os.environ.get("CARGO") or shutil.which("cargo") or "cargo"
     binaries = order(build(cargo, args))
-    jobs = max(1, int(os.environ.get("LIFEBOAT_TEST_JOBS", "2")))
+    jobs = max(1, int(os.environ.get("LIFEBOAT_TEST_JOBS", "3")))
     print(f"== {len(binaries)} test binaries, {jobs} at a time", file=sys.stderr, flush=True)
 
     queue = list(binaries)

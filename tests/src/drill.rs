@@ -1662,6 +1662,22 @@ async fn check_bucket(
     Ok(())
 }
 
+/// Polls `what` every 200 ms until it returns `Some`, at most `limit`.
+pub async fn until<T, F, Fut>(limit: Duration, mut what: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(v) = what().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
 /// The last Lambda task error of an execution (`errorType: message`): what a Catch
 /// turned into the machine's own Fail state.
 pub fn last_task_error(history: &[HistoryEvent]) -> Option<String> {
