@@ -295,25 +295,9 @@ impl<S: Store> Prober<S> {
                 avoid_regions,
             } => {
                 let mut spec = self.store.get_spec(workload).await?;
-                if let Some((i, r)) = avoid_regions
-                    .iter()
-                    .enumerate()
-                    .find(|(_, r)| spec.region(r).is_none())
-                {
-                    return Err(Error::InvalidInput(format!(
-                        "avoid_regions[{i}]: `{r}` is not a Region of workload `{workload}`"
-                    )));
-                }
+                all_of_workload(&spec, "avoid_regions", avoid_regions)?;
                 if !regions.is_empty() {
-                    if let Some((i, r)) = regions
-                        .iter()
-                        .enumerate()
-                        .find(|(_, r)| spec.region(r).is_none())
-                    {
-                        return Err(Error::InvalidInput(format!(
-                            "regions[{i}]: `{r}` is not a Region of workload `{workload}`"
-                        )));
-                    }
+                    all_of_workload(&spec, "regions", regions)?;
                     // Only those Regions are observed, recorded and reported; the
                     // others' records are left as they are.
                     spec.regions.retain(|s| regions.contains(&s.region));
@@ -717,6 +701,22 @@ impl<S: Store> Prober<S> {
         };
         let (db, s3) = tokio::join!(db, s3);
         Lag { db, s3 }
+    }
+}
+
+/// `InvalidInput` naming the first of `names` (the request's `field`) that is not a
+/// Region of `spec`'s workload.
+fn all_of_workload(spec: &WorkloadSpec, field: &str, names: &[String]) -> Result<(), Error> {
+    match names
+        .iter()
+        .enumerate()
+        .find(|(_, r)| spec.region(r).is_none())
+    {
+        Some((i, r)) => Err(Error::InvalidInput(format!(
+            "{field}[{i}]: `{r}` is not a Region of workload `{}`",
+            spec.workload
+        ))),
+        None => Ok(()),
     }
 }
 
