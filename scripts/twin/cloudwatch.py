@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -693,6 +694,7 @@ class Alarms:
 # ---------------------------------------------------------------- moto patches
 def patch_moto(alarms: Alarms) -> None:
     from moto.cloudwatch import models, responses
+    from moto.cloudwatch.metric_data_expression_parser import parse_expression
     from moto.cloudwatch.exceptions import InvalidFormat, ResourceNotFound, ValidationError
     from moto.core.responses import ActionResult, EmptyResult
 
@@ -731,16 +733,57 @@ def patch_moto(alarms: Alarms) -> None:
 
     models.Statistics.get_statistics_for_type = get_statistics_for_type
     original_get_data = models.CloudWatchBackend.get_metric_data
+    original_all_metrics = models.CloudWatchBackend.get_all_metrics
+    # The metric the MetricStat query being answered on this thread names, if any.
+    answering = threading.local()
 
-    def get_metric_data(self, *args, **kwargs):
-        """A period whose statistic CloudWatch does not have (a percentile over negative
+    def get_all_metrics(self):
+        data = original_all_metrics(self)
+        metric = getattr(answering, "metric", None)
+        if metric is None:
+            return data
+        namespace, name, dims = metric
+        return [md for md in data if md.namespace == namespace and md.name == name and _dims(md.dimensions) == dims]
+
+    models.CloudWatchBackend.get_all_metrics = get_all_metrics
+
+    def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
+        """Each MetricStat query reads its own metric only: a metric is its namespace,
+        name and dimensions, all of them (API reference, `MetricStat`: "The metric to
+        return, including the metric name, namespace, and dimensions";
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricStat.html).
+        moto drops the namespace once a query has dimensions, and matches any dimensions
+        when it has none. Metric math runs over those results as moto's does.
+
+        A period whose statistic CloudWatch does not have (a percentile over negative
         values or unqualified statistic sets) is left out, as a period without data is,
         instead of moto's null value."""
-        results = original_get_data(self, *args, **kwargs)
-        for result in results:
-            pairs = [(v, t) for v, t in zip(result.get("values", []), result.get("timestamps", [])) if v is not None]
+        original_get_data(self, [], start_time, end_time, scan_by)  # moto's time-range checks
+        stats: list[dict] = []
+        for query in queries:
+            if "MetricStat" not in query:
+                continue
+            metric = query["MetricStat"]["Metric"]
+            answering.metric = (metric.get("Namespace"), metric.get("MetricName"), _dims(metric.get("Dimensions")))
+            try:
+                [result] = original_get_data(self, [dict(query, ReturnData=True)], start_time, end_time, scan_by)
+            finally:
+                answering.metric = None
+            pairs = [(v, t) for v, t in zip(result["values"], result["timestamps"]) if v is not None]
             result["values"] = [v for v, _ in pairs]
             result["timestamps"] = [t for _, t in pairs]
+            stats.append((query, result))
+        results = [r for q, r in stats if q.get("ReturnData", True) not in (False, "false")]
+        for query in queries:
+            expression = query.get("Expression")
+            if expression is None or expression.startswith("SELECT"):
+                continue
+            values, timestamps = parse_expression(expression, [r for _, r in stats])
+            results.append({"id": query["Id"], "label": query.get("Label") or query["Id"], "values": values,
+                            "timestamps": timestamps, "status_code": "Complete"})
+        insights = [q for q in queries if str(q.get("Expression", "")).startswith("SELECT")]
+        if insights:
+            results.extend(original_get_data(self, insights, start_time, end_time, scan_by))
         return results
 
     models.CloudWatchBackend.get_metric_data = get_metric_data

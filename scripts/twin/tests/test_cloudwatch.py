@@ -108,6 +108,37 @@ def test_get_metric_data_answers_percentiles(server):
     assert got["avg"] == [1.5]
 
 
+def test_get_metric_data_keeps_to_the_namespace_a_query_names(server):
+    """A metric is its namespace, name and dimensions (API reference, `Metric` and
+    `MetricStat`: "The metric to return, including the metric name, namespace, and
+    dimensions"). moto drops the namespace once a query has dimensions, so one test's
+    datapoint answered another namespace's query."""
+    client = server.client("cloudwatch", "eu-west-1")
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    dims = [{"Name": "Workload", "Value": "ns-apart"}]
+    for namespace, value in (("Apart/One", 1.0), ("Apart/Two", 0.0)):
+        client.put_metric_data(Namespace=namespace, MetricData=[
+            {"MetricName": "Switch", "Dimensions": dims, "Value": value, "Timestamp": now}])
+    queries = [
+        {"Id": ident, "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "Switch", **extra},
+                                     "Period": 60, "Stat": "Minimum"}}
+        for ident, namespace, extra in (("one", "Apart/One", {"Dimensions": dims}),
+                                        ("two", "Apart/Two", {"Dimensions": dims}),
+                                        ("none", "Apart/None", {"Dimensions": dims}),
+                                        ("bare", "Apart/One", {}))]
+    # moto's metric math is a reference to another query's id, no more.
+    queries.append({"Id": "ref", "Expression": "one"})
+    out = client.get_metric_data(MetricDataQueries=queries, StartTime=now - dt.timedelta(minutes=5),
+                                 EndTime=now + dt.timedelta(minutes=1))
+    got = {r["Id"]: r["Values"] for r in out["MetricDataResults"]}
+    assert got["one"] == [1.0]
+    assert got["two"] == [0.0]
+    assert got["none"] == []
+    assert got["bare"] == []  # the metric without dimensions: none was put
+    assert got["ref"] == [1.0]
+    assert [r["Id"] for r in out["MetricDataResults"]] == ["one", "two", "none", "bare", "ref"]
+
+
 @pytest.mark.parametrize("op,below,equal,above", [
     ("GreaterThanThreshold", False, False, True),
     ("GreaterThanOrEqualToThreshold", False, True, True),
