@@ -1,18 +1,20 @@
 //! The CUR 2.0 parse/aggregate core: synchronous, pure, over any [`std::io::Read`], so it
 //! is unit-tested and benchmarked on a local file exactly as it runs on an S3 body.
 //!
-//! One pass, bounded memory: the gzip decoder and the csv reader each hold one buffer,
-//! one [`ByteRecord`] is reused for every row, and Region, service, usage-type and
+//! One pass, bounded memory: the gzip decoder and the CSV reader each hold one buffer,
+//! a row is split in place ([`simd_csv::ZeroCopyReader`]: separators found with SIMD
+//! search, only the fields the report reads unescaped), and Region, service, usage-type and
 //! line-item-type strings are interned (a row allocates nothing once its keys are known).
 //! Money is [`Decimal`] from the text to the totals.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::str::FromStr;
 
-use csv::ByteRecord;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use simd_csv::{ZeroCopyByteRecord, ZeroCopyReaderBuilder};
 
 /// Columns the report needs from a CUR 2.0 file; a file without any of them is refused,
 /// naming each.
@@ -585,11 +587,11 @@ struct Columns {
 
 impl Columns {
     fn from_header(
-        header: &ByteRecord,
+        header: &[Cow<'_, [u8]>],
         file: &str,
         table: Option<Table>,
     ) -> Result<Columns, ParseError> {
-        let table = table.unwrap_or_else(|| Table::detect(header.iter().map(trim_bom)));
+        let table = table.unwrap_or_else(|| Table::detect(header.iter().map(|h| trim_bom(h))));
         let find = |name: &str| header.iter().position(|h| trim_bom(h) == name.as_bytes());
         let missing: Vec<&'static str> = table
             .required()
@@ -1065,15 +1067,14 @@ impl Aggregator {
         table: Option<Table>,
         format: &'static str,
     ) -> Result<&FileStats, ParseError> {
-        let mut reader = csv::ReaderBuilder::new()
+        let mut reader = ZeroCopyReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(256 * 1024)
             .from_reader(source);
-        let mut record = ByteRecord::new();
-        let io_error = |e: csv::Error, line: u64| -> ParseError {
+        let io_error = |e: simd_csv::Error, line: u64| -> ParseError {
             match e.into_kind() {
-                csv::ErrorKind::Io(err) => {
+                simd_csv::ErrorKind::Io(err) => {
                     let from_source = err.get_ref().is_some_and(|inner| inner.is::<SourceError>());
                     if from_source {
                         ParseError::Source {
@@ -1096,24 +1097,38 @@ impl Aggregator {
                 },
             }
         };
-        if !reader
-            .read_byte_record(&mut record)
-            .map_err(|e| io_error(e, 1))?
-        {
-            return Err(ParseError::Empty {
-                file: file.to_owned(),
-            });
-        }
-        let cols = Columns::from_header(&record, file, table)?;
+        // The line a record starts on: one per record, plus the newlines quoted inside
+        // it (the reader skips empty lines, which an export does not have).
+        let lines_in = |rec: &ZeroCopyByteRecord<'_>| {
+            1 + memchr::memchr_iter(b'\n', rec.as_slice()).count() as u64
+        };
+        let (cols, mut next_line) = match reader.read_byte_record() {
+            Err(e) => return Err(io_error(e, 1)),
+            Ok(None) => {
+                return Err(ParseError::Empty {
+                    file: file.to_owned(),
+                });
+            }
+            Ok(Some(header)) => {
+                let names: Vec<Cow<'_, [u8]>> = (0..header.len())
+                    .filter_map(|i| header.unescape(i))
+                    .collect();
+                (
+                    Columns::from_header(&names, file, table)?,
+                    1 + lines_in(&header),
+                )
+            }
+        };
         let mut rows = 0u64;
         let mut line = 1u64;
         loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(io_error(e, line + 1)),
-            }
-            line = record.position().map_or(line + 1, csv::Position::line);
+            let record = match reader.read_byte_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(e) => return Err(io_error(e, next_line)),
+            };
+            line = next_line;
+            next_line += lines_in(&record);
             rows += 1;
             match self.row(&cols, &record) {
                 Ok(()) => {}
@@ -1208,31 +1223,32 @@ impl Aggregator {
         self.scope.is_some() || !self.drills.is_empty()
     }
 
-    fn row(&mut self, cols: &Columns, rec: &ByteRecord) -> Result<(), RowError> {
+    fn row(&mut self, cols: &Columns, rec: &ZeroCopyByteRecord<'_>) -> Result<(), RowError> {
         if rec.len() != cols.width {
             return Err(RowError::Defect(Defect::WrongColumnCount {
                 expected: cols.width,
                 found: rec.len(),
             }));
         }
-        let field = |i: usize| rec.get(i).unwrap_or_default();
-        let unblended = money(field(cols.unblended), cols.table.names().unblended)?;
-        let cost = match cols.net {
-            Some(i) if !field(i).is_empty() => money(field(i), NET_COLUMN)?,
+        // Unescaped only when quoted (borrowed from the reader's buffer otherwise).
+        let field = |i: usize| rec.unescape(i).unwrap_or_default();
+        let unblended = money(&field(cols.unblended), cols.table.names().unblended)?;
+        let cost = match cols.net.map(field) {
+            Some(net) if !net.is_empty() => money(&net, NET_COLUMN)?,
             _ => unblended,
         };
         let resource = field(cols.resource);
         let in_scope = match &self.scope {
             None => true,
             Some(scope) => {
-                scope.matches_resource(resource) || {
+                scope.matches_resource(&resource) || {
                     let tags = field(cols.tags);
-                    match self.tag_cache.get(tags) {
+                    match self.tag_cache.get(&*tags) {
                         Some(&hit) => hit,
                         None => {
-                            let hit = scope.matches_json_tags(tags);
+                            let hit = scope.matches_json_tags(&tags);
                             if self.tag_cache.len() < MAX_TAG_CACHE {
-                                self.tag_cache.insert(tags.into(), hit);
+                                self.tag_cache.insert((*tags).into(), hit);
                             }
                             hit
                         }
@@ -1240,18 +1256,27 @@ impl Aggregator {
                 }
             }
         };
+        let start = if self.needs_start() {
+            field(cols.start)
+        } else {
+            Cow::Borrowed(&[][..])
+        };
+        let (region, product) = (field(cols.region), field(cols.product));
+        let (usage_type, item_type) = (field(cols.usage_type), field(cols.item_type));
+        let from_region = cols.from_region.map(field).unwrap_or_default();
+        let to_region = cols.to_region.map(field).unwrap_or_default();
         self.add(&Fields {
             cost,
             unblended,
             in_scope,
-            start: Start::Text(field(cols.start)),
-            region: field(cols.region),
-            product: field(cols.product),
-            usage_type: field(cols.usage_type),
-            item_type: field(cols.item_type),
-            from_region: cols.from_region.map_or(&[][..], field),
-            to_region: cols.to_region.map_or(&[][..], field),
-            resource,
+            start: Start::Text(&start),
+            region: &region,
+            product: &product,
+            usage_type: &usage_type,
+            item_type: &item_type,
+            from_region: &from_region,
+            to_region: &to_region,
+            resource: &resource,
         })
     }
 
@@ -1671,6 +1696,37 @@ mod tests {
         assert_eq!(a.total, d("3"));
         assert_eq!(a.bad_row_samples[1].at, RowAt::Line { line: 4 });
         assert_eq!(a.bad_row_samples[1].defect, "expected 12 columns, found 11");
+    }
+
+    /// RFC 4180 as exports write it: a BOM before the header, CRLF line ends, quoted
+    /// fields holding commas, doubled quotes and a newline (the lines after it are
+    /// still named right), and quoted money, Regions and codes.
+    #[test]
+    fn quoted_fields_crlf_and_a_bom_are_read_as_written() {
+        let rows = [
+            r#"1,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,"1.5",,"us-east-1",,,i-1,"{""user_lifeboat_workload"":""checkout"",""note"":""a,b""}""#,
+            "2,2026-10-01T00:00:00Z,\"AmazonRDS\",InstanceUsage,Usage,2,,eu-west-1,,,db-1,\"{\"\"user_lifeboat_workload\"\":\"\"line\none\"\"}\"",
+            "3,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,abc,,us-east-1,,,i-3,",
+            r#"4,2026-10-01T00:00:00Z,AmazonEC2,BoxUsage,Usage,4,"",us-east-1,,,checkout-db,"#,
+        ];
+        let text = format!("\u{feff}{}\r\n{}\r\n", HEADER, rows.join("\r\n"));
+        let mut agg = Aggregator::new(Some(scope()), vec![], true);
+        agg.read("q.csv", text.as_bytes(), Compression::None)
+            .unwrap();
+        let a = agg.finish();
+        assert_eq!(a.bad_rows, 1);
+        // Row 3 starts on line 5: the header, rows 1 and 2, and the newline in row 2.
+        assert_eq!(a.bad_row_samples[0].at, RowAt::Line { line: 5 });
+        // Row 1 by its tag (the quoted comma kept in the JSON), row 4 by its resource;
+        // row 2's tag names another workload.
+        assert_eq!(a.total, d("5.5"));
+        assert_eq!(a.out_of_scope, d("2"));
+        let cells: Vec<(&str, &str)> = a
+            .cells
+            .iter()
+            .map(|c| (c.region.as_str(), c.service.as_str()))
+            .collect();
+        assert_eq!(cells, [("us-east-1", "AmazonEC2")]);
     }
 
     #[test]
