@@ -57,6 +57,14 @@ pub(crate) fn supported(chunk: &ColumnChunkMetaData) -> bool {
 /// digits that reads back as `v` is the only one of its length (such decimals are
 /// further apart than doubles are), so this is the decimal `Display` prints. Anything
 /// else (16 or 17 digits, or a magnitude of 10^15 or more) takes `Display` itself.
+///
+/// The smallest `k` is found by bisection: if `k` reads back, so does every larger `k`
+/// while `|v·10^k| < 10^15`. (Then `x = fl(v·10^k) = m'·(1+e)` with `m' = m·10^(k'-k)`
+/// and `|m'·e| < 0.23`, so `x` rounds to `m'`, and `m'/10^k'` is the same rational as
+/// `m/10^k`, so it rounds to the same double.) Four or five tries instead of up to 16.
+/// Rounding is an add and a truncating conversion (`f64::round` is a libm call without
+/// SSE4.1): `|x| < 10^15 < 2^50`, so `x ± 0.5` is exact and truncating it rounds half
+/// away from zero, as `f64::round` does.
 pub(crate) fn decimal_of_f64(v: f64) -> Option<Decimal> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -64,16 +72,40 @@ pub(crate) fn decimal_of_f64(v: f64) -> Option<Decimal> {
     if !v.is_finite() {
         return None;
     }
-    for (k, p) in (0u32..).zip(POW10) {
-        let m = (v * p).round();
-        if m.abs() >= 1e15 {
-            break;
+    // `m` when `k` reads back as `v`.
+    let reads_back = |k: usize| -> Option<i64> {
+        let p = POW10[k];
+        let x = v * p;
+        if x.abs() >= 1e15 {
+            return None;
         }
-        if m / p == v {
-            // |m| < 10^15: exact as an i64.
-            #[allow(clippy::cast_possible_truncation)]
-            return Some(Decimal::new(m as i64, k));
+        // |x| < 10^15: both conversions are exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let m = (x + 0.5f64.copysign(x)) as i64;
+        #[allow(clippy::cast_precision_loss)]
+        let back = m as f64 / p;
+        (back == v).then_some(m)
+    };
+    // The largest `k` in range: |v·10^k| grows with `k`.
+    let mut top = POW10.len() - 1;
+    while top > 0 && (v * POW10[top]).abs() >= 1e15 {
+        top -= 1;
+    }
+    if let Some(mut m) = reads_back(top) {
+        let (mut lo, mut hi) = (0, top);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match reads_back(mid) {
+                Some(at) => {
+                    hi = mid;
+                    m = at;
+                }
+                None => lo = mid + 1,
+            }
         }
+        // `hi` ≤ 15.
+        #[allow(clippy::cast_possible_truncation)]
+        return Some(Decimal::new(m, hi as u32));
     }
     let mut text = String::with_capacity(32);
     // `Display` of f64: the shortest round-trip digits, never an exponent.
