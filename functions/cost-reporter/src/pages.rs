@@ -201,19 +201,25 @@ impl Hybrid {
     #[inline]
     fn unpack(&mut self) -> Result<u32> {
         let (byte, shift) = (self.bit / 8, self.bit % 8);
-        let mut word = [0u8; 8];
         let avail = self.data.get(byte..).unwrap_or_default();
-        let take = avail.len().min(8);
-        let needed = (shift + usize::from(self.width)).div_ceil(8);
-        if take < needed {
-            return Err(err("bit-packed run ends early"));
-        }
-        word[..take].copy_from_slice(&avail[..take]);
+        // A value (at most 32 bits from `shift` ≤ 7) lies in the next 8 bytes: one load
+        // where there are 8 (all but the last few values of a page), else a copy.
+        let word = if let Some(word) = avail.first_chunk::<8>() {
+            u64::from_le_bytes(*word)
+        } else {
+            let needed = (shift + usize::from(self.width)).div_ceil(8);
+            if avail.len() < needed {
+                return Err(err("bit-packed run ends early"));
+            }
+            let mut word = [0u8; 8];
+            word[..avail.len()].copy_from_slice(avail);
+            u64::from_le_bytes(word)
+        };
         self.bit += usize::from(self.width);
         let mask = (1u64 << self.width) - 1;
         // At most 32 bits: fits.
         #[allow(clippy::cast_possible_truncation)]
-        let v = ((u64::from_le_bytes(word) >> shift) & mask) as u32;
+        let v = ((word >> shift) & mask) as u32;
         Ok(v)
     }
 
