@@ -758,7 +758,11 @@ def patch_moto(alarms: Alarms) -> None:
         A period whose statistic CloudWatch does not have (a percentile over negative
         values or unqualified statistic sets) is left out, as a period without data is,
         instead of moto's null value."""
-        original_get_data(self, [], start_time, end_time, scan_by)  # moto's time-range checks
+        # moto's own time-range checks (it makes them before reading any data).
+        if start_time.replace(microsecond=0) > end_time.replace(microsecond=0):
+            raise ValidationError("The parameter EndTime must be greater than StartTime.")
+        if start_time.replace(microsecond=0) == end_time.replace(microsecond=0):
+            raise ValidationError("The parameter StartTime must not equal parameter EndTime.")
         stats: list[dict] = []
         for query in queries:
             if "MetricStat" not in query:

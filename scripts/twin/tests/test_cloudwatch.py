@@ -137,6 +137,11 @@ def test_get_metric_data_keeps_to_the_namespace_a_query_names(server):
     assert got["bare"] == []  # the metric without dimensions: none was put
     assert got["ref"] == [1.0]
     assert [r["Id"] for r in out["MetricDataResults"]] == ["one", "two", "none", "bare", "ref"]
+    # The time range is still checked first (API reference, GetMetricData: EndTime
+    # "must be greater than StartTime").
+    for end in (now, now - dt.timedelta(minutes=1)):
+        with pytest.raises(client.exceptions.ClientError, match="EndTime|StartTime"):
+            client.get_metric_data(MetricDataQueries=queries, StartTime=now, EndTime=end)
 
 
 @pytest.mark.parametrize("op,below,equal,above", [
