@@ -310,9 +310,19 @@ pub async fn alarm_to(
     }
 }
 
-/// Asks the DNS server at `server` for the A records of `name`, over UDP.
+/// How long one DNS try waits for its answer, and how many tries a query gets: a stub
+/// resolver retransmits over UDP (glibc: `timeout:5 attempts:2`, resolv.conf(5)). The
+/// twin's DNS server shares the moto process, which a busy drill on two cores can keep
+/// from answering for a few seconds; one unanswered datagram is not a DNS failure.
+const DNS_TRY: Duration = Duration::from_secs(2);
+const DNS_TRIES: u32 = 3;
+
+/// Asks the DNS server at `server` for the A records of `name`, over UDP, retransmitting
+/// the query up to [`DNS_TRIES`] times [`DNS_TRY`] apart; the answer must carry the
+/// query's id.
 pub async fn resolve_a(server: SocketAddr, name: &str) -> anyhow::Result<DnsAnswer> {
-    let mut query = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    let id = rand_id();
+    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     query.metadata.recursion_desired = false;
     query.add_query(Query::query(
         Name::from_ascii(name).with_context(|| format!("DNS name {name}"))?,
@@ -322,16 +332,32 @@ pub async fn resolve_a(server: SocketAddr, name: &str) -> anyhow::Result<DnsAnsw
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .context("binding a UDP socket")?;
-    socket
-        .send_to(&bytes, server)
-        .await
-        .context("sending the DNS query")?;
     let mut buf = vec![0u8; 4096];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
-        .await
-        .context("no DNS answer within 2 s")?
-        .context("reading the DNS answer")?;
-    let answer = Message::from_vec(&buf[..n]).context("decoding the DNS answer")?;
+    let mut answer = None;
+    for _ in 0..DNS_TRIES {
+        socket
+            .send_to(&bytes, server)
+            .await
+            .context("sending the DNS query")?;
+        let deadline = tokio::time::Instant::now() + DNS_TRY;
+        while let Ok(read) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+            let (n, _) = read.context("reading the DNS answer")?;
+            let message = Message::from_vec(&buf[..n]).context("decoding the DNS answer")?;
+            if message.metadata.id == id {
+                answer = Some(message);
+                break;
+            }
+        }
+        if answer.is_some() {
+            break;
+        }
+    }
+    let Some(answer) = answer else {
+        bail!(
+            "no DNS answer from {server} for {name} in {DNS_TRIES} tries {} s apart",
+            DNS_TRY.as_secs()
+        );
+    };
     let addresses = answer
         .answers
         .iter()
