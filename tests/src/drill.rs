@@ -768,6 +768,8 @@ const TWIN_KINDS: [&str; 9] = [
     "lambda.timeout",
 ];
 
+/// The failover machine's tasks in one verification round (failover.asl.json).
+const VERIFY_TASKS_PER_POLL: u64 = 4;
 impl Drill {
     /// Starts the emulators and the functions and builds the world.
     pub async fn start(opts: &DrillOptions) -> anyhow::Result<Drill> {
@@ -1119,9 +1121,14 @@ impl Drill {
     /// from the break to `MarkFinalize`, entered right after the machine's own probe
     /// saw the target serving.
     pub async fn await_failover(&mut self, execution: &str) -> anyhow::Result<()> {
-        let limit = Duration::from_secs(
-            60 + u64::from(self.opts.poll_seconds) * (20 + u64::from(self.opts.verify_max_polls)),
-        );
+        // A bound, not a pace: a minute, then per poll its wait and a second for each of
+        // the four tasks of a verification round (RenewBeforeProbe, Probe, ResolveDns,
+        // RenewVerify), for the verification's polls and twenty more for the data tier.
+        // A run whose DNS never follows makes every verification poll; on two loaded
+        // cores one second per round (the bound before) was not enough.
+        let per_poll = u64::from(self.opts.poll_seconds) + VERIFY_TASKS_PER_POLL;
+        let limit =
+            Duration::from_secs(60 + per_poll * (20 + u64::from(self.opts.verify_max_polls)));
         let (end, events) = self.follow("failover", execution, limit).await?;
         self.report.execution_status = Some(end.status.as_str().to_owned());
         self.report.execution_error = end.error;
