@@ -5,11 +5,11 @@
 the twin spends its time on the twin's clock (about half a core, README "CI time"), so
 one binary at a time leaves CI's two cores idle for most of the run. This runs the same
 binaries, built by the same `cargo test --no-run`, `LIFEBOAT_TEST_JOBS` at a time
-(default 3: the drill binaries and the rest side by side), each exactly as cargo
+(default 3: the two drill binaries and the rest side by side), each exactly as cargo
 would (its package's directory as the working directory, `CARGO` set), with its output
 printed whole when it ends, so two never interleave. Each binary still runs its own
 tests in parallel (libtest's threads), and a binary's tests that must not overlap say so
-themselves (drill.rs, drill_verify.rs and drill_alarms.rs each run one drill at a time). Arguments after
+themselves (drill.rs and drill_alarms.rs each run one drill at a time). Arguments after
 `--` go to every binary (a name filter, `--nocapture`).
 
 Exit status: 0 when every binary passed, 1 otherwise (the failed ones are listed).
@@ -33,7 +33,6 @@ from pathlib import Path
 # other and the short ones fill in. A binary not named here starts after these.
 SLOW_FIRST = {
     "drill": 300,
-    "drill_verify": 295,
     "drill_alarms": 290,
     "critical_path": 200,
     "plan_is_the_execution": 175,
