@@ -409,6 +409,12 @@ def _dims(dimensions) -> frozenset:
     return frozenset(out)
 
 
+def is_metric(datum, namespace: str | None, name: str | None, dimensions: frozenset) -> bool:
+    """Whether a datum belongs to the metric named by namespace, name and all of its
+    dimensions: a metric's identity (API reference, `Metric`)."""
+    return datum.namespace == namespace and datum.name == name and _dims(datum.dimensions) == dimensions
+
+
 @dataclass
 class Source:
     namespace: str
@@ -446,9 +452,7 @@ def metric_points(backend, source: Source, n: int, now: float, minute: float) ->
     first = end - count * length
     buckets: list[tuple[list[float], list[tuple[float, float, float, float]]]] = [([], []) for _ in range(count)]
     for datum in backend.metric_data:
-        if datum.namespace != source.namespace or datum.name != source.metric:
-            continue
-        if _dims(datum.dimensions) != source.dimensions:
+        if not is_metric(datum, source.namespace, source.metric, source.dimensions):
             continue
         if source.unit and datum.unit != source.unit:
             continue
@@ -742,8 +746,7 @@ def patch_moto(alarms: Alarms) -> None:
         metric = getattr(answering, "metric", None)
         if metric is None:
             return data
-        namespace, name, dims = metric
-        return [md for md in data if md.namespace == namespace and md.name == name and _dims(md.dimensions) == dims]
+        return [md for md in data if is_metric(md, *metric)]
 
     models.CloudWatchBackend.get_all_metrics = get_all_metrics
 
@@ -763,7 +766,7 @@ def patch_moto(alarms: Alarms) -> None:
             raise ValidationError("The parameter EndTime must be greater than StartTime.")
         if start_time.replace(microsecond=0) == end_time.replace(microsecond=0):
             raise ValidationError("The parameter StartTime must not equal parameter EndTime.")
-        stats: list[dict] = []
+        stats: list[tuple[dict, dict]] = []
         for query in queries:
             if "MetricStat" not in query:
                 continue
