@@ -28,7 +28,7 @@ async fn the_drill_fails_over_from_a_broken_primary_and_fails_back_end_to_end() 
     let _one = ONE_AT_A_TIME.lock().await;
     let report = drill::run(&DrillOptions::default()).await.unwrap();
     println!("{}", report.render());
-    assert!(report.ok(), "failed checks: {:#?}", report.failures());
+    assert!(report.ok(), "{}", report.render());
     // Every stage of the chain shows in the timeline, the twin's and the machines'.
     for step in [
         "scheduled probes (EventBridge)",
@@ -145,7 +145,7 @@ async fn a_task_that_times_out_once_is_retried_and_the_failover_completes() {
         d.report.render()
     );
     d.verify_failover().await.unwrap();
-    assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
+    assert!(d.report.ok(), "{}", d.report.render());
 }
 
 /// Always armed: every Region has a health alarm in the prober's stack, and the
@@ -183,7 +183,7 @@ async fn two_failovers_in_a_row_need_no_stack_update() {
         .unwrap()
         .expect("the primary's alarm starts a failover");
     d.await_failover(&first).await.unwrap();
-    assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
+    assert!(d.report.ok(), "{}", d.report.render());
     let store = &d.world.store;
     let spec = store.get_spec(WORKLOAD).await.unwrap();
     assert_eq!(spec.primary().unwrap().region, SURVIVOR);

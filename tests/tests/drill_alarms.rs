@@ -30,7 +30,7 @@ async fn an_alarm_storm_starts_one_failover_execution() {
         .unwrap();
     d.fail_over().await.unwrap();
     d.verify_failover().await.unwrap();
-    assert!(d.report.ok(), "failed checks: {:#?}", d.report.failures());
+    assert!(d.report.ok(), "{}", d.report.render());
     let delivered = d.world.twin.get("delivery").await.unwrap();
     assert!(
         delivered["attempts"].as_u64().unwrap_or(0) >= 9,
