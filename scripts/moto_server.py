@@ -53,6 +53,46 @@ class Serialized:
             return list(self.app(environ, start_response))
 
 
+class Instances:
+    """The instances of one function that `cargo lambda watch` may run at once: a count
+    of those busy, and synchronous invocations served before asynchronous ones."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.busy = 0
+        self.sync_waiting = 0
+
+    def acquire(self, limit: int, synchronous: bool, timeout: float | None, stopping: threading.Event) -> bool:
+        """Takes a free instance: a synchronous caller within `timeout` (False if none came
+        free), an asynchronous one once no synchronous caller waits (False only when the
+        twin stops)."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            if synchronous:
+                self.sync_waiting += 1
+            try:
+                while self.busy >= limit or (not synchronous and self.sync_waiting > 0):
+                    if stopping.is_set():
+                        return False
+                    wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                    if wait <= 0:
+                        return False
+                    self.cond.wait(wait)
+                self.busy += 1
+                return True
+            finally:
+                if synchronous:
+                    self.sync_waiting -= 1
+                    self.cond.notify_all()
+
+    def release(self) -> None:
+        with self.cond:
+            self.busy -= 1
+            self.cond.notify_all()
+
+
 class LambdaRouter:
     """Sends Lambda Invoke calls to `cargo lambda watch`, everything else to moto.
 
@@ -80,17 +120,37 @@ class LambdaRouter:
       "count": N}` makes the function's next N invocations (default: until cleared) run past
       their timeout: held for the timeout, never forwarded, then answered as timed out.
     - Lambda scales a function out to one execution environment per concurrent
-      invocation; `cargo lambda watch` runs a few instances and queues the rest, and
-      cargo-lambda 1.9.2 deadlocks once 100 invocations of one function are queued
-      (`RequestCache::upsert` awaits the full queue while it holds the lock every
-      instance needs to take its next invocation: nothing runs again). So at most
-      `FORWARD_LIMIT` invocations of a function are forwarded at once; the others wait
-      here, as Lambda's own queue holds asynchronous invocations (a synchronous one
-      waits at most its timeout, then times out).
-    Timeline rows: `lambda.invoke` (function, ms, status, invocation_type) and `lambda.timeout`.
+      invocation, and a function's timeout is how long it may *run* ("the amount of time
+      that Lambda allows a function to run before stopping it", `Timeout`, CreateFunction
+      API reference, https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html).
+      `cargo lambda watch` runs at most `--concurrency` instances of a function and
+      queues the rest in its own FIFO, where the wait would count in the timeout: a storm
+      of asynchronous alarm deliveries then timed out a state machine's synchronous task
+      that Lambda would have run at once in an environment of its own. So the router
+      forwards at most `lambda.instances` invocations of a function at once (the named
+      local setting; the harness sets it to watch's `--concurrency`; at most
+      `FORWARD_LIMIT`), each to an idle instance, and holds the rest here:
+      - synchronous invocations go first, as Lambda runs them without queueing; the
+        asynchronous ones wait, as Lambda's internal queue holds them ("Lambda places the
+        event in a queue", https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html);
+      - the timeout runs from the forward, when an instance takes the invocation, not
+        from the arrival;
+      - a synchronous invocation that finds no free instance within its function's
+        timeout is throttled as Lambda throttles one over its concurrency: HTTP 429
+        `TooManyRequestsException`, `Reason: ConcurrentInvocationLimitExceeded`
+        ("Rate Exceeded.", Invoke API reference, Errors), which the machines retry.
+      (cargo-lambda 1.9.2 also deadlocks once 100 invocations of one function are queued:
+      `RequestCache::upsert` awaits the full queue while it holds the lock every instance
+      needs to take its next invocation. `FORWARD_LIMIT` keeps below it.)
+    Timeline rows: `lambda.invoke` (function, ms, queued_ms, status, invocation_type),
+    `lambda.timeout` and `lambda.throttled`.
     """
 
     FORWARD_LIMIT = 64
+    INSTANCES = "lambda.instances"
+    # Lambda's longest timeout (900 s, CreateFunction `Timeout`): how long a forward may
+    # wait for watch's answer, so that no instance is held for ever.
+    RUN_LIMIT = 900
 
     INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
     SETTING = "lambda.timeout_seconds."
@@ -101,7 +161,7 @@ class LambdaRouter:
         self.twin = twin
         self.faults: dict[str, int | None] = {}  # binary -> invocations left (None: until cleared)
         self.faults_lock = threading.Lock()
-        self.forwarding: dict[str, threading.BoundedSemaphore] = {}  # binary -> its FORWARD_LIMIT
+        self.instances: dict[str, Instances] = {}  # binary -> its instances' slots
         twin.control("lambda/fault")(self.fault_control)
         twin.settings_hooks.append(self.on_settings)
 
@@ -159,34 +219,59 @@ class LambdaRouter:
         }).encode()
         return "200 OK", [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")], payload
 
-    def run(self, binary: str, body: bytes) -> tuple[str, list, bytes]:
-        """One invocation as Lambda runs it: forwarded, bounded by the function's timeout
-        (a wait for one of the function's `FORWARD_LIMIT` slots counts in it)."""
+    def throttled(self, binary: str, waited: float) -> tuple[str, list, bytes]:
+        self.twin.timeline.record(
+            "lambda.throttled", f"{binary}: no free instance within {waited:.2f} s",
+            function=binary, waited=waited)
+        payload = json.dumps({
+            "Type": "User", "Reason": "ConcurrentInvocationLimitExceeded", "message": "Rate Exceeded.",
+        }).encode()
+        return "429 Too Many Requests", [
+            ("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException"),
+        ], payload
+
+    def limit(self) -> int:
+        """How many invocations of one function are forwarded at once (`lambda.instances`)."""
+        value = self.twin.setting(self.INSTANCES, None)
+        return max(1, min(int(value), self.FORWARD_LIMIT)) if value is not None else self.FORWARD_LIMIT
+
+    def run(self, binary: str, body: bytes, synchronous: bool) -> tuple[str, list, bytes, float]:
+        """One invocation as Lambda runs it: once an instance is free, forwarded and bounded
+        by the function's timeout. Also returns how long it waited for the instance."""
         import time
 
         timeout = self.timeout_of(binary)
         if self.take_fault(binary):
             self.twin.stopping.wait(timeout)
-            return self.timed_out(binary, timeout)
+            return (*self.timed_out(binary, timeout), 0.0)
         with self.faults_lock:
-            slots = self.forwarding.setdefault(binary, threading.BoundedSemaphore(self.FORWARD_LIMIT))
+            slots = self.instances.setdefault(binary, Instances())
         started = time.monotonic()
-        if not slots.acquire(timeout=timeout):
-            return self.timed_out(binary, timeout)
-        try:
-            left = timeout - (time.monotonic() - started)
-            if left <= 0:
-                return self.timed_out(binary, timeout)
-            return self.forward(binary, body, left, timeout)
-        finally:
-            slots.release()
+        got = slots.acquire(self.limit(), synchronous, timeout if synchronous else None, self.twin.stopping)
+        waited = time.monotonic() - started
+        if not got:
+            return (*self.throttled(binary, waited), waited)
+        # The instance stays busy until watch answers, even after the caller has had its
+        # timed-out answer: watch does not stop a function that overruns (Lambda would),
+        # so the next invocation must not be queued behind it in watch.
+        outcome: list = []
+        done = threading.Event()
 
-    def forward(self, binary: str, body: bytes, left: float, timeout: float) -> tuple[str, list, bytes]:
-        """Sends one invocation to `cargo lambda watch` and waits for it, at most `left`
-        seconds of the function's `timeout` (a timed-out answer names `timeout`)."""
-        import socket
-        import time
+        def work() -> None:
+            try:
+                outcome.append(self.forward(binary, body))
+            finally:
+                slots.release()
+                done.set()
 
+        threading.Thread(target=work, name=f"forward-{binary}", daemon=True).start()
+        if not done.wait(timeout) or not outcome:
+            return (*self.timed_out(binary, timeout), waited)
+        return (*outcome[0], waited)
+
+    def forward(self, binary: str, body: bytes) -> tuple[str, list, bytes]:
+        """Sends one invocation to `cargo lambda watch` and waits for its answer (at most
+        `RUN_LIMIT`; the caller stops waiting at the function's timeout)."""
         request = urllib.request.Request(
             f"{self.endpoint}/2015-03-31/functions/{urllib.parse.quote(binary)}/invocations",
             data=body,
@@ -194,11 +279,8 @@ class LambdaRouter:
             headers={"Content-Type": "application/json"},
         )
         headers = [("Content-Type", "application/json")]
-        started = time.monotonic()
         try:
-            # The socket timeout bounds each wait for data; `cargo lambda watch` answers only
-            # once the function returns, so it bounds the invocation.
-            with urllib.request.urlopen(request, timeout=left) as response:
+            with urllib.request.urlopen(request, timeout=self.RUN_LIMIT) as response:
                 status, payload = "200 OK", response.read()
         except urllib.error.HTTPError as error:
             payload = error.read()
@@ -207,12 +289,7 @@ class LambdaRouter:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
             else:
                 status = f"{error.code} {error.reason}"
-        except (TimeoutError, socket.timeout):
-            return self.timed_out(binary, timeout)
         except OSError as error:
-            reason = getattr(error, "reason", None)
-            if isinstance(reason, (TimeoutError, socket.timeout)) or time.monotonic() - started >= left:
-                return self.timed_out(binary, timeout)
             status = "502 Bad Gateway"
             payload = json.dumps({"errorType": "ServiceException", "errorMessage": str(error)}).encode()
             headers.append(("x-amzn-ErrorType", "ServiceException"))
@@ -222,13 +299,15 @@ class LambdaRouter:
         import time
 
         started = time.monotonic()
-        status, headers, payload = self.run(binary, body)
-        ms = round((time.monotonic() - started) * 1000, 1)
+        status, headers, payload, waited = self.run(binary, body, invocation_type != "Event")
+        queued_ms = round(waited * 1000, 1)
+        ms = round((time.monotonic() - started) * 1000 - queued_ms, 1)
         error = dict(headers).get("X-Amz-Function-Error")
         self.twin.timeline.record(
-            "lambda.invoke", f"{binary} ({invocation_type}): {status}" + (f", {error}" if error else "") + f" in {ms} ms",
-            function=binary, ms=ms, status=int(status.split(" ", 1)[0]), invocation_type=invocation_type,
-            function_error=error)
+            "lambda.invoke", f"{binary} ({invocation_type}): {status}" + (f", {error}" if error else "")
+            + f" in {ms} ms" + (f" after {queued_ms} ms for an instance" if queued_ms >= 1 else ""),
+            function=binary, ms=ms, queued_ms=queued_ms, status=int(status.split(" ", 1)[0]),
+            invocation_type=invocation_type, function_error=error)
         return status, headers, payload
 
     def not_run_here(self, raw: str) -> str | None:

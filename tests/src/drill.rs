@@ -393,6 +393,9 @@ impl World {
             ),
             // One cargo lambda watch runs one stack's functions: the survivor's.
             ("lambda.regions".into(), json!([SURVIVOR])),
+            // As many invocations of a function as watch runs instances: the router
+            // holds the rest, synchronous ones first (scripts/moto_server.py).
+            ("lambda.instances".into(), json!(crate::lambda::CONCURRENCY)),
             // Caught-up replicas (the twin's default is 1 s): a planned move (the
             // failback, a planned failover) needs lag at or under
             // policy.planned_max_lag_seconds, 0 by default, and nothing here writes.

@@ -27,8 +27,9 @@ pub const FUNCTIONS: [&str; 6] = [
 /// function behind it until that task timed out, which AWS would not do. Twelve: the
 /// storm drill delivers every scheduled probe nine times, each copy probing for the
 /// whole window, and Lambda would run all nine at once. (Instances start on demand; the
-/// twin's router forwards at most `FORWARD_LIMIT` invocations of a function at once,
-/// below the queue at which cargo-lambda 1.9.2 deadlocks: scripts/moto_server.py.)
+/// twin's router forwards at most this many invocations of a function at once, the
+/// named local setting `lambda.instances`, synchronous ones first, so that none waits in
+/// watch's queue with its timeout running: scripts/moto_server.py.)
 pub const CONCURRENCY: u32 = 12;
 
 /// Watches this process has started: each gets its own log.

@@ -183,7 +183,11 @@ def test_bad_request_is_400(server):
 class FakeLambdaWatch:
     """Stands in for `cargo lambda watch`: `echo` returns its input, `slow` sleeps 1.5 s,
     `boom` fails (HTTP 500 as cargo lambda answers a function error), `held` waits until
-    `release` is set (`held_now` and `held_most` count its invocations in flight)."""
+    `release` is set (`held_now` and `held_most` count its invocations in flight), and
+    `paced` sleeps its payload's `sleep` seconds on one of `PACED_INSTANCES` instances,
+    queueing the rest as watch queues beyond its `--concurrency`."""
+
+    PACED_INSTANCES = 2
 
     def __init__(self) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -193,6 +197,7 @@ class FakeLambdaWatch:
         self.held_now = self.held_most = 0
         owner = self
         counting = threading.Lock()
+        paced = threading.Semaphore(self.PACED_INSTANCES)
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -204,6 +209,9 @@ class FakeLambdaWatch:
                 calls.append((name, body))
                 if name == "slow":
                     time.sleep(1.5)
+                if name == "paced":
+                    with paced:
+                        time.sleep(json.loads(body)["sleep"])
                 if name == "held":
                     with counting:
                         owner.held_now += 1
@@ -315,6 +323,63 @@ def test_a_burst_is_forwarded_at_most_forward_limit_at_a_time_and_every_invocati
     failed = [r for r in server.timeline() if r["kind"] == "lambda.invoke" and r["function"] == "held" and r["status"] != 200]
     assert failed == []
     assert fake.held_most == moto_server.LambdaRouter.FORWARD_LIMIT
+
+
+def test_a_synchronous_invocation_runs_ahead_of_queued_asynchronous_ones_timed_from_its_start(lambdas):
+    # Lambda runs a synchronous invocation at once in an environment of its own and times
+    # only its run. Watch runs `PACED_INSTANCES` at once: with eight asynchronous
+    # invocations of 1 s ahead of it in watch's queue, a 0.2-s synchronous one would take
+    # over 3 s from its arrival and time out; the router holds the asynchronous ones back
+    # (`lambda.instances`) and forwards the synchronous one first.
+    server, fake = lambdas
+    server.control("settings", {"lambda.instances": FakeLambdaWatch.PACED_INSTANCES,
+                                "lambda.timeout_seconds.paced": 3})
+    try:
+        client = server.client("lambda")
+        for i in range(8):
+            out = client.invoke(FunctionName="paced", InvocationType="Event", Payload=json.dumps({"sleep": 1.0, "i": i}).encode())
+            assert out["StatusCode"] == 202
+        time.sleep(0.3)
+        out = client.invoke(FunctionName="paced", Payload=b'{"sleep": 0.2, "sync": true}')
+        assert "FunctionError" not in out, out["Payload"].read()
+        assert json.loads(out["Payload"].read()) == {"sleep": 0.2, "sync": True}
+        deadline = time.monotonic() + 15
+        done = lambda: [r for r in server.timeline() if r["kind"] == "lambda.invoke" and r["function"] == "paced"]
+        while len(done()) < 9 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rows = done()
+        assert len(rows) == 9 and all(r["status"] == 200 and not r["function_error"] for r in rows), rows
+        sync = next(r for r in rows if r["invocation_type"] == "RequestResponse")
+        assert 0 < sync["queued_ms"] <= 1500 and sync["ms"] < 1500, sync
+        # The asynchronous ones waited their turn, and none was timed out for it.
+        assert max(r["queued_ms"] for r in rows if r["invocation_type"] == "Event") >= 2000
+    finally:
+        server.control("settings", {"lambda.instances": None})
+
+
+def test_a_synchronous_invocation_with_no_free_instance_within_its_timeout_is_throttled(lambdas):
+    # AWS answers an invocation over the concurrency it may use with 429
+    # TooManyRequestsException (Invoke API reference, Errors); the machines retry it.
+    server, fake = lambdas
+    server.control("settings", {"lambda.instances": 1, "lambda.timeout_seconds.paced": 0.5})
+    try:
+        client = server.client("lambda")
+        # Its one instance is busy for 3 s: timed out at 0.5 s, the function still runs
+        # in watch, which does not stop it as Lambda would.
+        client.invoke(FunctionName="paced", InvocationType="Event", Payload=b'{"sleep": 3.0}')
+        time.sleep(0.3)
+        started = time.monotonic()
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            # The client's one retry is throttled as well, within the 3 s.
+            client.invoke(FunctionName="paced", Payload=b'{"sleep": 0.0}')
+        assert 0.5 <= time.monotonic() - started < 2.6
+        err = info.value.response
+        assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("TooManyRequestsException", 429)
+        assert err.get("Reason") == "ConcurrentInvocationLimitExceeded"
+        assert any(r["kind"] == "lambda.throttled" and r["function"] == "paced" for r in server.timeline())
+    finally:
+        time.sleep(3.0)
+        server.control("settings", {"lambda.instances": None})
 
 
 def test_region_fault_applies_to_invoke(lambdas):
