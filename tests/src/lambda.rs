@@ -43,47 +43,74 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Builds function binaries (dev profile, like the tests), so the first invoke of each
 /// does not compile it inside a state machine's task timeout, and returns the directory
-/// cargo put them in (read from its artifact messages). One `cargo build` per function:
-/// `cargo lambda watch` would run `cargo run --bin <function>`, which resolves features
-/// for that package alone, and a build of several packages together would unify
-/// features across them and build a different binary.
+/// cargo put them in (read from its artifact messages).
+///
+/// One `cargo build --workspace --bins`, and `--tests` when [`ENV_FUNCTIONS_BUILD`] is
+/// `tests`: what `scripts/run_tests.py` sets, whose test binaries `cargo test
+/// --workspace` built. Then the features it resolves are the ones that build resolved
+/// (every member, with dev-dependencies), every dependency is already built and only
+/// the functions' own `main`s compile; `scripts/test` builds them right after the
+/// tests, so here they are fresh. `scripts/drill` builds with `--workspace --bins`, the
+/// default. A `cargo build --bin <function>` per function resolved features for that
+/// package alone and built the AWS SDK crates again inside the tests (about 4 min of
+/// CI's two cores, the tests waiting on the build lock). Features only add: the binary
+/// is the function's, and it starts as that binary under watch
+/// (`scripts/lambda-instance`), never as `cargo run`.
 pub fn build_functions(functions: &[&str]) -> anyhow::Result<Option<PathBuf>> {
+    if functions.is_empty() {
+        return Ok(None);
+    }
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--locked",
+        "--workspace",
+        "--bins",
+        "--message-format=json-render-diagnostics",
+    ];
+    if std::env::var(ENV_FUNCTIONS_BUILD).is_ok_and(|v| v == "tests") {
+        args.push("--tests");
+    }
+    let output = Command::new(cargo())
+        .current_dir(repo_root())
+        .args(&args)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    if !output.status.success() {
+        bail!("building the functions failed ({})", output.status);
+    }
+    let messages = String::from_utf8_lossy(&output.stdout);
     let mut dir = None;
     for f in functions {
-        let output = Command::new(cargo())
-            .current_dir(repo_root())
-            .args([
-                "build",
-                "--quiet",
-                "--locked",
-                "--message-format=json-render-diagnostics",
-                "--bin",
-                f,
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running cargo build")?;
-        if !output.status.success() {
-            bail!("building {f} failed ({})", output.status);
-        }
-        let built = executable(&String::from_utf8_lossy(&output.stdout), f)
-            .with_context(|| format!("cargo build --bin {f} named no executable"))?;
+        let built = executable(&messages, f)
+            .with_context(|| format!("cargo {} named no executable {f}", args.join(" ")))?;
         dir = built.parent().map(Path::to_path_buf);
     }
     Ok(dir)
 }
+
+/// `tests` when the harness runs in test binaries that `cargo test --workspace` built
+/// (`scripts/run_tests.py` sets it): [`build_functions`] then resolves features as that
+/// build did.
+pub const ENV_FUNCTIONS_BUILD: &str = "LIFEBOAT_FUNCTIONS_BUILD";
 
 /// The cargo that runs this process (`CARGO`, set by `cargo test`), else `cargo`.
 fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-/// The executable of binary `name` in cargo's JSON messages (`compiler-artifact`).
+/// The executable of binary `name` in cargo's JSON messages (`compiler-artifact`): the
+/// binary itself, not the test harness `--tests` builds from the same `main.rs`.
 fn executable(messages: &str, name: &str) -> Option<PathBuf> {
     messages
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == name
+                && m["profile"]["test"] != true
+        })
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
@@ -247,11 +274,13 @@ mod tests {
     }
 
     #[test]
-    fn the_executable_is_read_from_the_named_binary_artifact() {
+    fn the_executable_is_the_named_binary_not_its_test_harness() {
         let messages = concat!(
             r#"{"reason":"compiler-artifact","target":{"name":"lifeboat"},"executable":null}"#,
             "\n",
-            r#"{"reason":"compiler-artifact","target":{"name":"health-probe"},"executable":"/t/debug/health-probe"}"#,
+            r#"{"reason":"compiler-artifact","target":{"name":"health-probe"},"profile":{"test":true},"executable":"/t/debug/deps/health_probe-0a1b"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"health-probe"},"profile":{"test":false},"executable":"/t/debug/health-probe"}"#,
             "\n",
             "not json\n",
             r#"{"reason":"build-finished","success":true}"#,
