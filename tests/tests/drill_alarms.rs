@@ -1,8 +1,9 @@
 //! What alarms start, in the twin's world from `template.yaml`: an alarm storm (the
-//! twin's duplicate-delivery fault) starts one execution; a routing switch turned off by
-//! hand, or an alarm Lifeboat's own probes do not bear out, starts no failover; a
-//! failed serving secondary is drained by its own alarm and restored on request. The
-//! failover runs themselves are in `drill.rs`: two binaries, so CI runs them side by side.
+//! twin's duplicate-delivery fault) starts one failover, and no other run acts; a
+//! routing switch turned off by hand, or an alarm Lifeboat's own probes do not bear out,
+//! starts no failover; a failed serving secondary is drained by its own alarm and
+//! restored on request. The failover runs themselves are in `drill.rs`: two binaries, so
+//! CI runs them side by side.
 
 // Test code: a panic here is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,7 +19,7 @@ use serde_json::json;
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
-async fn an_alarm_storm_starts_one_failover_execution() {
+async fn an_alarm_storm_starts_one_failover_and_no_other_run_acts() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut d = Drill::start(&DrillOptions::default()).await.unwrap();
     // Asynchronous delivery is at least once: every alarm action and EventBridge
@@ -28,7 +29,7 @@ async fn an_alarm_storm_starts_one_failover_execution() {
         .post("delivery", json!({"duplicates": 8}))
         .await
         .unwrap();
-    d.fail_over().await.unwrap();
+    let followed = d.fail_over().await.unwrap();
     d.verify_failover().await.unwrap();
     assert!(d.report.ok(), "{}", d.report.render());
     let delivered = d.world.twin.get("delivery").await.unwrap();
@@ -55,14 +56,47 @@ async fn an_alarm_storm_starts_one_failover_execution() {
         .map(|r| r.detail)
         .collect();
     assert!(refused.is_empty(), "{refused:#?}");
-    // Deliveries after the end start nothing new either (the name is taken), however
-    // long the alarm stays in ALARM.
+    // Deliveries after the end start nothing new either (the name is taken, and the
+    // Region is no longer the primary), however long the alarm stays in ALARM.
     tokio::time::sleep(std::time::Duration::from_secs_f64(
         3.0 * d.opts.minute_seconds,
     ))
     .await;
+    // Every copy of one transition starts the same execution (its name is the
+    // transition's). The alarm may also leave ALARM and enter it again while the first
+    // run has yet to take the lease (late probes leave periods missing, on AWS as
+    // here), and that transition starts a run of its own; it must change nothing: the
+    // lease (or the decision, once the spec moved) refuses it.
+    let sfn = aws_sdk_sfn::Client::new(&d.world.config);
+    let refusal = [
+        "HasTiming",
+        "DefaultTiming",
+        "MarkDecide",
+        "Decide",
+        "IsDryRun",
+        "MarkAcquire",
+        "Acquire",
+        "Refused",
+    ];
     let executions = d.world.failover_executions().await.unwrap();
-    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert!(executions.contains(&followed), "{executions:?}");
+    for other in executions.iter().filter(|e| **e != followed) {
+        let end = harness::machines::wait(&sfn, other, std::time::Duration::from_secs(120))
+            .await
+            .unwrap();
+        let events = harness::drill::history(&sfn, other).await.unwrap();
+        let visited: Vec<String> = harness::drill::states(&events)
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        assert!(
+            end.status == aws_sdk_sfn::types::ExecutionStatus::Failed
+                && visited.iter().all(|s| refusal.contains(&s.as_str())),
+            "{other}: {:?} {:?} through {visited:?}",
+            end.status,
+            end.error
+        );
+    }
 }
 
 /// A routing switch follows Lifeboat's (or an operator's) decision, never the Region's
