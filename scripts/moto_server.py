@@ -61,11 +61,15 @@ class Instances:
         self.cond = threading.Condition()
         self.busy = 0
         self.sync_waiting = 0
+        # How many instances watch has started: the most ever busy at once (watch starts
+        # one when none is idle and keeps it), so an invocation that makes `busy` exceed it
+        # is served by a new instance, started inside it.
+        self.started = 0
 
-    def acquire(self, limit: int, synchronous: bool, timeout: float | None, stopping: threading.Event) -> bool:
+    def acquire(self, limit: int, synchronous: bool, timeout: float | None, stopping: threading.Event) -> tuple[bool, bool]:
         """Takes a free instance: a synchronous caller within `timeout` (False if none came
         free), an asynchronous one once no synchronous caller waits (False only when the
-        twin stops)."""
+        twin stops). Also returns whether watch will start a new instance for it."""
         import time
 
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -75,13 +79,15 @@ class Instances:
             try:
                 while self.busy >= limit or (not synchronous and self.sync_waiting > 0):
                     if stopping.is_set():
-                        return False
+                        return False, False
                     wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
                     if wait <= 0:
-                        return False
+                        return False, False
                     self.cond.wait(wait)
                 self.busy += 1
-                return True
+                cold = self.busy > self.started
+                self.started = max(self.started, self.busy)
+                return True, cold
             finally:
                 if synchronous:
                     self.sync_waiting -= 1
@@ -135,6 +141,15 @@ class LambdaRouter:
         event in a queue", https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html);
       - the timeout runs from the forward, when an instance takes the invocation, not
         from the arrival;
+      - an environment's Init phase is not part of the timeout: it has its own limit of
+        10 s ("The Init phase is limited to 10 seconds", "Understanding the Lambda
+        execution environment lifecycle",
+        https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html),
+        while watch starts an instance inside the first invocation it serves. An
+        invocation that needs a new instance (more in flight than watch has started) is
+        allowed `lambda.init_seconds` (the named local setting; default 10, the Init
+        limit) on top of its timeout. Where init ends inside watch is not seen, so the
+        whole limit is allowed;
       - a synchronous invocation that finds no free instance within its function's
         timeout is throttled as Lambda throttles one over its concurrency: HTTP 429
         `TooManyRequestsException`, `Reason: ConcurrentInvocationLimitExceeded`
@@ -142,12 +157,15 @@ class LambdaRouter:
       (cargo-lambda 1.9.2 also deadlocks once 100 invocations of one function are queued:
       `RequestCache::upsert` awaits the full queue while it holds the lock every instance
       needs to take its next invocation. `FORWARD_LIMIT` keeps below it.)
-    Timeline rows: `lambda.invoke` (function, ms, queued_ms, status, invocation_type),
-    `lambda.timeout` and `lambda.throttled`.
+    Timeline rows: `lambda.invoke` (function, ms, queued_ms, status, invocation_type,
+    cold), `lambda.timeout` and `lambda.throttled`.
     """
 
     FORWARD_LIMIT = 64
     INSTANCES = "lambda.instances"
+    INIT = "lambda.init_seconds"
+    # Lambda's Init phase limit (lambda-runtime-environment.html, above).
+    INIT_LIMIT = 10.0
     # Lambda's longest timeout (900 s, CreateFunction `Timeout`): how long a forward may
     # wait for watch's answer, so that no instance is held for ever.
     RUN_LIMIT = 900
@@ -235,22 +253,29 @@ class LambdaRouter:
         value = self.twin.setting(self.INSTANCES, None)
         return max(1, min(int(value), self.FORWARD_LIMIT)) if value is not None else self.FORWARD_LIMIT
 
-    def run(self, binary: str, body: bytes, synchronous: bool) -> tuple[str, list, bytes, float]:
+    def init_limit(self) -> float:
+        """What a new instance's first invocation is allowed beyond its timeout."""
+        value = self.twin.setting(self.INIT, None)
+        return float(value) if value is not None else self.INIT_LIMIT
+
+    def run(self, binary: str, body: bytes, synchronous: bool) -> tuple[str, list, bytes, float, bool]:
         """One invocation as Lambda runs it: once an instance is free, forwarded and bounded
-        by the function's timeout. Also returns how long it waited for the instance."""
+        by the function's timeout (and the Init limit when watch starts an instance for
+        it). Also returns how long it waited for the instance, and whether it was cold."""
         import time
 
         timeout = self.timeout_of(binary)
         if self.take_fault(binary):
             self.twin.stopping.wait(timeout)
-            return (*self.timed_out(binary, timeout), 0.0)
+            return (*self.timed_out(binary, timeout), 0.0, False)
         with self.faults_lock:
             slots = self.instances.setdefault(binary, Instances())
         started = time.monotonic()
-        got = slots.acquire(self.limit(), synchronous, timeout if synchronous else None, self.twin.stopping)
+        got, cold = slots.acquire(self.limit(), synchronous, timeout if synchronous else None, self.twin.stopping)
         waited = time.monotonic() - started
         if not got:
-            return (*self.throttled(binary, waited), waited)
+            return (*self.throttled(binary, waited), waited, False)
+        allowed = timeout + (self.init_limit() if cold else 0.0)
         # The instance stays busy until watch answers, even after the caller has had its
         # timed-out answer: watch does not stop a function that overruns (Lambda would),
         # so the next invocation must not be queued behind it in watch.
@@ -265,9 +290,9 @@ class LambdaRouter:
                 done.set()
 
         threading.Thread(target=work, name=f"forward-{binary}", daemon=True).start()
-        if not done.wait(timeout) or not outcome:
-            return (*self.timed_out(binary, timeout), waited)
-        return (*outcome[0], waited)
+        if not done.wait(allowed) or not outcome:
+            return (*self.timed_out(binary, timeout), waited, cold)
+        return (*outcome[0], waited, cold)
 
     def forward(self, binary: str, body: bytes) -> tuple[str, list, bytes]:
         """Sends one invocation to `cargo lambda watch` and waits for its answer (at most
@@ -299,15 +324,16 @@ class LambdaRouter:
         import time
 
         started = time.monotonic()
-        status, headers, payload, waited = self.run(binary, body, invocation_type != "Event")
+        status, headers, payload, waited, cold = self.run(binary, body, invocation_type != "Event")
         queued_ms = round(waited * 1000, 1)
         ms = round((time.monotonic() - started) * 1000 - queued_ms, 1)
         error = dict(headers).get("X-Amz-Function-Error")
         self.twin.timeline.record(
             "lambda.invoke", f"{binary} ({invocation_type}): {status}" + (f", {error}" if error else "")
-            + f" in {ms} ms" + (f" after {queued_ms} ms for an instance" if queued_ms >= 1 else ""),
+            + f" in {ms} ms" + (f" after {queued_ms} ms for an instance" if queued_ms >= 1 else "")
+            + (" (a new instance)" if cold else ""),
             function=binary, ms=ms, queued_ms=queued_ms, status=int(status.split(" ", 1)[0]),
-            invocation_type=invocation_type, function_error=error)
+            invocation_type=invocation_type, function_error=error, cold=cold)
         return status, headers, payload
 
     def not_run_here(self, raw: str) -> str | None:

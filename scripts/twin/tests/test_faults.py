@@ -185,9 +185,12 @@ class FakeLambdaWatch:
     `boom` fails (HTTP 500 as cargo lambda answers a function error), `held` waits until
     `release` is set (`held_now` and `held_most` count its invocations in flight), and
     `paced` sleeps its payload's `sleep` seconds on one of `PACED_INSTANCES` instances,
-    queueing the rest as watch queues beyond its `--concurrency`."""
+    queueing the rest as watch queues beyond its `--concurrency`, and `cold` runs its
+    payload's `run` seconds in an idle instance, or starts one first (`COLD_INIT` s) when
+    none is idle, as watch does."""
 
     PACED_INSTANCES = 2
+    COLD_INIT = 1.0
 
     def __init__(self) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -198,6 +201,7 @@ class FakeLambdaWatch:
         owner = self
         counting = threading.Lock()
         paced = threading.Semaphore(self.PACED_INSTANCES)
+        idle = [0]  # `cold`'s started instances not running an invocation
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -212,6 +216,13 @@ class FakeLambdaWatch:
                 if name == "paced":
                     with paced:
                         time.sleep(json.loads(body)["sleep"])
+                if name == "cold":
+                    with counting:
+                        started = idle[0] > 0
+                        idle[0] -= 1 if started else 0
+                    time.sleep((0 if started else owner.COLD_INIT) + json.loads(body)["run"])
+                    with counting:
+                        idle[0] += 1
                 if name == "held":
                     with counting:
                         owner.held_now += 1
@@ -271,7 +282,8 @@ def test_event_invoke_answers_202_at_once_and_runs_in_background(lambdas):
 
 def test_timeout_answers_sandbox_timedout(lambdas):
     server, _ = lambdas
-    server.control("settings", {"lambda.timeout_seconds.slow": 0.5})
+    # The timeout alone: no Init allowance, were this invocation to start an instance.
+    server.control("settings", {"lambda.timeout_seconds.slow": 0.5, "lambda.init_seconds": 0})
     started = time.monotonic()
     out = server.client("lambda").invoke(FunctionName="slow", Payload=b"{}")
     elapsed = time.monotonic() - started
@@ -281,6 +293,31 @@ def test_timeout_answers_sandbox_timedout(lambdas):
     assert payload["errorMessage"].endswith("Task timed out after 0.50 seconds")
     assert 0.5 <= elapsed < 1.4
     assert any(r["kind"] == "lambda.timeout" and r["function"] == "slow" for r in server.timeline())
+    server.control("settings", {"lambda.init_seconds": None})
+
+
+def test_a_new_instance_has_the_init_limit_on_top_of_the_timeout(lambdas):
+    # Lambda's Init phase has its own 10-s limit, outside the function timeout
+    # (lambda-runtime-environment.html); watch starts an instance inside the first
+    # invocation it serves. Timeout 0.5 s, init 1 s: the first invocation (a new
+    # instance) succeeds within timeout + `lambda.init_seconds`; the next one, in the
+    # started instance, is held to the timeout alone.
+    server, fake = lambdas
+    server.control("settings", {"lambda.timeout_seconds.cold": 0.5, "lambda.init_seconds": 2})
+    try:
+        client = server.client("lambda")
+        out = client.invoke(FunctionName="cold", Payload=b'{"run": 0.1}')
+        assert "FunctionError" not in out, out["Payload"].read()
+        assert json.loads(out["Payload"].read()) == {"run": 0.1}
+        started = time.monotonic()
+        out = client.invoke(FunctionName="cold", Payload=b'{"run": 1.5}')
+        assert json.loads(out["Payload"].read())["errorType"] == "Sandbox.Timedout"
+        assert time.monotonic() - started < 1.4
+        rows = [r for r in server.timeline() if r["kind"] == "lambda.invoke" and r["function"] == "cold"]
+        assert [(r["cold"], r["function_error"]) for r in rows] == [(True, None), (False, "Unhandled")], rows
+    finally:
+        time.sleep(1.5)
+        server.control("settings", {"lambda.init_seconds": None})
 
 
 def test_timeout_fault_holds_for_the_timeout_and_never_forwards(lambdas):
