@@ -5,7 +5,9 @@
 //! a row is split in place ([`simd_csv::ZeroCopyReader`]: separators found with SIMD
 //! search, only the fields the report reads unescaped), and Region, service, usage-type and
 //! line-item-type strings are interned (a row allocates nothing once its keys are known).
-//! Money is [`Decimal`] from the text to the totals.
+//! Money is exact from the text to the totals: each row's amounts are added per key as
+//! integers of 10^-15 ([`Amount`], [`Sum`]), and the sums become [`Decimal`] once per
+//! key when a file ends.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -977,6 +979,101 @@ struct Money {
     unblended: Decimal,
 }
 
+/// The decimal places of [`Amount::Fixed`]: amounts are integers of 10^-15 of the
+/// currency unit. Every amount Data Exports writes has fewer places (CUR 2.0 and FOCUS
+/// costs are decimals of at most 10 places, or doubles of at most 15 significant
+/// digits); an amount with more is kept as a [`Decimal`] and summed as one.
+pub(crate) const FIXED_SCALE: u32 = 15;
+
+/// 10^0 ..= 10^15, as `i128`.
+pub(crate) const POW10_I128: [i128; 16] = {
+    let mut p = [1i128; 16];
+    let mut i = 1;
+    while i < 16 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// One amount of money, exactly: an integer of 10^-[`FIXED_SCALE`] when it has at most
+/// that many decimal places (added as one `i128` addition), else the decimal itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Amount {
+    Fixed(i128),
+    Exact(Decimal),
+}
+
+impl Amount {
+    pub(crate) const ZERO: Amount = Amount::Fixed(0);
+
+    /// `d`, as an integer of 10^-15 when it has at most 15 places and fits.
+    #[inline]
+    pub(crate) fn of(d: Decimal) -> Amount {
+        let places = d.scale();
+        if places <= FIXED_SCALE
+            && let Some(n) = d
+                .mantissa()
+                .checked_mul(POW10_I128[(FIXED_SCALE - places) as usize])
+        {
+            return Amount::Fixed(n);
+        }
+        Amount::Exact(d)
+    }
+
+    /// The amount as a decimal (at the fewest places that hold it).
+    pub(crate) fn decimal(self) -> Result<Decimal, RowError> {
+        match self {
+            Amount::Fixed(n) => decimal_of_fixed(n),
+            Amount::Exact(d) => Ok(d),
+        }
+    }
+}
+
+/// `n` · 10^-15 as a decimal, trailing zeros dropped (so that it fits in `Decimal`'s 96
+/// bits whenever the value does).
+fn decimal_of_fixed(mut n: i128) -> Result<Decimal, RowError> {
+    let mut places = FIXED_SCALE;
+    while places > 0 && n % 10 == 0 {
+        n /= 10;
+        places -= 1;
+    }
+    Decimal::try_from_i128_with_scale(n, places).map_err(|_| RowError::Overflow)
+}
+
+/// An exact running sum of [`Amount`]s: the fixed ones in one `i128`, any others as a
+/// [`Decimal`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Sum {
+    fixed: i128,
+    exact: Decimal,
+}
+
+impl Sum {
+    #[inline]
+    pub(crate) fn add(&mut self, a: Amount) -> Result<(), RowError> {
+        match a {
+            Amount::Fixed(n) => {
+                self.fixed = self.fixed.checked_add(n).ok_or(RowError::Overflow)?;
+            }
+            Amount::Exact(d) => self.exact = add(self.exact, d)?,
+        }
+        Ok(())
+    }
+
+    /// The sum as a decimal.
+    pub(crate) fn value(&self) -> Result<Decimal, RowError> {
+        add(decimal_of_fixed(self.fixed)?, self.exact)
+    }
+}
+
+/// A key's sums while its file is read.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    cost: Sum,
+    unblended: Sum,
+}
+
 /// The streaming aggregator. Feed it files with [`Aggregator::read`], then
 /// [`Aggregator::finish`].
 #[derive(Debug)]
@@ -987,7 +1084,7 @@ pub struct Aggregator {
     names: Names,
     classes: FastMap<(u32, u32), Class>,
     /// The current file's sums per key, folded into the cells at its end.
-    groups: FastMap<Key, Money>,
+    groups: FastMap<Key, Sums>,
     tag_cache: FastMap<Box<[u8]>, bool>,
     files: Vec<FileStats>,
     rows: u64,
@@ -1301,7 +1398,7 @@ impl Aggregator {
             from: names.end_region(f.from_region),
             to: names.end_region(f.to_region),
         };
-        self.add_keyed(key, cost, unblended)?;
+        self.add_keyed(key, Amount::of(cost), Amount::of(unblended))?;
         if !self.drills.is_empty() {
             let resource = f.resource;
             for (drill, sum) in self.drills.iter().zip(self.drill_costs.iter_mut()) {
@@ -1325,13 +1422,13 @@ impl Aggregator {
     pub(crate) fn add_keyed(
         &mut self,
         key: Key,
-        cost: Decimal,
-        unblended: Decimal,
+        cost: Amount,
+        unblended: Amount,
     ) -> Result<(), RowError> {
         self.matched_rows += 1;
         let sums = self.groups.entry(key).or_default();
-        sums.cost = add(sums.cost, cost)?;
-        sums.unblended = add(sums.unblended, unblended)?;
+        sums.cost.add(cost)?;
+        sums.unblended.add(unblended)?;
         Ok(())
     }
 
@@ -1343,11 +1440,15 @@ impl Aggregator {
     /// Folds the current file's sums per key into the cells, transfers, line item types
     /// and totals: the category and transfer pair are worked out once per key.
     fn fold_groups(&mut self) -> Result<(), RowError> {
-        let mut groups: Vec<(Key, Money)> = self.groups.drain().collect();
+        let mut groups: Vec<(Key, Sums)> = self.groups.drain().collect();
         // Sums are exact, so the order does not change them; sorted all the same, so
         // that nothing downstream can depend on the hash order.
         groups.sort_by_key(|(k, _)| (k.region, k.service, k.usage, k.item, k.from, k.to));
         for (key, sums) in groups {
+            let sums = Money {
+                cost: sums.cost.value()?,
+                unblended: sums.unblended.value()?,
+            };
             let class = self.class(key.service, key.usage);
             let (category, pair) =
                 if key.from != NO_REGION && key.to != NO_REGION && key.from != key.to {
@@ -1492,6 +1593,7 @@ impl Start<'_> {
     }
 }
 
+#[derive(Debug)]
 pub(crate) enum RowError {
     Defect(Defect),
     Overflow,
@@ -1589,6 +1691,48 @@ mod tests {
             workload: "checkout".into(),
             resources: ["checkout-db".to_owned()].into_iter().collect(),
         }
+    }
+
+    #[test]
+    fn amounts_sum_exactly_in_fixed_point_and_beyond_it() {
+        // At most 15 places: fixed point; more places, or too large to scale: a Decimal.
+        assert_eq!(
+            Amount::of(d("0.0960000000")),
+            Amount::Fixed(96_000_000_000_000)
+        );
+        assert_eq!(Amount::of(d("-3")), Amount::Fixed(-3_000_000_000_000_000));
+        let fine = d("0.0000000000000000123");
+        assert_eq!(Amount::of(fine), Amount::Exact(fine));
+        let huge = d("79228162514264337593543950335");
+        assert_eq!(Amount::of(huge), Amount::Exact(huge));
+        let mut sum = Sum::default();
+        for a in [
+            "0.1",
+            "0.2",
+            "-0.05",
+            "1.0000000001",
+            "0.0000000000000000123",
+        ] {
+            sum.add(Amount::of(d(a))).unwrap();
+        }
+        assert_eq!(sum.value().unwrap(), d("1.2500000001000000123"));
+        // The sum leaves its trailing zeros, so a value Decimal holds is held.
+        let mut big = Sum::default();
+        big.add(Amount::of(d("50000000000000"))).unwrap();
+        big.add(Amount::of(d("50000000000000"))).unwrap();
+        assert_eq!(big.value().unwrap(), d("100000000000000"));
+        assert_eq!(
+            Amount::Fixed(1_500_000_000_000_000).decimal().unwrap(),
+            d("1.5")
+        );
+        // Past what a Decimal holds: overflow, never a wrong total.
+        let mut over = Sum::default();
+        over.add(Amount::Fixed(i128::MAX)).unwrap();
+        assert!(matches!(
+            over.add(Amount::Fixed(1)),
+            Err(RowError::Overflow)
+        ));
+        assert!(matches!(over.value(), Err(RowError::Overflow)));
     }
 
     #[test]

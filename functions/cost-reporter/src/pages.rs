@@ -21,7 +21,7 @@ use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::ColumnChunkMetaData;
 use rust_decimal::Decimal;
 
-use crate::cur::money;
+use crate::cur::{Amount, FIXED_SCALE, POW10_I128, money};
 
 fn err(msg: impl Into<String>) -> ParquetError {
     ParquetError::General(msg.into())
@@ -66,36 +66,15 @@ pub(crate) fn supported(chunk: &ColumnChunkMetaData) -> bool {
 /// SSE4.1): `|x| < 10^15 < 2^50`, so `x ± 0.5` is exact and truncating it rounds half
 /// away from zero, as `f64::round` does.
 pub(crate) fn decimal_of_f64(v: f64) -> Option<Decimal> {
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
     if !v.is_finite() {
         return None;
     }
-    // `m` when `k` reads back as `v`.
-    let reads_back = |k: usize| -> Option<i64> {
-        let p = POW10[k];
-        let x = v * p;
-        if x.abs() >= 1e15 {
-            return None;
-        }
-        // |x| < 10^15: both conversions are exact.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        let m = (x + 0.5f64.copysign(x)) as i64;
-        #[allow(clippy::cast_precision_loss)]
-        let back = m as f64 / p;
-        (back == v).then_some(m)
-    };
-    // The largest `k` in range: |v·10^k| grows with `k`.
-    let mut top = POW10.len() - 1;
-    while top > 0 && (v * POW10[top]).abs() >= 1e15 {
-        top -= 1;
-    }
-    if let Some(mut m) = reads_back(top) {
+    let top = top_places(v);
+    if let Some(mut m) = reads_back(v, top) {
         let (mut lo, mut hi) = (0, top);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match reads_back(mid) {
+            match reads_back(v, mid) {
                 Some(at) => {
                     hi = mid;
                     m = at;
@@ -107,8 +86,62 @@ pub(crate) fn decimal_of_f64(v: f64) -> Option<Decimal> {
         #[allow(clippy::cast_possible_truncation)]
         return Some(Decimal::new(m, hi as u32));
     }
+    display_decimal(v)
+}
+
+/// [`decimal_of_f64`] as an [`Amount`] to sum, found with one try instead of a
+/// bisection: the largest `k` in range reads back whenever any smaller one does, and
+/// `m·10^-k` is then the same rational as the shortest decimal (see there), so
+/// `m·10^(15-k)` is that decimal in units of 10^-15, exactly.
+#[inline]
+pub(crate) fn amount_of_f64(v: f64) -> Option<Amount> {
+    if !v.is_finite() {
+        return None;
+    }
+    let top = top_places(v);
+    if let Some(m) = reads_back(v, top) {
+        // `top` ≤ 15 = FIXED_SCALE, and |m| < 10^15 so the product is below 10^30.
+        return Some(Amount::Fixed(
+            i128::from(m) * POW10_I128[FIXED_SCALE as usize - top],
+        ));
+    }
+    display_decimal(v).map(Amount::of)
+}
+
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The largest `k` ≤ 15 with |v·10^k| < 10^15 (0 when there is none): |v·10^k| grows
+/// with `k`.
+#[inline]
+fn top_places(v: f64) -> usize {
+    let mut top = POW10.len() - 1;
+    while top > 0 && (v * POW10[top]).abs() >= 1e15 {
+        top -= 1;
+    }
+    top
+}
+
+/// `m` when `m = round(v·10^k)` has at most 15 digits and `m / 10^k` reads back as `v`.
+#[inline]
+fn reads_back(v: f64, k: usize) -> Option<i64> {
+    let p = POW10[k];
+    let x = v * p;
+    if x.abs() >= 1e15 {
+        return None;
+    }
+    // |x| < 10^15: both conversions are exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let m = (x + 0.5f64.copysign(x)) as i64;
+    #[allow(clippy::cast_precision_loss)]
+    let back = m as f64 / p;
+    (back == v).then_some(m)
+}
+
+/// `Display` of f64 (the shortest round-trip digits, never an exponent) as a decimal.
+fn display_decimal(v: f64) -> Option<Decimal> {
     let mut text = String::with_capacity(32);
-    // `Display` of f64: the shortest round-trip digits, never an exponent.
     write!(text, "{v}").ok()?;
     Decimal::from_str(&text).ok()
 }
@@ -238,9 +271,29 @@ impl Hybrid {
                 left -= k;
             } else {
                 let k = left.min(self.packed);
-                for _ in 0..k {
-                    let v = self.unpack()?;
-                    out.push(v);
+                let width = usize::from(self.width);
+                // Where 8 bytes can be loaded at every value's byte (all but the page's
+                // last few values), a tight loop without per-value checks of the run.
+                let fast = (self.bit + k * width) / 8 + 8 <= self.data.len();
+                if fast {
+                    let (data, start, mask) = (&self.data[..], self.bit, (1u64 << width) - 1);
+                    out.extend((0..k).map(|j| {
+                        let bit = start + j * width;
+                        let word = data
+                            .get(bit / 8..)
+                            .and_then(<[u8]>::first_chunk::<8>)
+                            .map_or(0, |w| u64::from_le_bytes(*w));
+                        // At most 32 bits: fits.
+                        #[allow(clippy::cast_possible_truncation)]
+                        let v = ((word >> (bit % 8)) & mask) as u32;
+                        v
+                    }));
+                    self.bit += k * width;
+                } else {
+                    for _ in 0..k {
+                        let v = self.unpack()?;
+                        out.push(v);
+                    }
                 }
                 self.packed -= k;
                 left -= k;
@@ -289,14 +342,14 @@ struct DataPage {
 #[derive(Debug, Clone)]
 pub(crate) enum Cost {
     Null,
-    Value(Decimal),
+    Value(Amount),
     Bad(String),
 }
 
 /// Reads one PLAIN cost of a column of type `physical` called `name`.
 fn plain_cost(physical: Physical, name: &'static str, values: &mut Values) -> Result<Cost> {
-    let float = |v: f64| match decimal_of_f64(v) {
-        Some(d) => Cost::Value(d),
+    let float = |v: f64| match amount_of_f64(v) {
+        Some(a) => Cost::Value(a),
         None => Cost::Bad(v.to_string()),
     };
     Ok(match physical {
@@ -316,7 +369,7 @@ fn plain_cost(physical: Physical, name: &'static str, values: &mut Values) -> Re
                 Cost::Null
             } else {
                 match money(b, name) {
-                    Ok(d) => Cost::Value(d),
+                    Ok(d) => Cost::Value(Amount::of(d)),
                     Err(_) => Cost::Bad(crate::cur::excerpt(b)),
                 }
             }
@@ -698,6 +751,12 @@ mod tests {
 
     #[test]
     fn doubles_become_the_decimal_they_print_as() {
+        // As a decimal, and as the amount summed (one try, no bisection): the same value.
+        let check = |v: f64| {
+            assert_eq!(decimal_of_f64(v), Some(display(v)), "{v}");
+            let amount = amount_of_f64(v).unwrap();
+            assert_eq!(amount.decimal().unwrap(), display(v), "{v:e}: {amount:?}");
+        };
         for v in [
             0.0,
             -0.0,
@@ -721,7 +780,7 @@ mod tests {
             4.35,
             0.07,
         ] {
-            assert_eq!(decimal_of_f64(v), Some(display(v)), "{v}");
+            check(v);
         }
         // Decimals of up to 12 places as an exporter writes them, and arbitrary bits.
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -732,14 +791,53 @@ mod tests {
             let places = (x >> 60) as i32 % 13;
             let v = ((x >> 20) % 100_000_000_000_000) as f64 / 10f64.powi(places);
             let v = if i % 2 == 0 { v } else { -v };
-            assert_eq!(decimal_of_f64(v), Some(display(v)), "{v}");
+            check(v);
             let bits = f64::from_bits(x);
             if bits.is_finite() && bits.abs() < 1e27 && bits.abs() > 1e-27 {
-                assert_eq!(decimal_of_f64(bits), Some(display(bits)), "{bits:e}");
+                check(bits);
             }
         }
         assert_eq!(decimal_of_f64(f64::NAN), None);
         assert_eq!(decimal_of_f64(f64::INFINITY), None);
+        assert_eq!(amount_of_f64(f64::NAN), None);
+        assert_eq!(amount_of_f64(f64::NEG_INFINITY), None);
+    }
+
+    #[test]
+    fn long_bit_packed_runs_decode_at_every_width() {
+        // One bit-packed run of 40 groups (320 values), read in uneven stretches, so
+        // that the loop over whole stretches and the checked tail both decode.
+        for width in [1u8, 3, 7, 8, 13, 20, 31, 32] {
+            let mask = if width == 32 {
+                u32::MAX
+            } else {
+                (1u32 << width) - 1
+            };
+            let vals: Vec<u32> = (0..320u32)
+                .map(|i| i.wrapping_mul(2_654_435_761) & mask)
+                .collect();
+            let mut data = vec![(40 << 1) | 1];
+            let mut bits = vec![false; 320 * usize::from(width)];
+            for (i, v) in vals.iter().enumerate() {
+                for b in 0..usize::from(width) {
+                    bits[i * usize::from(width) + b] = (v >> b) & 1 == 1;
+                }
+            }
+            for byte in bits.chunks(8) {
+                data.push(
+                    byte.iter()
+                        .enumerate()
+                        .fold(0u8, |acc, (i, &b)| acc | (u8::from(b) << i)),
+                );
+            }
+            let mut h = Hybrid::new(Bytes::from(data), width).unwrap();
+            let mut out = Vec::new();
+            for n in [1, 7, 100, 5, 200, 7] {
+                h.read(n, &mut out).unwrap();
+            }
+            assert_eq!(out, vals, "width {width}");
+            assert!(h.read(1, &mut out).is_err(), "width {width}: past the end");
+        }
     }
 
     #[test]

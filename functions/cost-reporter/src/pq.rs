@@ -18,8 +18,8 @@ use parquet::schema::types::ColumnDescriptor;
 use rust_decimal::Decimal;
 
 use crate::cur::{
-    Aggregator, Defect, Fields, FileStats, Key, NO_REGION, ParseError, RowAt, RowError, Start,
-    Table, money,
+    Aggregator, Amount, Defect, Fields, FileStats, Key, NO_REGION, ParseError, RowAt, RowError,
+    Start, Table, money,
 };
 use crate::pages::{Chunk, Cost, Role, decimal_of_f64, supported};
 
@@ -537,12 +537,12 @@ fn read_group_pages(
             };
             let result = (|| -> Result<(), RowError> {
                 let unblended = match unblended_costs.get(row) {
-                    Some(Cost::Value(d)) => *d,
+                    Some(Cost::Value(a)) => *a,
                     Some(Cost::Bad(v)) => return Err(bad(plan.unblended.name, v)),
-                    Some(Cost::Null) | None => Decimal::ZERO,
+                    Some(Cost::Null) | None => Amount::ZERO,
                 };
                 let cost = match net_costs.get(row) {
-                    Some(Cost::Value(d)) => *d,
+                    Some(Cost::Value(a)) => *a,
                     Some(Cost::Bad(v)) => {
                         return Err(bad(plan.net.map_or("", |l| l.name), v));
                     }
@@ -552,7 +552,7 @@ fn read_group_pages(
                     || resources.get(row) == Some(&1)
                     || matches.get(row).copied().unwrap_or(false);
                 if !in_scope {
-                    return agg.add_out_of_scope(cost);
+                    return agg.add_out_of_scope(cost.decimal()?);
                 }
                 let id = |v: &Vec<u32>| v.get(row).copied().unwrap_or(NO_REGION);
                 agg.add_keyed(
