@@ -737,7 +737,7 @@ pub(crate) const NO_REGION: u32 = u32::MAX;
 /// service, usage type, line item type and transfer Regions ([`NO_REGION`] when empty).
 /// The category and transfer pair follow from the key alone, so they are worked out
 /// once per key when a file is done ([`Aggregator::file_done`]), not once per row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key {
     pub(crate) region: u32,
     pub(crate) service: u32,
@@ -745,6 +745,36 @@ pub(crate) struct Key {
     pub(crate) item: u32,
     pub(crate) from: u32,
     pub(crate) to: u32,
+}
+
+impl std::hash::Hash for Key {
+    /// One word for the hasher: the ids times distinct odd constants, summed. The six
+    /// products are independent (a hash per id would chain six multiplies, row after
+    /// row); every id reaches the word's low bits, which the table's tags and index
+    /// come from once the hasher mixes it. Equal keys hash alike, as `Eq` requires.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        const M: [u64; 6] = [
+            0x9e37_79b9_7f4a_7c15,
+            0xc2b2_ae3d_27d4_eb4f,
+            0x1656_67b1_9e37_79f9,
+            0xd6e8_feb8_6659_fd93,
+            0xa076_1d64_78bd_642f,
+            0xe703_7ed1_a0b4_28db,
+        ];
+        let ids = [
+            self.region,
+            self.service,
+            self.usage,
+            self.item,
+            self.from,
+            self.to,
+        ];
+        let word = ids.iter().zip(M).fold(0u64, |acc, (&id, m)| {
+            acc.wrapping_add(u64::from(id).wrapping_mul(m))
+        });
+        h.write_u64(word);
+    }
 }
 
 /// The interned names of one aggregator, for sources that map their own values (Parquet

@@ -256,6 +256,19 @@ impl Hybrid {
         Ok(v)
     }
 
+    /// Consumes the next `n` values if they all lie in the current (or next) repeated
+    /// run and equal `value`; `false`, consuming nothing, otherwise.
+    fn take_repeated(&mut self, n: usize, value: u32) -> Result<bool> {
+        if self.repeat == 0 && self.packed == 0 {
+            self.next_run()?;
+        }
+        if self.repeat >= n && self.value == value {
+            self.repeat -= n;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Appends the next `n` values to `out`.
     fn read(&mut self, n: usize, out: &mut Vec<u32>) -> Result<()> {
         let mut left = n;
@@ -346,6 +359,16 @@ pub(crate) enum Cost {
     Bad(String),
 }
 
+/// The cost of one PLAIN double (`b`: its 8 bytes).
+#[inline]
+fn double_cost(b: &[u8]) -> Cost {
+    let v = f64::from_le_bytes(b.try_into().unwrap_or_default());
+    match amount_of_f64(v) {
+        Some(a) => Cost::Value(a),
+        None => Cost::Bad(v.to_string()),
+    }
+}
+
 /// Reads one PLAIN cost of a column of type `physical` called `name`.
 fn plain_cost(physical: Physical, name: &'static str, values: &mut Values) -> Result<Cost> {
     let float = |v: f64| match amount_of_f64(v) {
@@ -381,7 +404,7 @@ fn plain_cost(physical: Physical, name: &'static str, values: &mut Values) -> Re
 /// The dictionary of the chunk, mapped as the role needs.
 enum Dict {
     None,
-    /// Strings, and the id each maps to (`u32::MAX`: not mapped yet).
+    /// Strings, and the id each maps to (empty until the first stretch maps them all).
     Text {
         data: Bytes,
         spans: Vec<(usize, usize)>,
@@ -462,8 +485,13 @@ impl Chunk {
                 Dict::Text {
                     data: buf.clone(),
                     spans,
-                    ids: vec![u32::MAX; count],
+                    ids: Vec::with_capacity(count),
                 }
+            }
+            (Role::Money, Physical::DOUBLE) => {
+                // A dictionary of doubles can hold a row group's every value (one a row).
+                let raw = values.plain(count * 8)?;
+                Dict::Money(raw.chunks_exact(8).map(double_cost).collect())
             }
             (Role::Money, _) => {
                 let mut costs = Vec::with_capacity(count);
@@ -588,6 +616,10 @@ impl Chunk {
         match page.def.as_mut() {
             None => Ok((k, k, true)),
             Some(def) => {
+                // Every row present (a repeated run of the top level): no levels to keep.
+                if def.take_repeated(k, max_def)? {
+                    return Ok((k, k, true));
+                }
                 def.read(k, &mut self.levels)?;
                 let present = self.levels.iter().filter(|&&l| l == max_def).count();
                 Ok((k, present, present == k))
@@ -626,15 +658,19 @@ impl Chunk {
                     let Dict::Text { data, spans, ids } = dict else {
                         return Err(err("dictionary of another type"));
                     };
-                    let mut id_of = |i: u32| -> Result<u32> {
-                        let slot = ids
-                            .get_mut(i as usize)
-                            .ok_or_else(|| err(format!("dictionary index {i} out of range")))?;
-                        if *slot == u32::MAX {
-                            let (a, b) = spans.get(i as usize).copied().unwrap_or_default();
-                            *slot = map(data.get(a..b).unwrap_or_default());
-                        }
-                        Ok(*slot)
+                    if ids.is_empty() && !spans.is_empty() {
+                        // Each entry mapped once per chunk, all on the first stretch: a
+                        // dictionary holds the chunk's distinct values, a few hundred.
+                        ids.extend(
+                            spans
+                                .iter()
+                                .map(|&(a, b)| map(data.get(a..b).unwrap_or_default())),
+                        );
+                    }
+                    let id_of = |i: u32| -> Result<u32> {
+                        ids.get(i as usize)
+                            .copied()
+                            .ok_or_else(|| err(format!("dictionary index {i} out of range")))
                     };
                     if all {
                         for &i in indices.iter() {
@@ -720,7 +756,11 @@ impl Chunk {
                     }
                 }
                 values @ Values::Plain { .. } => {
-                    if all {
+                    if all && *physical == Physical::DOUBLE {
+                        // One bounds check for the stretch, then 8 bytes a value.
+                        let raw = values.plain(k * 8)?;
+                        out.extend(raw.chunks_exact(8).map(double_cost));
+                    } else if all {
                         for _ in 0..k {
                             out.push(plain_cost(*physical, name, values)?);
                         }
