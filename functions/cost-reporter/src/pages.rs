@@ -359,6 +359,50 @@ pub(crate) enum Cost {
     Bad(String),
 }
 
+/// A stretch of rows' costs, one `i128` a row: the amount in units of 10^-15
+/// ([`Amount::Fixed`]), [`NULL`], or [`ELSEWHERE`] for the few that are not fixed point
+/// (more places, too large, not a number), kept in `others` by row. Half the bytes of
+/// a [`Cost`] a row, and no enum to match for nearly every row.
+#[derive(Debug, Default)]
+pub(crate) struct Costs {
+    pub(crate) rows: Vec<i128>,
+    pub(crate) others: Vec<(usize, Cost)>,
+}
+
+/// A null cost (or an empty string) in [`Costs::rows`].
+pub(crate) const NULL: i128 = i128::MIN;
+/// A cost in [`Costs::others`].
+pub(crate) const ELSEWHERE: i128 = i128::MIN + 1;
+
+impl Costs {
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.others.clear();
+    }
+
+    #[inline]
+    fn push(&mut self, cost: Cost) {
+        let row = match cost {
+            Cost::Null => NULL,
+            Cost::Value(Amount::Fixed(n)) if n > ELSEWHERE => n,
+            other => {
+                self.others.push((self.rows.len(), other));
+                ELSEWHERE
+            }
+        };
+        self.rows.push(row);
+    }
+
+    /// Row `row`'s cost when it is in `others`.
+    pub(crate) fn other(&self, row: usize) -> Option<&Cost> {
+        self.others
+            .binary_search_by_key(&row, |(r, _)| *r)
+            .ok()
+            .and_then(|i| self.others.get(i))
+            .map(|(_, c)| c)
+    }
+}
+
 /// The cost of one PLAIN double (`b`: its 8 bytes).
 #[inline]
 fn double_cost(b: &[u8]) -> Cost {
@@ -410,7 +454,8 @@ enum Dict {
         spans: Vec<(usize, usize)>,
         ids: Vec<u32>,
     },
-    Money(Vec<Cost>),
+    /// Costs, as a stretch's rows are ([`Costs`]), with the dictionary index as row.
+    Money(Costs),
 }
 
 /// What the values of a chunk are read as.
@@ -491,10 +536,15 @@ impl Chunk {
             (Role::Money, Physical::DOUBLE) => {
                 // A dictionary of doubles can hold a row group's every value (one a row).
                 let raw = values.plain(count * 8)?;
-                Dict::Money(raw.chunks_exact(8).map(double_cost).collect())
+                let mut costs = Costs::default();
+                costs.rows.reserve(count);
+                for b in raw.chunks_exact(8) {
+                    costs.push(double_cost(b));
+                }
+                Dict::Money(costs)
             }
             (Role::Money, _) => {
-                let mut costs = Vec::with_capacity(count);
+                let mut costs = Costs::default();
                 for _ in 0..count {
                     costs.push(plain_cost(self.physical, self.name, &mut values)?);
                 }
@@ -709,7 +759,7 @@ impl Chunk {
     }
 
     /// Appends the costs of the next `n` rows to `out`.
-    pub(crate) fn costs(&mut self, n: usize, out: &mut Vec<Cost>) -> Result<()> {
+    pub(crate) fn costs(&mut self, n: usize, out: &mut Costs) -> Result<()> {
         let max_def = u32::try_from(self.max_def).unwrap_or(0);
         let mut left = n;
         while left > 0 {
@@ -734,23 +784,31 @@ impl Chunk {
                     let Dict::Money(costs) = dict else {
                         return Err(err("dictionary of another type"));
                     };
-                    let cost = |i: u32| {
-                        costs
+                    let cost = |out: &mut Costs, i: u32| -> Result<()> {
+                        let v = *costs
+                            .rows
                             .get(i as usize)
-                            .cloned()
-                            .ok_or_else(|| err(format!("dictionary index {i} out of range")))
+                            .ok_or_else(|| err(format!("dictionary index {i} out of range")))?;
+                        if v == ELSEWHERE {
+                            let other = costs.other(i as usize).cloned().unwrap_or(Cost::Null);
+                            out.push(other);
+                        } else {
+                            out.rows.push(v);
+                        }
+                        Ok(())
                     };
                     if all {
+                        out.rows.reserve(indices.len());
                         for &i in indices.iter() {
-                            out.push(cost(i)?);
+                            cost(out, i)?;
                         }
                     } else {
                         let mut next = indices.iter();
                         for &level in levels.iter() {
                             if level == max_def {
-                                out.push(cost(next.next().copied().unwrap_or(0))?);
+                                cost(out, next.next().copied().unwrap_or(0))?;
                             } else {
-                                out.push(Cost::Null);
+                                out.rows.push(NULL);
                             }
                         }
                     }
@@ -759,7 +817,10 @@ impl Chunk {
                     if all && *physical == Physical::DOUBLE {
                         // One bounds check for the stretch, then 8 bytes a value.
                         let raw = values.plain(k * 8)?;
-                        out.extend(raw.chunks_exact(8).map(double_cost));
+                        out.rows.reserve(k);
+                        for b in raw.chunks_exact(8) {
+                            out.push(double_cost(b));
+                        }
                     } else if all {
                         for _ in 0..k {
                             out.push(plain_cost(*physical, name, values)?);
@@ -769,7 +830,7 @@ impl Chunk {
                             if level == max_def {
                                 out.push(plain_cost(*physical, name, values)?);
                             } else {
-                                out.push(Cost::Null);
+                                out.rows.push(NULL);
                             }
                         }
                     }
@@ -841,6 +902,25 @@ mod tests {
         assert_eq!(decimal_of_f64(f64::INFINITY), None);
         assert_eq!(amount_of_f64(f64::NAN), None);
         assert_eq!(amount_of_f64(f64::NEG_INFINITY), None);
+    }
+
+    #[test]
+    fn costs_keep_fixed_amounts_in_line_and_the_rest_by_row() {
+        let fine = Decimal::from_str("0.0000000000000000123").unwrap();
+        let mut c = Costs::default();
+        c.push(Cost::Value(Amount::Fixed(7)));
+        c.push(Cost::Null);
+        c.push(Cost::Value(Amount::Exact(fine)));
+        c.push(Cost::Bad("abc".into()));
+        // A fixed amount equal to a sentinel is kept by row, not taken for one.
+        c.push(Cost::Value(Amount::Fixed(ELSEWHERE)));
+        assert_eq!(c.rows, [7, NULL, ELSEWHERE, ELSEWHERE, ELSEWHERE]);
+        assert!(matches!(c.other(2), Some(Cost::Value(Amount::Exact(d))) if *d == fine));
+        assert!(matches!(c.other(3), Some(Cost::Bad(v)) if v == "abc"));
+        assert!(matches!(c.other(4), Some(Cost::Value(Amount::Fixed(ELSEWHERE)))));
+        assert!(c.other(0).is_none());
+        c.clear();
+        assert!(c.rows.is_empty() && c.others.is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::cur::{
     Aggregator, Amount, Defect, Fields, FileStats, Key, NO_REGION, ParseError, RowAt, RowError,
     Start, Table, money,
 };
-use crate::pages::{Chunk, Cost, Role, decimal_of_f64, supported};
+use crate::pages::{Chunk, Cost, Costs, ELSEWHERE, NULL, Role, decimal_of_f64, supported};
 
 /// Rows decoded at a time per column.
 pub const BATCH: usize = 4096;
@@ -479,7 +479,7 @@ fn read_group_pages(
     let mut tags = open_tags(plan, rg, file, group)?;
     let group_rows = usize::try_from(rg.metadata().num_rows()).unwrap_or(0);
     let mut ids: [Vec<u32>; 7] = Default::default();
-    let (mut unblended_costs, mut net_costs) = (Vec::new(), Vec::new());
+    let (mut unblended_costs, mut net_costs) = (Costs::default(), Costs::default());
     let mut done = 0usize;
     while done < group_rows {
         let want = BATCH.min(group_rows - done);
@@ -536,18 +536,23 @@ fn read_group_pages(
                 })
             };
             let result = (|| -> Result<(), RowError> {
-                let unblended = match unblended_costs.get(row) {
-                    Some(Cost::Value(a)) => *a,
-                    Some(Cost::Bad(v)) => return Err(bad(plan.unblended.name, v)),
-                    Some(Cost::Null) | None => Amount::ZERO,
-                };
-                let cost = match net_costs.get(row) {
-                    Some(Cost::Value(a)) => *a,
-                    Some(Cost::Bad(v)) => {
-                        return Err(bad(plan.net.map_or("", |l| l.name), v));
-                    }
-                    Some(Cost::Null) | None => unblended,
-                };
+                // Nearly every row: a fixed-point amount; the rest from `others`.
+                let amount =
+                    |costs: &Costs, column: &'static str| -> Result<Option<Amount>, RowError> {
+                        match costs.rows.get(row).copied() {
+                            None | Some(NULL) => Ok(None),
+                            Some(ELSEWHERE) => match costs.other(row) {
+                                Some(Cost::Value(a)) => Ok(Some(*a)),
+                                Some(Cost::Bad(v)) => Err(bad(column, v)),
+                                Some(Cost::Null) | None => Ok(None),
+                            },
+                            Some(n) => Ok(Some(Amount::Fixed(n))),
+                        }
+                    };
+                let unblended =
+                    amount(&unblended_costs, plan.unblended.name)?.unwrap_or(Amount::ZERO);
+                let cost =
+                    amount(&net_costs, plan.net.map_or("", |l| l.name))?.unwrap_or(unblended);
                 let in_scope = !scoped
                     || resources.get(row) == Some(&1)
                     || matches.get(row).copied().unwrap_or(false);
