@@ -917,7 +917,10 @@ mod tests {
         assert_eq!(c.rows, [7, NULL, ELSEWHERE, ELSEWHERE, ELSEWHERE]);
         assert!(matches!(c.other(2), Some(Cost::Value(Amount::Exact(d))) if *d == fine));
         assert!(matches!(c.other(3), Some(Cost::Bad(v)) if v == "abc"));
-        assert!(matches!(c.other(4), Some(Cost::Value(Amount::Fixed(ELSEWHERE)))));
+        assert!(matches!(
+            c.other(4),
+            Some(Cost::Value(Amount::Fixed(ELSEWHERE)))
+        ));
         assert!(c.other(0).is_none());
         c.clear();
         assert!(c.rows.is_empty() && c.others.is_empty());
