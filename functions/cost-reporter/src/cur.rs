@@ -1052,6 +1052,7 @@ impl Amount {
     }
 
     /// The amount as a decimal (at the fewest places that hold it).
+    #[cfg(test)]
     pub(crate) fn decimal(self) -> Result<Decimal, RowError> {
         match self {
             Amount::Fixed(n) => decimal_of_fixed(n),
@@ -1123,6 +1124,8 @@ pub struct Aggregator {
     bad_samples: Vec<BadRow>,
     total: Money,
     out_of_scope: Decimal,
+    /// The current file's out-of-scope amounts, folded into `out_of_scope` at its end.
+    out_of_scope_file: Sum,
     cells: FastMap<(u32, u32, Category), Money>,
     transfers: FastMap<(u32, u32), Decimal>,
     by_item_type: FastMap<u32, Decimal>,
@@ -1149,6 +1152,7 @@ impl Aggregator {
             bad_samples: Vec::new(),
             total: Money::default(),
             out_of_scope: Decimal::ZERO,
+            out_of_scope_file: Sum::default(),
             cells: FastMap::default(),
             transfers: FastMap::default(),
             by_item_type: FastMap::default(),
@@ -1443,7 +1447,14 @@ impl Aggregator {
     /// The cost of a row outside the scope.
     #[inline]
     pub(crate) fn add_out_of_scope(&mut self, cost: Decimal) -> Result<(), RowError> {
-        self.out_of_scope = add(self.out_of_scope, cost)?;
+        self.add_out_of_scope_amount(Amount::of(cost))
+    }
+
+    /// Adds one row outside the scope as an [`Amount`] (summed in fixed point, folded
+    /// into the total when the file ends).
+    #[inline]
+    pub(crate) fn add_out_of_scope_amount(&mut self, cost: Amount) -> Result<(), RowError> {
+        self.out_of_scope_file.add(cost)?;
         Ok(())
     }
 
@@ -1470,6 +1481,8 @@ impl Aggregator {
     /// Folds the current file's sums per key into the cells, transfers, line item types
     /// and totals: the category and transfer pair are worked out once per key.
     fn fold_groups(&mut self) -> Result<(), RowError> {
+        let outside = std::mem::take(&mut self.out_of_scope_file);
+        self.out_of_scope = add(self.out_of_scope, outside.value()?)?;
         let mut groups: Vec<(Key, Sums)> = self.groups.drain().collect();
         // Sums are exact, so the order does not change them; sorted all the same, so
         // that nothing downstream can depend on the hash order.

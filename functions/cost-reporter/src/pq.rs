@@ -557,7 +557,7 @@ fn read_group_pages(
                     || resources.get(row) == Some(&1)
                     || matches.get(row).copied().unwrap_or(false);
                 if !in_scope {
-                    return agg.add_out_of_scope(cost.decimal()?);
+                    return agg.add_out_of_scope_amount(cost);
                 }
                 let id = |v: &Vec<u32>| v.get(row).copied().unwrap_or(NO_REGION);
                 agg.add_keyed(
