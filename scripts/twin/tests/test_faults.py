@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -250,6 +251,18 @@ class FakeLambdaWatch:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+@contextlib.contextmanager
+def local_settings(server, settings: dict, reset: tuple[str, ...], settle: float = 0.0):
+    """Named local settings for one test of the module's shared server: `reset` cleared
+    afterwards, pass or fail, once `settle` seconds have let its invocations finish."""
+    server.control("settings", settings)
+    try:
+        yield server.client("lambda")
+    finally:
+        time.sleep(settle)
+        server.control("settings", dict.fromkeys(reset))
+
+
 @pytest.fixture(scope="module")
 def lambdas():
     from conftest import Server
@@ -283,17 +296,17 @@ def test_event_invoke_answers_202_at_once_and_runs_in_background(lambdas):
 def test_timeout_answers_sandbox_timedout(lambdas):
     server, _ = lambdas
     # The timeout alone: no Init allowance, were this invocation to start an instance.
-    server.control("settings", {"lambda.timeout_seconds.slow": 0.5, "lambda.init_seconds": 0})
-    started = time.monotonic()
-    out = server.client("lambda").invoke(FunctionName="slow", Payload=b"{}")
-    elapsed = time.monotonic() - started
+    with local_settings(server, {"lambda.timeout_seconds.slow": 0.5, "lambda.init_seconds": 0},
+                        reset=("lambda.init_seconds",)) as client:
+        started = time.monotonic()
+        out = client.invoke(FunctionName="slow", Payload=b"{}")
+        elapsed = time.monotonic() - started
     payload = json.loads(out["Payload"].read())
     assert out["StatusCode"] == 200 and out["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Sandbox.Timedout"
     assert payload["errorMessage"].endswith("Task timed out after 0.50 seconds")
     assert 0.5 <= elapsed < 1.4
     assert any(r["kind"] == "lambda.timeout" and r["function"] == "slow" for r in server.timeline())
-    server.control("settings", {"lambda.init_seconds": None})
 
 
 def test_a_new_instance_has_the_init_limit_on_top_of_the_timeout(lambdas):
@@ -303,9 +316,8 @@ def test_a_new_instance_has_the_init_limit_on_top_of_the_timeout(lambdas):
     # instance) succeeds within timeout + `lambda.init_seconds`; the next one, in the
     # started instance, is held to the timeout alone.
     server, fake = lambdas
-    server.control("settings", {"lambda.timeout_seconds.cold": 0.5, "lambda.init_seconds": 2})
-    try:
-        client = server.client("lambda")
+    with local_settings(server, {"lambda.timeout_seconds.cold": 0.5, "lambda.init_seconds": 2},
+                        reset=("lambda.init_seconds",), settle=1.5) as client:
         out = client.invoke(FunctionName="cold", Payload=b'{"run": 0.1}')
         assert "FunctionError" not in out, out["Payload"].read()
         assert json.loads(out["Payload"].read()) == {"run": 0.1}
@@ -315,9 +327,6 @@ def test_a_new_instance_has_the_init_limit_on_top_of_the_timeout(lambdas):
         assert time.monotonic() - started < 1.4
         rows = [r for r in server.timeline() if r["kind"] == "lambda.invoke" and r["function"] == "cold"]
         assert [(r["cold"], r["function_error"]) for r in rows] == [(True, None), (False, "Unhandled")], rows
-    finally:
-        time.sleep(1.5)
-        server.control("settings", {"lambda.init_seconds": None})
 
 
 def test_timeout_fault_holds_for_the_timeout_and_never_forwards(lambdas):
@@ -369,10 +378,9 @@ def test_a_synchronous_invocation_runs_ahead_of_queued_asynchronous_ones_timed_f
     # over 3 s from its arrival and time out; the router holds the asynchronous ones back
     # (`lambda.instances`) and forwards the synchronous one first.
     server, fake = lambdas
-    server.control("settings", {"lambda.instances": FakeLambdaWatch.PACED_INSTANCES,
-                                "lambda.timeout_seconds.paced": 3})
-    try:
-        client = server.client("lambda")
+    with local_settings(server, {"lambda.instances": FakeLambdaWatch.PACED_INSTANCES,
+                                 "lambda.timeout_seconds.paced": 3},
+                        reset=("lambda.instances",)) as client:
         for i in range(8):
             out = client.invoke(FunctionName="paced", InvocationType="Event", Payload=json.dumps({"sleep": 1.0, "i": i}).encode())
             assert out["StatusCode"] == 202
@@ -390,17 +398,14 @@ def test_a_synchronous_invocation_runs_ahead_of_queued_asynchronous_ones_timed_f
         assert 0 < sync["queued_ms"] <= 1500 and sync["ms"] < 1500, sync
         # The asynchronous ones waited their turn, and none was timed out for it.
         assert max(r["queued_ms"] for r in rows if r["invocation_type"] == "Event") >= 2000
-    finally:
-        server.control("settings", {"lambda.instances": None})
 
 
 def test_a_synchronous_invocation_with_no_free_instance_within_its_timeout_is_throttled(lambdas):
     # AWS answers an invocation over the concurrency it may use with 429
     # TooManyRequestsException (Invoke API reference, Errors); the machines retry it.
     server, fake = lambdas
-    server.control("settings", {"lambda.instances": 1, "lambda.timeout_seconds.paced": 0.5})
-    try:
-        client = server.client("lambda")
+    with local_settings(server, {"lambda.instances": 1, "lambda.timeout_seconds.paced": 0.5},
+                        reset=("lambda.instances",), settle=3.0) as client:
         # Its one instance is busy for 3 s: timed out at 0.5 s, the function still runs
         # in watch, which does not stop it as Lambda would.
         client.invoke(FunctionName="paced", InvocationType="Event", Payload=b'{"sleep": 3.0}')
@@ -414,9 +419,6 @@ def test_a_synchronous_invocation_with_no_free_instance_within_its_timeout_is_th
         assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("TooManyRequestsException", 429)
         assert err.get("Reason") == "ConcurrentInvocationLimitExceeded"
         assert any(r["kind"] == "lambda.throttled" and r["function"] == "paced" for r in server.timeline())
-    finally:
-        time.sleep(3.0)
-        server.control("settings", {"lambda.instances": None})
 
 
 def test_region_fault_applies_to_invoke(lambdas):
